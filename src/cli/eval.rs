@@ -1,0 +1,138 @@
+//! `verdict eval`: one query against policies and data, printed as `opa eval` prints it.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use regorus::Value;
+
+use crate::policy::json::{self, ObjectWriter};
+
+#[derive(Debug, clap::Args)]
+pub struct EvalArgs {
+    /// Policy or data files and directories (repeatable).
+    #[arg(short = 'd', long = "data", value_name = "PATH")]
+    data: Vec<PathBuf>,
+    /// Bundles (directories or .tar.gz), loaded like -d (repeatable).
+    #[arg(short = 'b', long = "bundle", value_name = "PATH")]
+    bundles: Vec<PathBuf>,
+    /// The input document, a JSON or YAML file.
+    #[arg(short = 'i', long = "input", value_name = "FILE")]
+    input: Option<PathBuf>,
+    /// json (OPA's result set) or raw (values only, one per line).
+    #[arg(short = 'f', long = "format", default_value = "json")]
+    format: Format,
+    /// Treat modules without a declared Rego version as v0.
+    #[arg(long)]
+    v0_compatible: bool,
+    /// The query, e.g. `data.payment.decision`.
+    query: String,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Json,
+    Raw,
+}
+
+pub fn main(args: EvalArgs) -> ExitCode {
+    match eval(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
+    let mut paths = args.data.clone();
+    paths.extend(args.bundles.iter().cloned());
+    let set = super::load_policy_set(&paths, args.v0_compatible)?;
+    let input = match &args.input {
+        Some(path) => Some(read_input(path)?),
+        None => None,
+    };
+    let results = set
+        .query(&args.query, input)
+        .map_err(|e| anyhow::anyhow!(e.detail()))?;
+    let mut out = Vec::new();
+    match args.format {
+        Format::Raw => {
+            for r in &results.result {
+                for e in &r.expressions {
+                    json::write_value(&mut out, &e.value, None);
+                    out.push(b'\n');
+                }
+            }
+        }
+        Format::Json => {
+            write_result_set(&mut out, &results);
+            out.push(b'\n');
+        }
+    }
+    std::io::stdout().write_all(&out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_input(path: &PathBuf) -> anyhow::Result<Value> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
+    let value = if yaml {
+        yaml_serde::from_slice(&bytes).map_err(anyhow::Error::from)
+    } else {
+        serde_json::from_slice(&bytes).map_err(anyhow::Error::from)
+    };
+    value.with_context(|| format!("parsing {}", path.display()))
+}
+
+/// OPA's result set: `{"result": [{"expressions": [...], "bindings": {...}}]}`, or `{}` when
+/// the query is undefined.
+fn write_result_set(out: &mut Vec<u8>, results: &regorus::QueryResults) {
+    let mut top = ObjectWriter::new(out, Some(0));
+    if !results.result.is_empty() {
+        top.with("result", |out, indent| {
+            write_seq(out, indent, &results.result, |out, indent, r| {
+                let mut obj = ObjectWriter::new(out, indent);
+                obj.with("expressions", |out, indent| {
+                    write_seq(out, indent, &r.expressions, |out, indent, e| {
+                        let mut ex = ObjectWriter::new(out, indent);
+                        ex.value("value", &e.value);
+                        ex.serde("text", e.text.as_ref());
+                        ex.serde(
+                            "location",
+                            &QueryLocation {
+                                row: e.location.row,
+                                col: e.location.col,
+                            },
+                        );
+                        ex.finish();
+                    })
+                });
+                if r.bindings.as_object().is_ok_and(|b| !b.is_empty()) {
+                    obj.value("bindings", &r.bindings);
+                }
+                obj.finish();
+            })
+        });
+    }
+    top.finish();
+}
+
+#[derive(serde::Serialize)]
+struct QueryLocation {
+    row: u32,
+    col: u32,
+}
+
+fn write_seq<T>(
+    out: &mut Vec<u8>,
+    indent: Option<usize>,
+    items: &[T],
+    mut each: impl FnMut(&mut Vec<u8>, Option<usize>, &T),
+) {
+    json::write_array(out, indent, items.len(), |out, inner, i| {
+        each(out, inner, &items[i])
+    });
+}

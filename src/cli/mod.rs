@@ -1,0 +1,68 @@
+//! The command line, shaped like OPA's: `run`, `eval`, `test`. Each subcommand lives in its
+//! own file and only parses arguments, calls the library and formats output.
+
+pub mod eval;
+pub mod run;
+pub mod test;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::bundle::{self, Bundle, LoadOptions};
+use crate::policy::{self, CompileOptions, PolicySet};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "verdict",
+    version,
+    about = "An OPA-compatible policy decision service"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve OPA's REST API on bundles, reloading them as they change.
+    Run(run::RunArgs),
+    /// Evaluate a query once against policies and data, like `opa eval`.
+    Eval(eval::EvalArgs),
+    /// Run the `test_*` rules of policies, like `opa test`.
+    Test(test::TestArgs),
+}
+
+/// Exit codes: 0 success, 1 failure, 64 a configuration the user must fix (EX_USAGE).
+pub const EXIT_CONFIG: u8 = 64;
+
+/// Parses the command line and runs the chosen command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => run::main(args),
+        Command::Eval(args) => eval::main(args),
+        Command::Test(args) => test::main(args),
+    }
+}
+
+/// Loads plain paths (`-d`, test paths) into one policy set, as `opa eval` and `opa test` do.
+pub fn load_policy_set(paths: &[PathBuf], v0_compatible: bool) -> anyhow::Result<PolicySet> {
+    let options = LoadOptions {
+        v0_compatible,
+        ..LoadOptions::default()
+    };
+    let mut bundles = Vec::new();
+    for path in paths {
+        let b: Bundle = bundle::load_data_path(path, options)?;
+        bundles.push(Arc::new(b));
+    }
+    let compile = CompileOptions {
+        check_overlap: false,
+        ..CompileOptions::default()
+    };
+    policy::compile(&bundles, compile).context("compile error")
+}

@@ -1,0 +1,31 @@
+//! verdict: an OPA-compatible policy decision service.
+//!
+//! A request is a short walk: a transport adapter (`server::http`) reads it, the decision core
+//! (`policy`) evaluates it on the immutable `runtime::Snapshot` it loaded once, and the adapter
+//! writes OPA's response. Everything else happens beside that walk:
+//!
+//! - `bundle`: reading OPA bundles (directory or tar.gz), manifests, roots, limits.
+//! - `policy`: compiling bundles into a `PolicySet` with regorus; evaluation; the test runner;
+//!   OPA-compatible JSON output.
+//! - `runtime`: the `ArcSwap` holding the live snapshot, the reloader (its only writer), the
+//!   file watcher, bundle status.
+//! - `server`: listeners and the HTTP API.
+//! - `telemetry`: logs.
+//! - `config`: OPA's configuration format plus verdict's own section.
+//! - `cli`: the `run`, `eval` and `test` commands.
+
+pub mod bundle;
+pub mod cli;
+pub mod config;
+pub mod policy;
+pub mod runtime;
+pub mod server;
+pub mod telemetry;
+
+/// The example payment bundle, built into the binary from `bundles/payment` (see build.rs):
+/// what `verdict run` serves when no bundle is named.
+pub const EMBEDDED_BUNDLE: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/payment-bundle.tar.gz"));
+
+/// The name the embedded bundle is served under, as if `-b bundles/payment` had been given.
+pub const EMBEDDED_BUNDLE_NAME: &str = "bundles/payment";

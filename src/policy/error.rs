@@ -1,0 +1,249 @@
+//! Errors of the decision core, in OPA's shape: a code, a message and a source location.
+//!
+//! regorus reports errors as rendered text (`--> file:row:col`, a source excerpt, then
+//! `error: message`); this module recovers the location and classifies the message into
+//! OPA's error codes, so clients see `eval_conflict_error` where OPA would say so.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// A location in a Rego file, as OPA reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Location {
+    pub file: String,
+    pub row: u32,
+    pub col: u32,
+}
+
+/// One error as OPA's `errors[]` entries carry it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RegoError {
+    pub code: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+}
+
+impl std::fmt::Display for RegoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.location {
+            Some(l) => write!(f, "{}:{}: {}: {}", l.file, l.row, self.code, self.message),
+            None => write!(f, "{}: {}", self.code, self.message),
+        }
+    }
+}
+
+/// Why a bundle set could not be compiled into a policy set.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// Parse, safety and type errors in modules; OPA's status message for these.
+    #[error("{}", summarize(.0))]
+    Modules(Vec<RegoError>),
+    /// Bundles that cannot be active together, or data that cannot be merged.
+    #[error("{0}")]
+    Bundles(String),
+}
+
+impl CompileError {
+    /// The short message OPA puts in a bundle status, with details in `errors()`.
+    pub fn status_message(&self) -> String {
+        match self {
+            CompileError::Modules(_) => "error(s) occurred while compiling module(s)".into(),
+            CompileError::Bundles(m) => m.clone(),
+        }
+    }
+
+    pub fn errors(&self) -> &[RegoError] {
+        match self {
+            CompileError::Modules(errors) => errors,
+            CompileError::Bundles(_) => &[],
+        }
+    }
+}
+
+/// OPA's `ast.Errors` text: "1 error occurred: file:row: code: message".
+fn summarize(errors: &[RegoError]) -> String {
+    match errors {
+        [one] => format!("1 error occurred: {one}"),
+        many => {
+            let lines: Vec<String> = many.iter().map(ToString::to_string).collect();
+            format!("{} errors occurred:\n{}", many.len(), lines.join("\n"))
+        }
+    }
+}
+
+/// Why one evaluation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EvalError {
+    /// The data path cannot be turned into a reference (OPA refuses `"` in a segment).
+    #[error("invalid path: invalid ref term '{0}'")]
+    InvalidPath(String),
+    /// Errors raised by the policy itself: conflicts, strict builtin errors, type errors.
+    #[error("error(s) occurred while evaluating query")]
+    Policy(Vec<RegoError>),
+    /// The evaluation ran past the configured time limit and was stopped.
+    #[error("evaluation exceeded the time limit of {} ms", .0.as_millis())]
+    Timeout(Duration),
+    /// The engine panicked; the panic was contained and nothing else was affected.
+    #[error("policy evaluation failed unexpectedly (engine fault contained)")]
+    EngineFault,
+    /// A function is not a document: OPA answers 500 for a query of a function path.
+    #[error("{0} refers to a function, not a document")]
+    FunctionPath(String),
+}
+
+impl EvalError {
+    /// The message with every underlying error spelled out, for logs and the CLI.
+    pub fn detail(&self) -> String {
+        match self {
+            EvalError::Policy(errors) => errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Classifies a regorus error into OPA's vocabulary.
+pub fn from_engine(err: &anyhow::Error, timeout: Duration) -> EvalError {
+    let text = format!("{err:#}");
+    if text.contains("execution exceeded time limit") {
+        return EvalError::Timeout(timeout);
+    }
+    EvalError::Policy(vec![classify(&text)])
+}
+
+/// Turns one rendered regorus error into an OPA-shaped error.
+pub fn classify(text: &str) -> RegoError {
+    let (location, message) = split_rendered(text);
+    if let Some(first) = message
+        .strip_prefix("rule conflicts with rule at ")
+        .and_then(parse_location)
+    {
+        // OPA points at the first of the conflicting rules; regorus names it in its message.
+        return RegoError {
+            code: "eval_conflict_error",
+            message: "complete rules must not produce multiple outputs".into(),
+            location: Some(first),
+        };
+    }
+    let (code, message) = if message.contains("multiple outputs") {
+        (
+            "eval_conflict_error",
+            "complete rules must not produce multiple outputs".to_string(),
+        )
+    } else if let Some(var) = message
+        .strip_prefix("use of undefined variable `")
+        .and_then(|rest| rest.strip_suffix("` is unsafe"))
+    {
+        ("rego_unsafe_var_error", format!("var {var} is unsafe"))
+    } else if let Some(func) = message.strip_prefix("could not find function ") {
+        ("rego_type_error", format!("undefined function {func}"))
+    } else if message.contains("recursion") {
+        ("rego_recursion_error", message.to_string())
+    } else if message.contains("expects") && message.contains("argument") {
+        ("rego_type_error", message.to_string())
+    } else if message.contains("conflict") {
+        ("eval_conflict_error", message.to_string())
+    } else {
+        ("eval_builtin_error", message.to_string())
+    };
+    RegoError {
+        code,
+        message,
+        location,
+    }
+}
+
+/// A parse error while adding a module.
+pub fn parse_error(text: &str) -> RegoError {
+    let (location, message) = split_rendered(text);
+    RegoError {
+        code: "rego_parse_error",
+        message: message.to_string(),
+        location,
+    }
+}
+
+/// True for errors that no input can fix: a bundle carrying them is refused at load, where
+/// OPA's compiler would refuse it, rather than failing every request later.
+pub fn is_static(error: &RegoError) -> bool {
+    matches!(
+        error.code,
+        "rego_unsafe_var_error" | "rego_type_error" | "rego_recursion_error" | "rego_parse_error"
+    )
+}
+
+/// Splits regorus's rendered error into its location and its one-line message.
+fn split_rendered(text: &str) -> (Option<Location>, &str) {
+    let location = text
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("--> "))
+        .and_then(parse_location);
+    let message = text
+        .lines()
+        .find_map(|l| l.strip_prefix("error: "))
+        .unwrap_or_else(|| text.lines().find(|l| !l.trim().is_empty()).unwrap_or(text))
+        .trim();
+    (location, message)
+}
+
+/// Parses `file:row:col`; the file itself may contain colons.
+fn parse_location(text: &str) -> Option<Location> {
+    let mut parts = text.trim().rsplitn(3, ':');
+    let col = parts.next()?.parse().ok()?;
+    let row = parts.next()?.parse().ok()?;
+    let file = parts.next()?.to_string();
+    Some(Location { file, row, col })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFLICT: &str = "\n--> /bundle/payment/policy.rego:57:1\n   |\n57 | tier := \"vip\" if input.role == \"admin\"\n   | ^\nerror: rule conflicts with rule at /bundle/payment/policy.rego:55:1";
+
+    #[test]
+    fn conflict_points_at_the_first_rule_like_opa() {
+        let e = classify(CONFLICT);
+        assert_eq!(e.code, "eval_conflict_error");
+        assert_eq!(
+            e.message,
+            "complete rules must not produce multiple outputs"
+        );
+        assert_eq!(
+            e.location,
+            Some(Location {
+                file: "/bundle/payment/policy.rego".into(),
+                row: 55,
+                col: 1
+            })
+        );
+    }
+
+    #[test]
+    fn unsafe_variable_is_a_static_error() {
+        let e = classify(
+            "\n--> /x.rego:2:13\n  |\n2 | broken if { x > 1 }\n  |             ^\nerror: use of undefined variable `x` is unsafe",
+        );
+        assert_eq!(e.code, "rego_unsafe_var_error");
+        assert_eq!(e.message, "var x is unsafe");
+        assert_eq!(e.location.as_ref().map(|l| (l.row, l.col)), Some((2, 13)));
+        assert!(is_static(&e));
+        assert_eq!(
+            e.to_string(),
+            "/x.rego:2: rego_unsafe_var_error: var x is unsafe"
+        );
+    }
+
+    #[test]
+    fn unknown_text_is_kept_as_a_builtin_error() {
+        let e = classify("something odd");
+        assert_eq!(e.code, "eval_builtin_error");
+        assert_eq!(e.message, "something odd");
+        assert!(e.location.is_none());
+    }
+}

@@ -1,0 +1,93 @@
+//! What the compiled modules define: packages, rule paths, functions and tests, read from
+//! regorus's parsed modules so that decisions can take the exact-rule fast path and bundles can
+//! be checked against their roots and their data.
+
+use std::collections::BTreeSet;
+
+use regorus::unstable::{Expr, Module, Rule, RuleHead};
+use regorus::Value;
+
+/// The documents one module defines, as paths of plain segments under `data`.
+#[derive(Debug, Default)]
+pub struct ModuleIndex {
+    pub package: Vec<String>,
+    /// Paths of rules that produce documents (complete, partial set and partial object rules),
+    /// up to the first non-constant part of their head.
+    pub rules: BTreeSet<Vec<String>>,
+    pub functions: BTreeSet<Vec<String>>,
+}
+
+impl ModuleIndex {
+    pub fn of(module: &Module) -> ModuleIndex {
+        let package = ref_prefix(&module.package.refr)
+            .into_iter()
+            .skip_while(|s| s == "data")
+            .collect();
+        let mut index = ModuleIndex {
+            package,
+            ..ModuleIndex::default()
+        };
+        for rule in &module.policy {
+            let (refr, is_function) = match rule.as_ref() {
+                Rule::Spec { head, .. } => match head {
+                    RuleHead::Compr { refr, .. } | RuleHead::Set { refr, .. } => (refr, false),
+                    RuleHead::Func { refr, .. } => (refr, true),
+                },
+                Rule::Default { refr, args, .. } => (refr, !args.is_empty()),
+            };
+            let mut path = index.package.clone();
+            path.extend(ref_prefix(refr));
+            if is_function {
+                index.functions.insert(path);
+            } else {
+                index.rules.insert(path);
+            }
+        }
+        index
+    }
+}
+
+/// The leading constant segments of a reference: `a.b["c"][x]` gives `[a, b, c]`.
+fn ref_prefix(expr: &Expr) -> Vec<String> {
+    let mut out = Vec::new();
+    collect(expr, &mut out);
+    out
+}
+
+/// Returns false once a non-constant segment is met, so that later segments are dropped.
+fn collect(expr: &Expr, out: &mut Vec<String>) -> bool {
+    match expr {
+        Expr::Var { value, .. } => push_text(value, out),
+        Expr::RefDot { refr, field, .. } => collect(refr, out) && push_text(&field.1, out),
+        Expr::RefBrack { refr, index, .. } => {
+            collect(refr, out)
+                && match index.as_ref() {
+                    Expr::String { value, .. } | Expr::RawString { value, .. } => {
+                        push_text(value, out)
+                    }
+                    _ => false,
+                }
+        }
+        _ => false,
+    }
+}
+
+fn push_text(value: &Value, out: &mut Vec<String>) -> bool {
+    match value.as_string() {
+        Ok(s) => {
+            out.push(s.to_string());
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// `data.a.b`: the key `eval_rule` and the fast-path index use.
+pub fn rule_key(path: &[String]) -> String {
+    let mut key = String::from("data");
+    for p in path {
+        key.push('.');
+        key.push_str(p);
+    }
+    key
+}

@@ -1,0 +1,63 @@
+//! The `test_*` rule runner behind `verdict test`, with `opa test`'s notion of pass and fail:
+//! a test passes when its rule is defined and not `false`; `todo_test_*` rules are skipped.
+
+use std::time::Duration;
+
+use regorus::Value;
+
+use super::path::{DataPath, Segment};
+use super::{PolicySet, Query};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Pass,
+    Fail,
+    Skip,
+    Error(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct TestResult {
+    /// `data.payment.test_allow`
+    pub name: String,
+    pub file: String,
+    pub outcome: Outcome,
+    pub duration: Duration,
+}
+
+/// Runs every test whose name contains `filter` (all when `None`), in definition order.
+pub fn run(set: &PolicySet, filter: Option<&str>) -> Vec<TestResult> {
+    let mut results = Vec::new();
+    for case in set.tests() {
+        let path = DataPath::new(case.path.iter().cloned().map(Segment::Key).collect());
+        let name = path.display_ref();
+        if filter.is_some_and(|f| !name.contains(f)) {
+            continue;
+        }
+        let skip = case.path.last().is_some_and(|n| n.starts_with("todo_"));
+        let (outcome, duration) = if skip {
+            (Outcome::Skip, Duration::ZERO)
+        } else {
+            let query = Query {
+                path: &path,
+                input: None,
+                strict_builtin_errors: false,
+            };
+            match set.evaluate(query) {
+                Ok(d) => {
+                    let passed = d.result.as_ref().is_some_and(|v| *v != Value::Bool(false));
+                    let outcome = if passed { Outcome::Pass } else { Outcome::Fail };
+                    (outcome, d.eval_time)
+                }
+                Err(e) => (Outcome::Error(e.detail()), Duration::ZERO),
+            }
+        };
+        results.push(TestResult {
+            name,
+            file: case.file.clone(),
+            outcome,
+            duration,
+        });
+    }
+    results
+}

@@ -1,0 +1,109 @@
+//! Watching bundle files and directories and telling the reloader which bundle changed.
+//!
+//! Each bundle's parent directory is watched too, because the usual ways of replacing a bundle
+//! atomically happen there: `mv new.tar.gz bundle.tar.gz`, a directory renamed over another,
+//! or Kubernetes swapping the `..data` symlink of a mounted ConfigMap. Events only say
+//! "something may have changed"; the reloader compares content before activating anything.
+
+use std::path::{Path, PathBuf};
+
+use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
+use tokio::sync::mpsc;
+
+use super::Trigger;
+use crate::bundle::{Location, Source};
+
+/// The bundle paths being watched, and the watcher holding their OS watches.
+pub struct Watcher {
+    inner: RecommendedWatcher,
+    targets: Vec<Option<Target>>,
+}
+
+#[derive(Debug, Clone)]
+struct Target {
+    path: PathBuf,
+    parent: PathBuf,
+}
+
+impl Watcher {
+    /// Starts watching every on-disk bundle in `sources`; events become triggers on `tx`.
+    pub fn start(sources: &[Source], tx: mpsc::UnboundedSender<Trigger>) -> notify::Result<Self> {
+        let targets: Vec<Option<Target>> = sources
+            .iter()
+            .map(|s| match &s.location {
+                Location::Path(p) => Some(target(p)),
+                Location::Embedded(_) => None,
+            })
+            .collect();
+        let matching = targets.clone();
+        let inner = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            let Ok(event) = event else { return };
+            if event.kind.is_access() {
+                return;
+            }
+            let ids: Vec<usize> = matching
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| {
+                    t.as_ref()
+                        .is_some_and(|t| event.paths.iter().any(|p| t.concerns(p)))
+                })
+                .map(|(i, _)| i)
+                .collect();
+            if !ids.is_empty() {
+                // The reloader may have stopped during shutdown; nothing to do then.
+                let _ = tx.send(Trigger::Bundles(ids));
+            }
+        })?;
+        let mut watcher = Watcher { inner, targets };
+        for i in 0..watcher.targets.len() {
+            watcher.arm(i)?;
+        }
+        Ok(watcher)
+    }
+
+    fn arm(&mut self, i: usize) -> notify::Result<()> {
+        let Some(Some(t)) = self.targets.get(i).cloned() else {
+            return Ok(());
+        };
+        self.inner.watch(&t.parent, RecursiveMode::NonRecursive)?;
+        if t.path.is_dir() {
+            self.inner.watch(&t.path, RecursiveMode::Recursive)?;
+        }
+        Ok(())
+    }
+
+    /// Watches bundle `i` again. A directory replaced by a rename is a new inode that the old
+    /// watch does not see; re-arming after each reload follows the replacement.
+    pub fn rearm(&mut self, i: usize) {
+        if let Some(Some(t)) = self.targets.get(i) {
+            let _ = self.inner.unwatch(&t.path);
+        }
+        if let Err(e) = self.arm(i) {
+            tracing::warn!(error = %e, "cannot watch bundle path; changes will need SIGHUP");
+        }
+    }
+}
+
+fn target(path: &Path) -> Target {
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let parent = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    Target { path, parent }
+}
+
+impl Target {
+    /// True when an event on `p` may change this bundle: anything inside it, the path itself,
+    /// or the Kubernetes atomic writer's `..data` entries beside it.
+    fn concerns(&self, p: &Path) -> bool {
+        if p.starts_with(&self.path) {
+            return true;
+        }
+        p.parent() == Some(self.parent.as_path())
+            && p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(".."))
+    }
+}

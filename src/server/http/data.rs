@@ -1,0 +1,269 @@
+//! OPA's Data API: `GET`/`POST /v1/data/{path}`, `POST /v0/data/{path}` and the default
+//! decision `POST /`. Thin adapters: read the request, ask the decision core, write OPA's
+//! response shape.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::Response;
+use regorus::Value;
+use serde::Serialize;
+
+use super::error::ApiError;
+use super::request::{self, Params};
+use super::response;
+use crate::policy::json::{self, ObjectWriter};
+use crate::policy::{DataPath, Decision, Query};
+use crate::runtime::{AppState, Snapshot};
+
+/// The path after a Data API prefix, still percent-escaped (OPA unescapes segment by segment).
+fn data_path(uri: &Uri, prefix: &str) -> Result<DataPath, ApiError> {
+    let rest = uri.path().strip_prefix(prefix).unwrap_or("");
+    DataPath::from_url(rest).map_err(ApiError::from)
+}
+
+/// What OPA's `?metrics` reports, under OPA's names.
+fn metrics(decision: &Decision, parse_ns: u128, started: Instant) -> BTreeMap<&'static str, u64> {
+    let ns = |n: u128| u64::try_from(n).unwrap_or(u64::MAX);
+    BTreeMap::from([
+        (
+            "counter_server_query_cache_hit",
+            u64::from(decision.prepared),
+        ),
+        ("timer_rego_input_parse_ns", ns(parse_ns)),
+        (
+            "timer_rego_query_eval_ns",
+            ns(decision.eval_time.as_nanos()),
+        ),
+        ("timer_server_handler_ns", ns(started.elapsed().as_nanos())),
+    ])
+}
+
+#[derive(Serialize)]
+struct Provenance<'a> {
+    version: &'static str,
+    build_commit: &'static str,
+    build_timestamp: &'static str,
+    build_hostname: &'static str,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    bundles: BTreeMap<&'a str, Revision<'a>>,
+}
+
+#[derive(Serialize)]
+struct Revision<'a> {
+    revision: &'a str,
+}
+
+fn provenance(snapshot: &Snapshot) -> Provenance<'_> {
+    Provenance {
+        version: env!("CARGO_PKG_VERSION"),
+        build_commit: "",
+        build_timestamp: "",
+        build_hostname: "",
+        bundles: snapshot
+            .bundles
+            .iter()
+            .map(|b| {
+                (
+                    b.name.as_str(),
+                    Revision {
+                        revision: &b.revision,
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
+#[derive(Serialize)]
+struct Warning {
+    code: &'static str,
+    message: &'static str,
+}
+
+const MISSING_INPUT: Warning = Warning {
+    code: "api_usage_warning",
+    message: "'input' key missing from the request",
+};
+
+/// A parsed v1 request, ready for the decision core.
+struct V1Request {
+    params: Params,
+    path: DataPath,
+    input: Option<Value>,
+    warn_missing_input: bool,
+    parse_ns: u128,
+    started: Instant,
+}
+
+/// Evaluates and writes the v1 envelope, fields in OPA's order.
+fn respond_v1(state: &AppState, headers: &HeaderMap, req: V1Request) -> Result<Response, ApiError> {
+    let V1Request {
+        params,
+        path,
+        input,
+        warn_missing_input,
+        parse_ns,
+        started,
+    } = req;
+    let snapshot = state.snapshot();
+    let decision = snapshot.policy.evaluate(Query {
+        path: &path,
+        input,
+        strict_builtin_errors: params.flag("strict-builtin-errors"),
+    })?;
+    let pretty = params.flag("pretty");
+    let mut body = Vec::with_capacity(256);
+    let mut envelope = ObjectWriter::new(&mut body, pretty.then_some(0));
+    if params.flag("provenance") {
+        envelope.serde("provenance", &provenance(&snapshot));
+    }
+    if params.flag("metrics") || params.flag("instrument") {
+        envelope.serde("metrics", &metrics(&decision, parse_ns, started));
+    }
+    if let Some(result) = &decision.result {
+        envelope.value("result", result);
+    }
+    if warn_missing_input {
+        envelope.serde("warning", &MISSING_INPUT);
+    }
+    envelope.finish();
+    body.push(b'\n');
+    Ok(response::json_negotiated(
+        StatusCode::OK,
+        body,
+        headers,
+        &state.config.server.encoding.gzip,
+    ))
+}
+
+/// `POST /v1/data/{path}` with `{"input": ...}`.
+pub async fn post_v1(
+    State(state): State<Arc<AppState>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let params = Params::parse(uri.query());
+    let path = data_path(&uri, "/v1/data")?;
+    let bytes = request::read_body(&headers, body, &state.config.server.decoding).await?;
+    let parse_started = Instant::now();
+    let input = request::parse_envelope(&bytes, request::is_yaml(&headers)).map_err(|e| {
+        ApiError::bad_request(format!("body contains malformed input document: {e}"))
+    })?;
+    let parse_ns = parse_started.elapsed().as_nanos();
+    let warn_missing_input = input.is_none();
+    let req = V1Request {
+        params,
+        path,
+        input,
+        warn_missing_input,
+        parse_ns,
+        started,
+    };
+    respond_v1(&state, &headers, req)
+}
+
+/// `GET /v1/data/{path}`, with the input (if any) in `?input=`; GET never warns.
+pub async fn get_v1(
+    State(state): State<Arc<AppState>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let params = Params::parse(uri.query());
+    let path = data_path(&uri, "/v1/data")?;
+    let parse_started = Instant::now();
+    let input = match params.last("input") {
+        Some(text) => Some(request::parse_json_param(text).map_err(|e| {
+            ApiError::bad_request(format!("parameter contains malformed input document: {e}"))
+        })?),
+        None => None,
+    };
+    let parse_ns = parse_started.elapsed().as_nanos();
+    let req = V1Request {
+        params,
+        path,
+        input,
+        warn_missing_input: false,
+        parse_ns,
+        started,
+    };
+    respond_v1(&state, &headers, req)
+}
+
+/// Evaluates a bare-input decision (v0 and default decision): the value itself, or a 404.
+fn respond_bare(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+    path: &DataPath,
+    input: Value,
+) -> Result<Response, ApiError> {
+    let snapshot = state.snapshot();
+    let decision = snapshot.policy.evaluate(Query {
+        path,
+        input: Some(input),
+        strict_builtin_errors: false,
+    })?;
+    let Some(result) = decision.result else {
+        let why = if snapshot.policy.has_rules_at(path) {
+            "document undefined"
+        } else {
+            "document missing"
+        };
+        return Err(ApiError::undefined(format!(
+            "{why}: {}",
+            path.display_ref()
+        )));
+    };
+    let mut body = Vec::with_capacity(128);
+    json::write_value(&mut body, &result, params.flag("pretty").then_some(0));
+    body.push(b'\n');
+    Ok(response::json_negotiated(
+        StatusCode::OK,
+        body,
+        headers,
+        &state.config.server.encoding.gzip,
+    ))
+}
+
+async fn bare_input(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Value, ApiError> {
+    let bytes = request::read_body(headers, body, &state.config.server.decoding).await?;
+    request::parse_input(&bytes, request::is_yaml(headers)).map_err(|e| {
+        ApiError::bad_request(format!(
+            "unexpected parse error for input: body contains malformed input document: {e}"
+        ))
+    })
+}
+
+/// `POST /v0/data/{path}`: the body is the input and the response is the bare value.
+pub async fn post_v0(
+    State(state): State<Arc<AppState>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(uri.query());
+    let path = data_path(&uri, "/v0/data")?;
+    let input = bare_input(&state, &headers, body).await?;
+    respond_bare(&state, &headers, &params, &path, input)
+}
+
+/// `POST /`: the default decision (`default_decision`, OPA's `/system/main`).
+pub async fn post_default(
+    State(state): State<Arc<AppState>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(uri.query());
+    let path = DataPath::parse(&state.config.default_decision)?;
+    let input = bare_input(&state, &headers, body).await?;
+    respond_bare(&state, &headers, &params, &path, input)
+}

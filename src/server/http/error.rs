@@ -1,0 +1,106 @@
+//! The HTTP edge's one error type, answering in OPA's error format:
+//! `{"code": ..., "message": ..., "errors": [...]}`, always indented as OPA indents it.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::policy::json;
+use crate::policy::{EvalError, RegoError};
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub errors: Vec<RegoError>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    code: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "<[RegoError]>::is_empty")]
+    errors: &'a [RegoError],
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// 400 `invalid_parameter`: the request itself is wrong.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_parameter", message)
+    }
+
+    /// 404 `undefined_document` (the v0 API and the default decision).
+    pub fn undefined(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "undefined_document", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "resource_not_found", message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", message)
+    }
+
+    pub fn body_too_large() -> Self {
+        Self::bad_request("request body too large")
+    }
+}
+
+impl From<EvalError> for ApiError {
+    fn from(e: EvalError) -> Self {
+        match &e {
+            // OPA answers a bad data path with a 500 wrapping the 400 it meant (captured from
+            // OPA 1.9); clients match on it, so verdict answers the same.
+            EvalError::InvalidPath(_) => ApiError::internal(format!("invalid_parameter: {e}")),
+            EvalError::Policy(errors) => ApiError {
+                errors: errors.clone(),
+                ..ApiError::internal(e.to_string())
+            },
+            EvalError::Timeout(_) => ApiError {
+                errors: vec![RegoError {
+                    code: "eval_cancel_error",
+                    message: e.to_string(),
+                    location: None,
+                }],
+                ..ApiError::internal("error(s) occurred while evaluating query")
+            },
+            EvalError::FunctionPath(reference) => ApiError::internal(format!(
+                "1 error occurred: 1:1: rego_type_error: undefined ref: {reference}"
+            )),
+            EvalError::EngineFault => ApiError::internal(e.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::warn!(code = self.code, message = %self.message, errors = ?self.errors, "request failed");
+        }
+        let body = json::to_body(
+            &Body {
+                code: self.code,
+                message: &self.message,
+                errors: &self.errors,
+            },
+            true,
+        );
+        let mut response = (self.status, body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response
+    }
+}

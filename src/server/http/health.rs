@@ -1,0 +1,125 @@
+//! Health: `GET /health` (with `?bundles`, `?plugins`, `?exclude-plugin=`) and
+//! `GET /health/{path}`, which evaluates `data.system.health.<path>` as OPA does.
+//!
+//! One addition over OPA: when no policy defines `system.health.live` or `.ready`, verdict
+//! answers them itself (alive; ready once every bundle has activated), so Kubernetes probes
+//! work with any bundle. A policy that defines them decides, exactly as in OPA.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{StatusCode, Uri};
+use axum::response::Response;
+use regorus::Value;
+use serde::Serialize;
+
+use super::error::ApiError;
+use super::request::Params;
+use super::response;
+use crate::policy::json;
+use crate::policy::path::{DataPath, Segment};
+use crate::policy::Query;
+use crate::runtime::AppState;
+
+#[derive(Serialize)]
+struct Failure<'a> {
+    error: &'a str,
+}
+
+fn ok() -> Response {
+    response::json(StatusCode::OK, b"{}\n".to_vec())
+}
+
+fn failed(message: &str) -> Response {
+    response::json(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        json::to_body(&Failure { error: message }, false),
+    )
+}
+
+/// Plugin states as OPA names them; verdict's bundle loading is its "bundle" plugin.
+fn plugin_states(state: &AppState) -> BTreeMap<&'static str, &'static str> {
+    let mut plugins = BTreeMap::new();
+    if !state.bundle_status().is_empty() {
+        let ready = if state.bundles_ready() {
+            "OK"
+        } else {
+            "NOT_READY"
+        };
+        plugins.insert("bundle", ready);
+    }
+    plugins
+}
+
+/// `GET /health`.
+pub async fn get_health(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
+    let params = Params::parse(uri.query());
+    if (params.flag("bundles") || params.flag("bundle")) && !state.bundles_ready() {
+        return failed("one or more bundles are not activated");
+    }
+    if params.flag("plugins") {
+        let excluded: Vec<&str> = params.values("exclude-plugin").collect();
+        let down = plugin_states(&state)
+            .iter()
+            .any(|(name, s)| *s != "OK" && !excluded.contains(name));
+        if down {
+            return failed("one or more plugins are not up");
+        }
+    }
+    ok()
+}
+
+/// `GET /health/{path}`: `true` from `data.system.health.<path>` is healthy.
+pub async fn get_health_policy(
+    State(state): State<Arc<AppState>>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let rest = uri.path().strip_prefix("/health").unwrap_or("");
+    let sub = DataPath::from_url(rest).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let base = DataPath::new(vec![
+        Segment::Key("system".into()),
+        Segment::Key("health".into()),
+    ]);
+    let path = base.join(&sub);
+    let snapshot = state.snapshot();
+    let plugins = plugin_states(&state);
+    let ready = plugins.values().all(|s| *s == "OK");
+    let input = health_input(&plugins, ready);
+    let decision = snapshot.policy.evaluate(Query {
+        path: &path,
+        input: Some(input),
+        strict_builtin_errors: false,
+    });
+    let reference = path.display_ref();
+    Ok(match decision {
+        Ok(d) => match d.result {
+            Some(Value::Bool(true)) => ok(),
+            Some(_) => failed(&format!(
+                "health check ({reference}) returned unexpected value"
+            )),
+            None if !snapshot.policy.has_rules_at(&path) && sub.slashed() == "live" => ok(),
+            None if !snapshot.policy.has_rules_at(&path) && sub.slashed() == "ready" => {
+                if ready {
+                    ok()
+                } else {
+                    failed("one or more bundles are not activated")
+                }
+            }
+            None => failed(&format!("health check ({reference}) was undefined")),
+        },
+        Err(e) => failed(&e.detail()),
+    })
+}
+
+/// OPA's input to health policies: each plugin's state and whether all are ready.
+fn health_input(plugins: &BTreeMap<&'static str, &'static str>, ready: bool) -> Value {
+    let states: BTreeMap<Value, Value> = plugins
+        .iter()
+        .map(|(k, v)| (Value::from(*k), Value::from(*v)))
+        .collect();
+    let mut input = BTreeMap::new();
+    input.insert(Value::from("plugin_state"), Value::from(states));
+    input.insert(Value::from("plugins_ready"), Value::from(ready));
+    Value::from(input)
+}

@@ -1,0 +1,145 @@
+//! The HTTP API: OPA's REST paths over the decision core. `router` builds the whole API from
+//! the shared state and is separate from serving, so tests can drive it in-process too.
+
+pub mod data;
+pub mod error;
+pub mod health;
+pub mod policies;
+pub mod request;
+pub mod response;
+pub mod status;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::runtime::AppState;
+
+/// OPA's API, with OPA's routing quirks (redirects, 404 and 405 bodies) in front of it.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", post(data::post_default))
+        .route("/v1/data", get(data::get_v1).post(data::post_v1))
+        .route("/v1/data/{*path}", get(data::get_v1).post(data::post_v1))
+        .route("/v0/data", post(data::post_v0))
+        .route("/v0/data/{*path}", post(data::post_v0))
+        .route("/v1/policies", get(policies::list))
+        .route("/v1/policies/{*id}", get(policies::get))
+        .route("/v1/status", get(status::get_status))
+        .route("/v1/config", get(status::get_config))
+        .route("/health", get(health::get_health))
+        .route("/health/{*path}", get(health::get_health_policy))
+        .fallback(not_found)
+        .layer(middleware::from_fn(opa_routing))
+        .with_state(state)
+}
+
+/// Go's ServeMux answer for an unknown path.
+async fn not_found() -> Response {
+    let mut r = (StatusCode::NOT_FOUND, "404 page not found\n").into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
+/// What OPA's server does before its handlers: HEAD is not allowed, unclean paths redirect
+/// (307, like Go's ServeMux), a trailing slash redirects to the path without it (301), and
+/// Data API responses vary on Accept-Encoding.
+async fn opa_routing(req: Request, next: Next) -> Response {
+    if req.method() == Method::HEAD {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
+    let path = req.uri().path().to_string();
+    let cleaned = clean_path(&path);
+    let with_body = req.method() == Method::GET;
+    if cleaned != path && cleaned != path.trim_end_matches('/') {
+        let location = match req.uri().query() {
+            Some(q) => format!("{cleaned}?{q}"),
+            None => cleaned,
+        };
+        return redirect(StatusCode::TEMPORARY_REDIRECT, &location, with_body);
+    }
+    if path.len() > 1 && path.ends_with('/') {
+        return redirect(
+            StatusCode::MOVED_PERMANENTLY,
+            path.trim_end_matches('/'),
+            with_body,
+        );
+    }
+    let data_api = path.starts_with("/v1/data") || path.starts_with("/v0/data");
+    let mut response = next.run(req).await;
+    if data_api {
+        response
+            .headers_mut()
+            .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    }
+    response
+}
+
+fn redirect(status: StatusCode, location: &str, with_body: bool) -> Response {
+    let reason = status.canonical_reason().unwrap_or("Redirect");
+    let mut r = if with_body {
+        let body = format!("<a href=\"{}\">{reason}</a>.\n\n", html_escape(location));
+        let mut r = (status, body).into_response();
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        r
+    } else {
+        (status, Body::empty()).into_response()
+    };
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&#34;")
+        .replace('\'', "&#39;")
+}
+
+/// Go's `path.Clean` as ServeMux applies it: no empty, `.` or `..` segments.
+fn clean_path(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for segment in path.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            s => parts.push(s),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean_path;
+
+    #[test]
+    fn paths_are_cleaned_like_go() {
+        assert_eq!(clean_path("/v1/data//limits"), "/v1/data/limits");
+        assert_eq!(clean_path("/v1/data/./a/../b"), "/v1/data/b");
+        assert_eq!(clean_path("/v1/data/limits/"), "/v1/data/limits");
+        assert_eq!(clean_path("/"), "/");
+    }
+}

@@ -1,0 +1,109 @@
+//! `GET /v1/status` and `GET /v1/config`: what is loaded, how the last reloads went, and the
+//! configuration in effect (secrets removed), in OPA's shapes.
+//!
+//! OPA answers `/v1/status` only with its status plugin configured; verdict always answers it,
+//! since a rejected bundle must be visible without extra configuration.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{StatusCode, Uri};
+use axum::response::Response;
+use serde::Serialize;
+use serde_json::Value as Json;
+
+use super::request::Params;
+use super::response;
+use crate::policy::json;
+use crate::runtime::{AppState, BundleStatus};
+
+#[derive(Serialize)]
+struct Envelope<T> {
+    result: T,
+}
+
+#[derive(Serialize)]
+struct PluginStatus {
+    state: &'static str,
+}
+
+#[derive(Serialize)]
+struct Status<'a> {
+    labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    bundles: BTreeMap<&'a str, &'a BundleStatus>,
+    plugins: BTreeMap<&'static str, PluginStatus>,
+}
+
+/// OPA's labels: the configured ones plus `id` (per process) and `version`.
+fn labels(state: &AppState) -> BTreeMap<String, String> {
+    let mut labels = state.config.labels.clone();
+    labels.insert("id".into(), state.instance_id.clone());
+    labels.insert("version".into(), env!("CARGO_PKG_VERSION").into());
+    labels
+}
+
+/// `GET /v1/status`.
+pub async fn get_status(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
+    let pretty = Params::parse(uri.query()).flag("pretty");
+    let statuses = state.bundle_status();
+    let mut plugins = BTreeMap::new();
+    if !statuses.is_empty() {
+        let s = if state.bundles_ready() {
+            "OK"
+        } else {
+            "NOT_READY"
+        };
+        plugins.insert("bundle", PluginStatus { state: s });
+    }
+    let result = Status {
+        labels: labels(&state),
+        bundles: statuses.iter().map(|b| (b.name.as_str(), b)).collect(),
+        plugins,
+    };
+    response::json(StatusCode::OK, json::to_body(&Envelope { result }, pretty))
+}
+
+/// `GET /v1/config`.
+pub async fn get_config(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
+    let pretty = Params::parse(uri.query()).flag("pretty");
+    let config = &state.config;
+    let mut result: BTreeMap<String, Json> = config
+        .not_implemented
+        .iter()
+        .map(|(k, v)| (k.clone(), redact(k, v.clone())))
+        .collect();
+    result.insert(
+        "default_decision".into(),
+        config.default_decision.clone().into(),
+    );
+    result.insert(
+        "default_authorization_decision".into(),
+        config.default_authorization_decision.clone().into(),
+    );
+    result.insert(
+        "labels".into(),
+        serde_json::to_value(labels(&state)).unwrap_or(Json::Null),
+    );
+    response::json(StatusCode::OK, json::to_body(&Envelope { result }, pretty))
+}
+
+/// Removes what OPA removes before showing a config: service credentials and key material.
+fn redact(section: &str, mut value: Json) -> Json {
+    let field_sets: &[&str] = match section {
+        "services" => &["credentials"],
+        "keys" => &["key", "private_key"],
+        _ => return value,
+    };
+    if let Json::Object(entries) = &mut value {
+        for entry in entries.values_mut() {
+            if let Json::Object(fields) = entry {
+                for f in field_sets {
+                    fields.remove(*f);
+                }
+            }
+        }
+    }
+    value
+}

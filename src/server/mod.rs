@@ -1,0 +1,152 @@
+//! Binding listeners (TCP and Unix sockets) and serving the HTTP API on them until shutdown,
+//! with a bounded grace period for requests in flight.
+//!
+//! `serve` takes listeners that are already bound, so tests bind port 0 and read the address
+//! without races.
+
+pub mod http;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::watch;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// A bound listening socket.
+#[derive(Debug)]
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener, PathBuf),
+}
+
+impl Listener {
+    /// Binds `host:port` or `unix:///path/to.sock`, as OPA's `--addr` takes them.
+    pub async fn bind(addr: &str) -> Result<Listener, ServerError> {
+        let fail = |source| ServerError::Bind {
+            addr: addr.to_string(),
+            source,
+        };
+        if let Some(path) = addr.strip_prefix("unix://") {
+            let path = PathBuf::from(path);
+            remove_stale_socket(&path).map_err(fail)?;
+            let listener = UnixListener::bind(&path).map_err(fail)?;
+            Ok(Listener::Unix(listener, path))
+        } else {
+            let addr_text = addr.strip_prefix("http://").unwrap_or(addr);
+            // OPA accepts ":8181" for all interfaces.
+            let addr_text = if addr_text.starts_with(':') {
+                format!("0.0.0.0{addr_text}")
+            } else {
+                addr_text.to_string()
+            };
+            Ok(Listener::Tcp(
+                TcpListener::bind(addr_text).await.map_err(fail)?,
+            ))
+        }
+    }
+
+    /// The address as a client would use it (the real port after binding port 0).
+    pub fn local_addr(&self) -> String {
+        match self {
+            Listener::Tcp(l) => l
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_else(|_| "?".into()),
+            Listener::Unix(_, path) => format!("unix://{}", path.display()),
+        }
+    }
+}
+
+/// A socket file left by a process that died is removed; anything else at the path is kept
+/// and makes the bind fail with a clear error.
+fn remove_stale_socket(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(path).is_err() {
+                std::fs::remove_file(path)?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Serves `router` on every listener until `shutdown` completes, then lets requests in flight
+/// finish for at most `grace`.
+pub async fn serve(
+    listeners: Vec<Listener>,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    for listener in listeners {
+        let router = router.clone();
+        let mut stop = stop_rx.clone();
+        let stopped = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        match listener {
+            Listener::Tcp(l) => {
+                let server = axum::serve(l, router.into_make_service());
+                tasks.spawn(async move { server.with_graceful_shutdown(stopped).await });
+            }
+            Listener::Unix(l, path) => {
+                let server = axum::serve(l, router.into_make_service());
+                tasks.spawn(async move {
+                    let result = server.with_graceful_shutdown(stopped).await;
+                    let _ = std::fs::remove_file(path);
+                    result
+                });
+            }
+        }
+    }
+    shutdown.await;
+    tracing::info!(
+        grace_seconds = grace.as_secs(),
+        "shutting down; finishing requests in flight"
+    );
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(grace, async {
+        while let Some(done) = tasks.join_next().await {
+            if let Ok(Err(e)) = done {
+                tracing::warn!(error = %e, "listener stopped with an error");
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("grace period over; closing the remaining connections");
+        tasks.abort_all();
+    }
+}
+
+/// Completes on SIGTERM or SIGINT: the one shutdown signal of the process.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+}

@@ -1,0 +1,45 @@
+//! Logging: structured lines on stderr (JSON by default, as OPA writes them), a level from the
+//! command line, and panics reported through the log instead of a bare stderr dump.
+
+use tracing_subscriber::EnvFilter;
+
+/// Log line formats, named as OPA's `--log-format` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Json,
+    #[value(name = "json-pretty")]
+    JsonPretty,
+    Text,
+}
+
+/// Installs the global subscriber. `level` is OPA's `--log-level` (debug, info, warn, error).
+pub fn init(level: &str, format: LogFormat) {
+    let filter = EnvFilter::try_new(format!("{level},h2=warn,hyper=warn,notify=warn"))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::JsonPretty => builder.json().flatten_event(true).pretty().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+    std::panic::set_hook(Box::new(|info| {
+        // Engine panics are caught per decision; this records where they came from.
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()));
+        tracing::error!(location = location.as_deref().unwrap_or("unknown"), panic = %payload(info), "panic contained");
+    }));
+}
+
+fn payload(info: &std::panic::PanicHookInfo<'_>) -> String {
+    if let Some(s) = info.payload().downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = info.payload().downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".into()
+    }
+}
