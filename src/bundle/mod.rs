@@ -161,10 +161,11 @@ impl Bundle {
     pub fn from_files(
         name: &str,
         module_prefix: &str,
-        mut files: Vec<RawFile>,
+        files: Vec<RawFile>,
         options: LoadOptions,
     ) -> Result<Bundle, BundleError> {
-        files.sort_by(|a, b| a.path.cmp(&b.path));
+        // Files keep the order they were read in (archive order, or a directory walk), which
+        // is the order OPA lists modules in.
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         let mut size = 0u64;
         for f in &files {

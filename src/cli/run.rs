@@ -151,7 +151,7 @@ pub struct Started {
 
 /// Loads bundles, binds listeners, and starts the reloader (and watcher). Bundle errors at
 /// start are fatal, as OPA's are for `-b` bundles: there is no last good state to serve yet.
-pub async fn start(config: Config) -> anyhow::Result<Started> {
+pub async fn start(config: Config, sources: Vec<Source>) -> anyhow::Result<Started> {
     let config = Arc::new(config);
     let load = LoadOptions {
         size_limit: config.verdict.bundle_size_limit_bytes,
@@ -161,7 +161,6 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
         eval_timeout: Duration::from_millis(config.verdict.eval_timeout_ms),
         check_overlap: true,
     };
-    let sources = sources(&config);
     let (reloader, snapshot, statuses) =
         tokio::task::spawn_blocking(move || Reloader::start(sources, load, compile))
             .await
@@ -196,7 +195,8 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let grace = Duration::from_secs(config.verdict.shutdown_grace_period_seconds);
-    let started = start(config).await?;
+    let bundles = sources(&config);
+    let started = start(config, bundles).await?;
     spawn_sighup(started.triggers.clone());
     let addrs: Vec<String> = started.listeners.iter().map(Listener::local_addr).collect();
     let bundles: Vec<String> = started

@@ -75,6 +75,8 @@ pub fn compile(
     if !errors.is_empty() {
         return Err(CompileError::Modules(errors));
     }
+    // Queries (the Query API, `eval`) are Rego v1, whatever the last module was.
+    engine.set_rego_v0(false);
 
     let indexes: Vec<ModuleIndex> = engine
         .get_modules()

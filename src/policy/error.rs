@@ -82,6 +82,9 @@ pub enum EvalError {
     /// Errors raised by the policy itself: conflicts, strict builtin errors, type errors.
     #[error("error(s) occurred while evaluating query")]
     Policy(Vec<RegoError>),
+    /// The query itself does not parse.
+    #[error("error(s) occurred while parsing query")]
+    Parse(Vec<RegoError>),
     /// The evaluation ran past the configured time limit and was stopped.
     #[error("evaluation exceeded the time limit of {} ms", .0.as_millis())]
     Timeout(Duration),
@@ -97,7 +100,7 @@ impl EvalError {
     /// The message with every underlying error spelled out, for logs and the CLI.
     pub fn detail(&self) -> String {
         match self {
-            EvalError::Policy(errors) => errors
+            EvalError::Policy(errors) | EvalError::Parse(errors) => errors
                 .iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
@@ -196,7 +199,11 @@ fn parse_location(text: &str) -> Option<Location> {
     let mut parts = text.trim().rsplitn(3, ':');
     let col = parts.next()?.parse().ok()?;
     let row = parts.next()?.parse().ok()?;
-    let file = parts.next()?.to_string();
+    let file = match parts.next()? {
+        // An ad-hoc query has no file; OPA reports an empty one.
+        "<query.rego>" => String::new(),
+        other => other.to_string(),
+    };
     Some(Location { file, row, col })
 }
 

@@ -152,6 +152,7 @@ impl PolicySet {
         text: &str,
         input: Option<Value>,
     ) -> Result<regorus::QueryResults, EvalError> {
+        check_query_syntax(text)?;
         let mut engine = self.template.clone();
         if let Some(input) = input {
             engine.set_input(input);
@@ -164,6 +165,19 @@ impl PolicySet {
             Err(_) => Err(EvalError::EngineFault),
         }
     }
+}
+
+/// Parses a query on its own first, so a syntax error is reported as one (OPA's 400), not
+/// as an evaluation failure.
+fn check_query_syntax(text: &str) -> Result<(), EvalError> {
+    let parsed = regorus::Source::from_contents("<query.rego>".into(), text.to_string()).and_then(
+        |source| {
+            let mut parser = regorus::unstable::Parser::new(&source)?;
+            parser.enable_rego_v1()?;
+            parser.parse_user_query().map(|_| ())
+        },
+    );
+    parsed.map_err(|e| EvalError::Parse(vec![error::parse_error(&format!("{e:#}"))]))
 }
 
 fn first_value(results: Vec<regorus::QueryResult>) -> Value {

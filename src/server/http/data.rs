@@ -34,6 +34,8 @@ fn metrics(decision: &Decision, parse_ns: u128, started: Instant) -> BTreeMap<&'
             "counter_server_query_cache_hit",
             u64::from(decision.prepared),
         ),
+        // regorus resolves no external data (OPA's external resolvers): no time is spent there.
+        ("timer_rego_external_resolve_ns", 0),
         ("timer_rego_input_parse_ns", ns(parse_ns)),
         (
             "timer_rego_query_eval_ns",
@@ -116,6 +118,15 @@ fn respond_v1(state: &AppState, headers: &HeaderMap, req: V1Request) -> Result<R
         input,
         strict_builtin_errors: params.flag("strict-builtin-errors"),
     })?;
+    let result = match decision.result.as_ref() {
+        // OPA leaves the reserved `system` namespace out of the whole data document.
+        Some(Value::Object(root)) if path.is_root() => {
+            let mut root = root.as_ref().clone();
+            root.remove(&Value::from("system"));
+            Some(Value::from(root))
+        }
+        other => other.cloned(),
+    };
     let pretty = params.flag("pretty");
     let mut body = Vec::with_capacity(256);
     let mut envelope = ObjectWriter::new(&mut body, pretty.then_some(0));
@@ -125,7 +136,7 @@ fn respond_v1(state: &AppState, headers: &HeaderMap, req: V1Request) -> Result<R
     if params.flag("metrics") || params.flag("instrument") {
         envelope.serde("metrics", &metrics(&decision, parse_ns, started));
     }
-    if let Some(result) = &decision.result {
+    if let Some(result) = &result {
         envelope.value("result", result);
     }
     if warn_missing_input {

@@ -67,6 +67,10 @@ impl From<EvalError> for ApiError {
                 errors: errors.clone(),
                 ..ApiError::internal(e.to_string())
             },
+            EvalError::Parse(errors) => ApiError {
+                errors: errors.clone(),
+                ..ApiError::bad_request(e.to_string())
+            },
             EvalError::Timeout(_) => ApiError {
                 errors: vec![RegoError {
                     code: "eval_cancel_error",

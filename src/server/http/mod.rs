@@ -5,6 +5,7 @@ pub mod data;
 pub mod error;
 pub mod health;
 pub mod policies;
+pub mod query;
 pub mod request;
 pub mod response;
 pub mod status;
@@ -31,6 +32,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v0/data/{*path}", post(data::post_v0))
         .route("/v1/policies", get(policies::list))
         .route("/v1/policies/{*id}", get(policies::get))
+        .route("/v1/query", get(query::get_query).post(query::post_query))
         .route("/v1/status", get(status::get_status))
         .route("/v1/config", get(status::get_config))
         .route("/health", get(health::get_health))
@@ -42,7 +44,15 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 /// Go's ServeMux answer for an unknown path.
 async fn not_found() -> Response {
-    let mut r = (StatusCode::NOT_FOUND, "404 page not found\n").into_response();
+    go_text_error(StatusCode::NOT_FOUND, "404 page not found\n")
+}
+
+/// Routes OPA registers with a method in the pattern: Go's mux answers other methods with a
+/// text body there, where the Data and Query APIs answer an empty 405.
+const METHOD_SPECIFIC_ROUTES: &[&str] = &["/v1/config", "/v1/status"];
+
+fn go_text_error(status: StatusCode, text: &'static str) -> Response {
+    let mut r = (status, text).into_response();
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -65,23 +75,26 @@ async fn opa_routing(req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
     let cleaned = clean_path(&path);
     let with_body = req.method() == Method::GET;
-    if cleaned != path && cleaned != path.trim_end_matches('/') {
+    let mut response = if cleaned != path && cleaned != path.trim_end_matches('/') {
         let location = match req.uri().query() {
             Some(q) => format!("{cleaned}?{q}"),
             None => cleaned,
         };
-        return redirect(StatusCode::TEMPORARY_REDIRECT, &location, with_body);
+        redirect(StatusCode::TEMPORARY_REDIRECT, &location, with_body)
+    } else if path.len() > 1 && path.ends_with('/') {
+        let location = path.trim_end_matches('/');
+        redirect(StatusCode::MOVED_PERMANENTLY, location, with_body)
+    } else {
+        next.run(req).await
+    };
+    let method_not_allowed = response.status() == StatusCode::METHOD_NOT_ALLOWED;
+    if method_not_allowed && METHOD_SPECIFIC_ROUTES.contains(&path.as_str()) {
+        return go_text_error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
     }
-    if path.len() > 1 && path.ends_with('/') {
-        return redirect(
-            StatusCode::MOVED_PERMANENTLY,
-            path.trim_end_matches('/'),
-            with_body,
-        );
-    }
+    // OPA's Data API handlers sit behind its gzip handler, which sets Vary on all they answer,
+    // redirects included; the mux's own 405 never reaches them.
     let data_api = path.starts_with("/v1/data") || path.starts_with("/v0/data");
-    let mut response = next.run(req).await;
-    if data_api {
+    if data_api && !method_not_allowed {
         response
             .headers_mut()
             .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));

@@ -1,0 +1,304 @@
+//! Shared test support: a real verdict server on an ephemeral port, a raw HTTP/1.1 client for
+//! requests ordinary clients refuse to send, fixture paths and bundle builders.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use verdict::bundle::Source;
+use verdict::config::Config;
+use verdict::runtime::{AppState, Trigger};
+use verdict::server::{self, Listener};
+
+/// How long any test waits for an event before failing.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(rel: &str) -> PathBuf {
+    repo().join("tests/fixtures").join(rel)
+}
+
+pub fn golden(rel: &str) -> PathBuf {
+    repo().join("tests/golden").join(rel)
+}
+
+/// A config for tests: one ephemeral TCP port, quick debounce, no file watching unless asked.
+pub fn test_config() -> Config {
+    let mut config = Config::default();
+    config.verdict.addr = vec!["127.0.0.1:0".into()];
+    config.verdict.watch_debounce_ms = 50;
+    config
+}
+
+/// A verdict server running in this process, serving on real sockets.
+pub struct Server {
+    pub addr: String,
+    pub state: Arc<AppState>,
+    pub triggers: mpsc::UnboundedSender<Trigger>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    pub async fn start(config: Config, sources: Vec<Source>) -> Server {
+        Self::try_start(config, sources)
+            .await
+            .expect("server starts")
+    }
+
+    pub async fn try_start(config: Config, sources: Vec<Source>) -> anyhow::Result<Server> {
+        let started = verdict::cli::run::start(config, sources).await?;
+        let addr = started.listeners[0].local_addr();
+        let router = server::http::router(started.state.clone());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let listeners: Vec<Listener> = started.listeners;
+        let task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
+            server::serve(listeners, router, shutdown, Duration::from_secs(5)).await;
+        });
+        Ok(Server {
+            addr,
+            state: started.state,
+            triggers: started.triggers,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Sends raw bytes as one HTTP/1.1 request and reads the whole response.
+    pub async fn raw(&self, request: &[u8]) -> RawResponse {
+        let stream = tokio::net::TcpStream::connect(&self.addr).await.unwrap();
+        raw_exchange(stream, request).await
+    }
+
+    /// Waits until `count` more reloads have finished, whatever their outcome.
+    pub async fn reloads_after(&self, seen: u64, count: u64) -> u64 {
+        let mut rx = self.state.subscribe();
+        let done = tokio::time::timeout(WAIT, rx.wait_for(|p| p.attempts >= seen + count))
+            .await
+            .expect("reload finished in time")
+            .expect("reloader alive");
+        done.attempts
+    }
+
+    pub fn attempts(&self) -> u64 {
+        self.state.subscribe().borrow().attempts
+    }
+
+    pub fn revision(&self) -> String {
+        self.state
+            .snapshot()
+            .bundles
+            .iter()
+            .map(|b| b.revision.clone())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Stops serving and waits for the listeners to close.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(WAIT, task).await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// One request over any stream, `Connection: close`, response read to the end.
+pub async fn raw_exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    request: &[u8],
+) -> RawResponse {
+    stream.write_all(request).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut buf))
+        .await
+        .expect("response in time")
+        .unwrap();
+    parse_response(&buf)
+}
+
+fn parse_response(buf: &[u8]) -> RawResponse {
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(buf)));
+    let head = String::from_utf8_lossy(&buf[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap();
+    let status = status_line.split(' ').nth(1).unwrap().parse().unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut body = buf[split + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    if chunked {
+        body = dechunk(&body);
+    }
+    RawResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(end) = data.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size_text = String::from_utf8_lossy(&data[..end]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[end + 2..end + 2 + size]);
+        data = &data[end + 2 + size + 2..];
+    }
+}
+
+/// Builds `METHOD path HTTP/1.1` with the given headers and body, closing the connection.
+pub fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut out = format!("{method} {path} HTTP/1.1\r\nHost: verdict\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" || method == "PUT" {
+        out.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    out.push_str("\r\n");
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+/// A gzipped tarball of the given entries, written as `opa build` writes them.
+pub fn tar_gz(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    for (name, bytes) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        // append_data refuses `..`; write the raw name to build hostile archives too.
+        header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        header.set_cksum();
+        tar.append(&header, *bytes).unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap()
+}
+
+/// A gzipped tarball with one symlink entry `name -> target` beside the given files.
+pub fn tar_gz_with_symlink(files: &[(&str, &[u8])], name: &str, target: &str) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    for (file, bytes) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, file, *bytes).unwrap();
+    }
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Symlink);
+    header.set_size(0);
+    tar.append_link(&mut header, name, target).unwrap();
+    tar.into_inner().unwrap().finish().unwrap()
+}
+
+/// Writes `bytes` to `path` atomically (write a sibling, then rename over), as deploy tools do.
+pub fn replace_file(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_extension("tmp-write");
+    let mut f = std::fs::File::create(&tmp).unwrap();
+    f.write_all(bytes).unwrap();
+    f.sync_all().unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// A minimal valid bundle: one package under root `app`, its revision, and `allow` set to
+/// `allow_value`.
+pub fn simple_bundle(revision: &str, allow_value: &str) -> Vec<(String, Vec<u8>)> {
+    vec![
+        (
+            ".manifest".into(),
+            format!(r#"{{"revision": "{revision}", "roots": ["app"]}}"#).into_bytes(),
+        ),
+        (
+            "app/policy.rego".into(),
+            format!("package app\n\nallow := {allow_value}\n\nrevision := \"{revision}\"\n")
+                .into_bytes(),
+        ),
+    ]
+}
+
+/// Writes bundle files into a directory.
+pub fn write_dir(dir: &Path, files: &[(String, Vec<u8>)]) {
+    for (name, bytes) in files {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+}
+
+/// The same files as a tar.gz.
+pub fn bundle_tar(files: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let entries: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    tar_gz(&entries)
+}
