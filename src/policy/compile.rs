@@ -143,6 +143,12 @@ pub fn compile(
             .iter()
             .map(|p| rule_key(p))
             .collect::<HashSet<_>>(),
+        rule_depth: rule_paths
+            .iter()
+            .chain(&function_paths)
+            .map(Vec::len)
+            .max()
+            .unwrap_or(0),
         rule_paths,
         function_paths,
         modules,

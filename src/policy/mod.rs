@@ -21,6 +21,7 @@ use regorus::{Engine, Value};
 pub use compile::{compile, CompileOptions};
 pub use error::{CompileError, EvalError, Location, RegoError};
 pub use path::DataPath;
+use path::Segment;
 
 /// A Rego module as `GET /v1/policies` lists it.
 #[derive(Debug, Clone)]
@@ -64,6 +65,8 @@ pub struct PolicySet {
     rule_keys: HashSet<String>,
     rule_paths: BTreeSet<Vec<String>>,
     function_paths: BTreeSet<Vec<String>>,
+    /// Length of the longest rule path.
+    rule_depth: usize,
     modules: Vec<PolicyModule>,
     tests: Vec<TestCase>,
     eval_timeout: Duration,
@@ -77,6 +80,7 @@ impl PolicySet {
             rule_keys: HashSet::new(),
             rule_paths: BTreeSet::new(),
             function_paths: BTreeSet::new(),
+            rule_depth: 0,
             modules: Vec::new(),
             tests: Vec::new(),
             eval_timeout: CompileOptions::default().eval_timeout,
@@ -118,19 +122,17 @@ impl PolicySet {
         if query.strict_builtin_errors {
             engine.set_strict_builtin_errors(true);
         }
-        let fast = query
-            .path
-            .rule_key()
-            .filter(|k| self.rule_keys.contains(*k))
-            .map(str::to_string);
-        let prepared = fast.is_some();
+        let plan = self.plan(query.path);
+        let prepared = matches!(plan, Plan::Rule { .. });
         // regorus can panic on some inputs (see ENGINE-NOTES); a panic must cost one decision,
         // never the process or a worker thread.
-        let outcome = catch_unwind(AssertUnwindSafe(|| match fast {
-            Some(key) => engine.eval_rule(key),
-            None => engine
-                .eval_query(query.path.query(), false)
-                .map(|results| first_value(results.result)),
+        let outcome = catch_unwind(AssertUnwindSafe(|| match plan {
+            Plan::Rule { key, rest } => engine
+                .eval_rule(key)
+                .map(|v| navigate(v, &query.path.segments()[rest..])),
+            Plan::Query { text, rest } => engine
+                .eval_query(text, false)
+                .map(|results| navigate(first_value(results.result), &query.path.segments()[rest..])),
         }));
         let eval_time = started.elapsed();
         match outcome {
@@ -141,6 +143,30 @@ impl PolicySet {
             }),
             Ok(Err(e)) => Err(error::from_engine(&e, self.eval_timeout)),
             Err(_) => Err(EvalError::EngineFault),
+        }
+    }
+
+    /// Chooses how to read `path`: the longest prefix that is a rule goes through regorus's
+    /// exact-rule fast path; otherwise the leading keys are queried (packages, base data).
+    /// Whatever lies past that prefix (sub-keys, array indexes) is walked in the result.
+    fn plan(&self, path: &DataPath) -> Plan {
+        if let Some(key) = path.rule_key().filter(|k| self.rule_keys.contains(*k)) {
+            return Plan::Rule {
+                key: key.to_string(),
+                rest: path.segments().len(),
+            };
+        }
+        // Below the deepest rule there is only base data: query no deeper than that and walk
+        // the rest, so an absurdly long path stays a cheap lookup.
+        let keys = path.leading_keys().min(self.rule_depth + 1);
+        for n in (1..=keys).rev() {
+            if let Some(key) = path.prefix_rule_key(n).filter(|k| self.rule_keys.contains(k)) {
+                return Plan::Rule { key, rest: n };
+            }
+        }
+        Plan::Query {
+            text: path.prefix_query(keys),
+            rest: keys,
         }
     }
 }
@@ -178,6 +204,36 @@ fn check_query_syntax(text: &str) -> Result<(), EvalError> {
         },
     );
     parsed.map_err(|e| EvalError::Parse(vec![error::parse_error(&format!("{e:#}"))]))
+}
+
+/// How one path is evaluated; `rest` is where the walk through the result begins.
+enum Plan {
+    Rule { key: String, rest: usize },
+    Query { text: String, rest: usize },
+}
+
+/// Walks `segments` down a document as OPA's references do: keys into objects, integers into
+/// arrays (and objects with number keys), members of sets.
+fn navigate(mut value: Value, segments: &[Segment]) -> Value {
+    for segment in segments {
+        let key = match segment {
+            Segment::Key(k) => Value::from(k.as_str()),
+            Segment::Index(i) => Value::from(*i),
+        };
+        let next = match (&value, segment) {
+            (Value::Object(o), _) => o.get(&key).cloned(),
+            (Value::Array(a), Segment::Index(i)) => {
+                usize::try_from(*i).ok().and_then(|i| a.get(i)).cloned()
+            }
+            (Value::Set(s), _) => s.contains(&key).then_some(key),
+            _ => None,
+        };
+        match next {
+            Some(v) => value = v,
+            None => return Value::Undefined,
+        }
+    }
+    value
 }
 
 fn first_value(results: Vec<regorus::QueryResult>) -> Value {

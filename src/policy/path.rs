@@ -110,17 +110,38 @@ impl DataPath {
         self.rule_key.as_deref()
     }
 
-    /// The query that reads this path: `data["payment"]["allow"]`.
-    pub fn query(&self) -> String {
-        let mut q = String::from("data");
-        for s in &self.segments {
+    /// How many segments lead the path before the first array index.
+    pub fn leading_keys(&self) -> usize {
+        self.segments
+            .iter()
+            .take_while(|s| matches!(s, Segment::Key(_)))
+            .count()
+    }
+
+    /// `data.a.b` for the first `n` segments, when they are all plain identifiers.
+    pub fn prefix_rule_key(&self, n: usize) -> Option<String> {
+        let mut key = String::from("data");
+        for s in self.segments.get(..n)? {
             match s {
-                Segment::Key(k) => {
-                    q.push('[');
-                    q.push_str(&serde_json::Value::String(k.clone()).to_string());
-                    q.push(']');
+                Segment::Key(k) if is_identifier(k) => {
+                    key.push('.');
+                    key.push_str(k);
                 }
-                Segment::Index(i) => q.push_str(&format!("[{i}]")),
+                _ => return None,
+            }
+        }
+        Some(key)
+    }
+
+    /// The query reading the first `n` segments (which must be keys): `data["a"]["b"]`.
+    /// Keys are written as JSON strings, so any text is a valid query.
+    pub fn prefix_query(&self, n: usize) -> String {
+        let mut q = String::from("data");
+        for s in self.segments.iter().take(n) {
+            if let Segment::Key(k) = s {
+                q.push('[');
+                q.push_str(&serde_json::Value::String(k.clone()).to_string());
+                q.push(']');
             }
         }
         q
@@ -206,7 +227,9 @@ mod tests {
         assert_eq!(p.rule_key(), Some("data.limits.roles.customer"));
         let p = DataPath::from_url("limits/currencies/1").unwrap();
         assert_eq!(p.segments()[2], Segment::Index(1));
-        assert_eq!(p.query(), "data[\"limits\"][\"currencies\"][1]");
+        assert_eq!(p.leading_keys(), 2);
+        assert_eq!(p.prefix_query(2), "data[\"limits\"][\"currencies\"]");
+        assert_eq!(p.prefix_rule_key(2).as_deref(), Some("data.limits.currencies"));
         assert_eq!(p.rule_key(), None);
         assert!(matches!(
             DataPath::from_url("payment/a%22b"),

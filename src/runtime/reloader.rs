@@ -105,10 +105,11 @@ impl Reloader {
         }
     }
 
-    /// Re-reads the given bundles and returns the snapshot to publish, if anything changed.
-    /// Blocking and CPU-bound.
-    pub fn reload(&mut self, which: &BTreeSet<usize>) -> Option<Snapshot> {
+    /// Re-reads the given bundles and returns the snapshot to publish, if anything changed,
+    /// with the bundles it activates. Blocking and CPU-bound.
+    pub fn reload(&mut self, which: &BTreeSet<usize>) -> Option<(Snapshot, Vec<ActiveBundle>)> {
         let mut compiled = None;
+        let mut activated = Vec::new();
         for &i in which {
             let Some(source) = self.sources.get(i) else {
                 continue;
@@ -133,7 +134,10 @@ impl Reloader {
             candidate[i] = bundle.clone();
             match policy::compile(&candidate, self.compile) {
                 Ok(set) => {
-                    tracing::info!(bundle = %bundle.name, revision = %bundle.revision(), "bundle activated");
+                    activated.push(ActiveBundle {
+                        name: bundle.name.clone(),
+                        revision: bundle.revision().to_string(),
+                    });
                     self.statuses[i].activated(bundle.revision(), bundle.size, now);
                     self.active = candidate;
                     compiled = Some((set, now));
@@ -144,7 +148,7 @@ impl Reloader {
                 }
             }
         }
-        compiled.map(|(set, at)| self.snapshot(set, at))
+        compiled.map(|(set, at)| (self.snapshot(set, at), activated))
     }
 
     /// Consumes triggers until the channel closes. Reloads run on blocking threads; triggers
@@ -189,8 +193,13 @@ impl Reloader {
                     w.rearm(i);
                 }
             }
-            if let Some(snapshot) = snapshot {
+            if let Some((snapshot, activated)) = snapshot {
+                let generation = snapshot.generation;
                 state.publish(snapshot);
+                // Logged once serving: whoever reads this line gets the new revision.
+                for b in activated {
+                    tracing::info!(bundle = %b.name, revision = %b.revision, generation, "bundle activated");
+                }
             }
             state.record(self.statuses.clone());
         }

@@ -95,6 +95,39 @@ impl Server {
         done.attempts
     }
 
+    /// Waits (on reload events, never by sleeping) until `done` holds for the live state.
+    pub async fn wait_until(&self, what: &str, done: impl Fn(&AppState) -> bool) {
+        let mut rx = self.state.subscribe();
+        let state = self.state.clone();
+        let reached = tokio::time::timeout(WAIT, rx.wait_for(|_| done(&state))).await;
+        assert!(
+            matches!(reached, Ok(Ok(_))),
+            "timed out waiting for {what}; bundle status: {:?}",
+            self.state.bundle_status()
+        );
+    }
+
+    /// Waits until the serving revision is `revision`.
+    pub async fn wait_for_revision(&self, revision: &str) {
+        let want = revision.to_string();
+        self.wait_until(&format!("revision {revision}"), move |s| {
+            s.snapshot().bundles.iter().any(|b| b.revision == want)
+        })
+        .await;
+    }
+
+    /// Waits until the first bundle's status carries an error containing `text`.
+    pub async fn wait_for_error(&self, text: &str) -> verdict::runtime::BundleStatus {
+        let want = text.to_string();
+        self.wait_until(&format!("error {text:?}"), move |s| {
+            s.bundle_status().iter().any(|b| {
+                b.message.contains(&want) || b.errors.iter().any(|e| e.message.contains(&want))
+            })
+        })
+        .await;
+        self.state.bundle_status()[0].clone()
+    }
+
     pub fn attempts(&self) -> u64 {
         self.state.subscribe().borrow().attempts
     }

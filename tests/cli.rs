@@ -1,0 +1,246 @@
+//! The `verdict` binary as users run it: `run` (default bundle, signals, exit codes), `eval`
+//! and `test`. Processes are real; the server is reached over real sockets, and every wait is
+//! for a log line or a response, under a timeout.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::{bundle_tar, raw_exchange, replace_file, repo, request, simple_bundle, WAIT};
+use serde_json::{json, Value as Json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, ChildStderr};
+
+const BIN: &str = env!("CARGO_BIN_EXE_verdict");
+
+fn verdict(args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn test_runs_the_payment_policy_tests() {
+    let out = verdict(&["test", "bundles/payment", "policies", "-v"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("data.payment_test.test_customer_payment_is_allowed: PASS"), "{stdout}");
+    let summary = stdout.lines().last().unwrap();
+    let (passed, total) = summary.trim_start_matches("PASS: ").split_once('/').unwrap();
+    assert_eq!(passed, total, "{stdout}");
+    assert!(total.parse::<u32>().unwrap() >= 15, "{stdout}");
+}
+
+#[test]
+fn test_fails_with_exit_code_1_on_a_failing_test() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("p_test.rego"),
+        "package p_test\n\ntest_ok if true\n\ntest_broken if 1 == 2\n\ntest_error if count(input.nothing) > 0\n",
+    )
+    .unwrap();
+    let out = verdict(&["test", dir.path().to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("data.p_test.test_broken: FAIL"), "{stdout}");
+    assert!(!stdout.contains("test_ok"), "passing tests only with -v: {stdout}");
+    assert!(stdout.contains("PASS: 1/3"), "{stdout}");
+
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::write(empty.path().join("p.rego"), "package p\n\nx := 1\n").unwrap();
+    let out = verdict(&["test", empty.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "no tests found is a failure");
+
+    let broken = tempfile::tempdir().unwrap();
+    std::fs::write(broken.path().join("p.rego"), "package p\n\nx if {\n").unwrap();
+    let out = verdict(&["test", broken.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rego_parse_error"));
+}
+
+#[test]
+fn eval_prints_opas_result_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input.json");
+    std::fs::write(
+        &input,
+        r#"{"method": "POST", "path": "/api/payment", "role": "customer", "amount": 20000, "currency": "EUR", "merchant": "m-1", "country": "FR", "velocity": 0}"#,
+    )
+    .unwrap();
+    let out = verdict(&["eval", "-d", "bundles/payment", "-i", input.to_str().unwrap(), "data.payment.decision"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got: Json = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        got,
+        json!({"result": [{"expressions": [{
+            "value": {"allow": false, "reasons": ["amount 20000 exceeds the customer limit of 10000"]},
+            "text": "data.payment.decision",
+            "location": {"row": 1, "col": 1}
+        }]}]})
+    );
+    let out = verdict(&["eval", "-d", "bundles/payment", "--format", "raw", "data.payment.config.currencies[0]"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "\"CHF\"\n");
+    let out = verdict(&["eval", "-d", "bundles/payment", "data.payment.nothing"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "{}", "undefined");
+    let out = verdict(&["eval", "-d", "bundles/payment", "data.payment["]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rego_parse_error"));
+}
+
+/// A running `verdict run`, its stderr log read line by line.
+struct Running {
+    child: Child,
+    log: tokio::io::Lines<BufReader<ChildStderr>>,
+}
+
+impl Running {
+    fn spawn(args: &[&str]) -> Running {
+        let mut child = tokio::process::Command::new(BIN)
+            .arg("run")
+            .args(args)
+            .current_dir(repo())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let log = BufReader::new(child.stderr.take().unwrap()).lines();
+        Running { child, log }
+    }
+
+    /// The next log line containing `text`, as JSON.
+    async fn wait_for_log(&mut self, text: &str) -> Json {
+        let found = tokio::time::timeout(WAIT, async {
+            while let Some(line) = self.log.next_line().await.unwrap() {
+                if line.contains(text) {
+                    return serde_json::from_str::<Json>(&line).unwrap();
+                }
+            }
+            panic!("verdict exited before logging {text:?}");
+        })
+        .await;
+        found.unwrap_or_else(|_| panic!("no log line with {text:?} in time"))
+    }
+
+    /// The TCP address from the "server started" line.
+    async fn address(&mut self) -> String {
+        let line = self.wait_for_log("server started").await;
+        let addrs: Vec<String> = serde_json::from_str(line["addrs"].as_str().unwrap()).unwrap();
+        addrs[0].clone()
+    }
+
+    fn signal(&self, name: &str) {
+        let pid = self.child.id().unwrap().to_string();
+        assert!(Command::new("kill").args(["-s", name, &pid]).status().unwrap().success());
+    }
+
+    async fn exit_code(mut self) -> Option<i32> {
+        tokio::time::timeout(WAIT, self.child.wait()).await.unwrap().unwrap().code()
+    }
+}
+
+async fn post(addr: &str, path: &str, body: &[u8]) -> Json {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    raw_exchange(stream, &request("POST", path, &[], body)).await.json()
+}
+
+#[tokio::test]
+async fn run_serves_the_built_in_payment_bundle_and_stops_on_sigterm() {
+    let mut server = Running::spawn(&["--addr", "127.0.0.1:0"]);
+    let addr = server.address().await;
+    let decision = post(
+        &addr,
+        "/v1/data/payment/decision",
+        br#"{"input": {"method": "POST", "path": "/api/payment", "role": "customer", "amount": 100, "currency": "USD", "merchant": "m-9", "country": "US", "velocity": 0}}"#,
+    )
+    .await;
+    assert_eq!(decision, json!({"result": {"allow": true, "reasons": []}}));
+    server.signal("TERM");
+    server.wait_for_log("shutting down").await;
+    assert_eq!(server.exit_code().await, Some(0));
+}
+
+#[tokio::test]
+async fn sighup_reloads_bundles_that_are_not_watched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bundle.tar.gz");
+    std::fs::write(&path, bundle_tar(&simple_bundle("hup-1", "true"))).unwrap();
+    let mut server = Running::spawn(&["--addr", "127.0.0.1:0", "--no-watch", "-b", path.to_str().unwrap()]);
+    let addr = server.address().await;
+    assert_eq!(post(&addr, "/v1/data/app/allow", b"{}").await["result"], json!(true));
+
+    replace_file(&path, &bundle_tar(&simple_bundle("hup-2", "false")));
+    server.signal("HUP");
+    let activated = server.wait_for_log("bundle activated").await;
+    assert_eq!(activated["revision"], json!("hup-2"));
+    assert_eq!(post(&addr, "/v1/data/app/allow", b"{}").await["result"], json!(false));
+
+    // A bad bundle on SIGHUP is logged and refused; the process keeps serving hup-2.
+    replace_file(&path, b"not a bundle");
+    server.signal("HUP");
+    let rejected = server.wait_for_log("bundle rejected").await;
+    assert!(rejected["error"].as_str().unwrap().contains("gzip: invalid header"), "{rejected}");
+    assert_eq!(post(&addr, "/v1/data/app/allow", b"{}").await["result"], json!(false));
+    server.signal("INT");
+    assert_eq!(server.exit_code().await, Some(0));
+}
+
+#[tokio::test]
+async fn a_bad_config_exits_64_and_a_bad_bundle_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&str, &str)] = &[
+        ("lables:\n  app: x\n", "unknown top-level key \"lables\""),
+        ("server:\n  decoding:\n    max_length: 0\n", "server.decoding.max_length"),
+        ("labels: [unclosed\n", "config file"),
+    ];
+    for (text, expected) in cases {
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, text).unwrap();
+        let out = verdict(&["run", "--addr", "127.0.0.1:0", "-c", path.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{text}: {stderr}");
+        assert!(stderr.contains(expected), "{text}: {stderr}");
+    }
+    let bad = dir.path().join("bad.tar.gz");
+    std::fs::write(&bad, b"garbage").unwrap();
+    let out = verdict(&["run", "--addr", "127.0.0.1:0", "-b", bad.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("load error: bundle") && stderr.contains("gzip: invalid header"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn an_opa_config_file_starts_verdict() {
+    let config = repo().join("tests/golden/fixtures/config-golden.yaml");
+    let bundle = repo().join("tests/golden/fixtures/payment-bundle.tar.gz");
+    let mut server = Running::spawn(&[
+        "--addr",
+        "127.0.0.1:0",
+        "-c",
+        config.to_str().unwrap(),
+        "--set",
+        "default_decision=/payment/allow",
+        "-b",
+        bundle.to_str().unwrap(),
+    ]);
+    let warning = server.wait_for_log("not implemented").await;
+    assert!(warning.to_string().contains("decision_logs"), "{warning}");
+    let addr = server.address().await;
+    let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let r = raw_exchange(
+        stream,
+        &request("POST", "/", &[], br#"{"role": "customer", "amount": 250, "currency": "EUR", "merchant": "m-123"}"#),
+    )
+    .await;
+    assert_eq!((r.status, r.text()), (200, "true\n".to_string()), "--set default_decision");
+    server.signal("TERM");
+    assert_eq!(server.exit_code().await, Some(0));
+    assert!(Path::new(&config).exists());
+}

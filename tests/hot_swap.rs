@@ -1,0 +1,212 @@
+//! Hot swap while serving: every request during a stream of bundle swaps succeeds and sees one
+//! whole revision (its policy and its data together), including swaps done the way Kubernetes
+//! updates a mounted ConfigMap (an atomic rename of the `..data` symlink).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use common::{bundle_tar, replace_file, request, test_config, write_dir, Server};
+use serde_json::{json, Value as Json};
+use verdict::bundle::Source;
+use verdict::runtime::Trigger;
+
+/// A bundle whose policy and data both carry the revision, so a half-swapped state would show
+/// as a mismatch.
+fn versioned(revision: &str) -> Vec<(String, Vec<u8>)> {
+    vec![
+        (
+            ".manifest".into(),
+            format!(r#"{{"revision": "{revision}", "roots": ["app"]}}"#).into_bytes(),
+        ),
+        (
+            "app/policy.rego".into(),
+            format!(
+                "package app\n\npolicy_revision := \"{revision}\"\n\ndecision := {{\"policy\": policy_revision, \"data\": data.app.config.revision, \"n\": count([1 | some i in numbers.range(1, input.n); some j in numbers.range(1, input.n)])}}\n"
+            )
+            .into_bytes(),
+        ),
+        (
+            "app/config/data.json".into(),
+            format!(r#"{{"revision": "{revision}"}}"#).into_bytes(),
+        ),
+    ]
+}
+
+fn watched_config() -> verdict::config::Config {
+    let mut config = test_config();
+    config.verdict.watch = true;
+    config.verdict.eval_timeout_ms = 10_000;
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_request_fails_or_mixes_revisions_during_swaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bundle.tar.gz");
+    std::fs::write(&path, bundle_tar(&versioned("r0"))).unwrap();
+    let server = Server::start(watched_config(), vec![Source::path(&path)]).await;
+    let url = server.url("/v1/data/app/decision");
+    let stop = Arc::new(AtomicBool::new(false));
+
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let (url, stop) = (url.clone(), stop.clone());
+        clients.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut seen: BTreeMap<String, u64> = BTreeMap::new();
+            let mut failures = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let response = client
+                    .post(&url)
+                    .body(r#"{"input": {"n": 3}}"#)
+                    .send()
+                    .await;
+                let body: Json = match response {
+                    Ok(r) if r.status() == 200 => r.json().await.unwrap(),
+                    Ok(r) => {
+                        failures.push(format!("status {}", r.status()));
+                        continue;
+                    }
+                    Err(e) => {
+                        failures.push(e.to_string());
+                        continue;
+                    }
+                };
+                let d = &body["result"];
+                if d["policy"] != d["data"] || d["n"] != json!(9) {
+                    failures.push(format!("mixed or partial state: {d}"));
+                }
+                *seen.entry(d["policy"].as_str().unwrap().to_string()).or_default() += 1;
+            }
+            (seen, failures)
+        }));
+    }
+    for i in 1..=15 {
+        let revision = format!("r{i}");
+        replace_file(&path, &bundle_tar(&versioned(&revision)));
+        server.wait_for_revision(&revision).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut total: BTreeMap<String, u64> = BTreeMap::new();
+    for client in clients {
+        let (seen, failures) = client.await.unwrap();
+        assert!(failures.is_empty(), "requests failed during swaps: {failures:?}");
+        for (rev, n) in seen {
+            *total.entry(rev).or_default() += n;
+        }
+    }
+    assert!(total.len() >= 2, "clients saw the swaps: {total:?}");
+    assert!(total.values().sum::<u64>() > 15, "clients kept asking: {total:?}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_in_flight_finishes_on_its_own_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bundle.tar.gz");
+    std::fs::write(&path, bundle_tar(&versioned("slow-1"))).unwrap();
+    let server = Server::start(watched_config(), vec![Source::path(&path)]).await;
+    let url = server.url("/v1/data/app/decision");
+    // Long enough to still be evaluating while the swap below is activated.
+    let slow = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(url)
+            .body(r#"{"input": {"n": 1500}}"#)
+            .send()
+            .await
+            .unwrap()
+            .json::<Json>()
+            .await
+            .unwrap()
+    });
+    replace_file(&path, &bundle_tar(&versioned("slow-2")));
+    server.wait_for_revision("slow-2").await;
+    let d = slow.await.unwrap()["result"].clone();
+    assert_eq!(d["policy"], d["data"], "one whole revision: {d}");
+    assert_eq!(d["n"], json!(1500 * 1500));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rapid_writes_settle_on_the_last_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bundle.tar.gz");
+    std::fs::write(&path, bundle_tar(&versioned("w0"))).unwrap();
+    let server = Server::start(watched_config(), vec![Source::path(&path)]).await;
+    for i in 1..=10 {
+        // Plain rewrites in place, no atomic rename: the debounce must still see the end state.
+        std::fs::write(&path, bundle_tar(&versioned(&format!("w{i}")))).unwrap();
+    }
+    server.wait_for_revision("w10").await;
+    let r = server.raw(&request("POST", "/v1/data/app/decision", &[], br#"{"input": {"n": 1}}"#)).await;
+    assert_eq!(r.json()["result"]["policy"], json!("w10"));
+    server.stop().await;
+}
+
+/// Lays out `mount` as the kubelet does for a ConfigMap: the real files live in a timestamped
+/// directory, `..data` points at it, and each visible name is a symlink through `..data`.
+fn configmap_publish(mount: &Path, generation: u32, files: &[(String, Vec<u8>)]) {
+    let target = mount.join(format!("..2026_11_24_{generation:02}"));
+    write_dir(&target, files);
+    let tmp = mount.join("..data_tmp");
+    std::os::unix::fs::symlink(target.file_name().unwrap(), &tmp).unwrap();
+    std::fs::rename(&tmp, mount.join("..data")).unwrap();
+    for (name, _) in files {
+        let top = name.split('/').next().unwrap();
+        let visible = mount.join(top);
+        if std::fs::symlink_metadata(&visible).is_err() {
+            std::os::unix::fs::symlink(Path::new("..data").join(top), &visible).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configmap_symlink_swap_of_a_tarball_is_picked_up() {
+    let mount = tempfile::tempdir().unwrap();
+    let tarball = |rev: &str| vec![("bundle.tar.gz".to_string(), bundle_tar(&versioned(rev)))];
+    configmap_publish(mount.path(), 1, &tarball("cm-1"));
+    let path = mount.path().join("bundle.tar.gz");
+    let server = Server::start(watched_config(), vec![Source::path(&path)]).await;
+    assert_eq!(server.revision(), "cm-1");
+    configmap_publish(mount.path(), 2, &tarball("cm-2"));
+    server.wait_for_revision("cm-2").await;
+    configmap_publish(mount.path(), 3, &tarball("cm-3"));
+    server.wait_for_revision("cm-3").await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configmap_symlink_swap_of_a_directory_bundle_is_picked_up() {
+    let mount = tempfile::tempdir().unwrap();
+    configmap_publish(mount.path(), 1, &versioned("dir-1"));
+    let server = Server::start(watched_config(), vec![Source::path(mount.path())]).await;
+    assert_eq!(server.revision(), "dir-1");
+    configmap_publish(mount.path(), 2, &versioned("dir-2"));
+    server.wait_for_revision("dir-2").await;
+    let r = server.raw(&request("POST", "/v1/data/app/decision", &[], br#"{"input": {"n": 1}}"#)).await;
+    assert_eq!(r.json()["result"]["data"], json!("dir-2"));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_watching_only_an_explicit_reload_swaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bundle.tar.gz");
+    std::fs::write(&path, bundle_tar(&versioned("h-1"))).unwrap();
+    let mut config = test_config();
+    config.verdict.watch = false;
+    let server = Server::start(config, vec![Source::path(&path)]).await;
+    replace_file(&path, &bundle_tar(&versioned("h-2")));
+    assert_eq!(server.revision(), "h-1", "nothing watches the file");
+    let before = server.attempts();
+    // SIGHUP's trigger (the signal itself is exercised against the binary in tests/cli.rs).
+    server.triggers.send(Trigger::All).unwrap();
+    server.reloads_after(before, 1).await;
+    assert_eq!(server.revision(), "h-2");
+    server.stop().await;
+}
