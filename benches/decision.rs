@@ -1,1 +1,99 @@
-fn main() {}
+//! In-process cost of a payment decision and of what surrounds it: the decision core alone,
+//! the whole request path minus HTTP (parse the body, evaluate, write OPA's JSON), a package
+//! query, and compiling the bundle (the work a hot swap does off the request path).
+//!
+//! Run: cargo bench --bench decision
+
+// A benchmark that cannot set up has nothing to measure: failing loudly is the point.
+#![allow(clippy::expect_used)]
+
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use verdict::bundle::{Bundle, LoadOptions, Location, Source};
+use verdict::policy::{compile, json, CompileOptions, DataPath, PolicySet, Query};
+use verdict::server::http::request::parse_envelope;
+
+const BODY: &[u8] = br#"{"input": {"method": "POST", "path": "/api/payment", "role": "customer", "amount": 2500, "currency": "EUR", "merchant": "m-123", "country": "DE", "velocity": 1, "timestamp": "2026-11-24T14:30:00Z"}}"#;
+
+fn payment_bundle() -> Arc<Bundle> {
+    let source = Source {
+        name: "bundles/payment".into(),
+        location: Location::Embedded(verdict::EMBEDDED_BUNDLE),
+    };
+    Arc::new(Bundle::load(&source, LoadOptions::default()).expect("embedded bundle loads"))
+}
+
+fn policy() -> PolicySet {
+    compile(&[payment_bundle()], CompileOptions::default()).expect("payment bundle compiles")
+}
+
+fn input() -> regorus::Value {
+    parse_envelope(BODY, false)
+        .expect("valid body")
+        .expect("has input")
+}
+
+fn decisions(c: &mut Criterion) {
+    let set = policy();
+    let input = input();
+    let mut group = c.benchmark_group("payment");
+    for path in ["data.payment.decision", "data.payment.allow"] {
+        let path = DataPath::parse(path).expect("valid path");
+        group.bench_function(path.slashed(), |b| {
+            b.iter(|| {
+                let query = Query {
+                    path: &path,
+                    input: Some(input.clone()),
+                    strict_builtin_errors: false,
+                };
+                set.evaluate(query).expect("decision")
+            })
+        });
+    }
+    // A base document below a package: the query path rather than the exact-rule path.
+    let config = DataPath::parse("data.payment.config.currencies").expect("valid path");
+    group.bench_function("payment/config/currencies (query path)", |b| {
+        b.iter(|| {
+            let query = Query {
+                path: &config,
+                input: None,
+                strict_builtin_errors: false,
+            };
+            set.evaluate(query).expect("document")
+        })
+    });
+    // What the HTTP handler does around the core: decode the body, evaluate, encode.
+    let decision = DataPath::parse("data.payment.decision").expect("valid path");
+    group.bench_function("request path without HTTP", |b| {
+        b.iter(|| {
+            let input = parse_envelope(BODY, false).expect("body parses");
+            let d = set
+                .evaluate(Query {
+                    path: &decision,
+                    input,
+                    strict_builtin_errors: false,
+                })
+                .expect("decision");
+            let mut out = Vec::with_capacity(128);
+            if let Some(result) = &d.result {
+                json::write_value(&mut out, result, None);
+            }
+            out
+        })
+    });
+    group.finish();
+}
+
+fn activation(c: &mut Criterion) {
+    let bundle = payment_bundle();
+    c.bench_function("bundle/compile and validate payment bundle", |b| {
+        b.iter(|| {
+            compile(std::slice::from_ref(&bundle), CompileOptions::default()).expect("compiles")
+        })
+    });
+    c.bench_function("bundle/read embedded tar.gz", |b| b.iter(payment_bundle));
+}
+
+criterion_group!(benches, decisions, activation);
+criterion_main!(benches);

@@ -13,10 +13,10 @@ use serde_json::Value as Json;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {}: {source}", path.display())]
+    #[error("cannot read config file {}: {error}", path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("config file {}: {message}", path.display())]
     Parse { path: PathBuf, message: String },
@@ -187,6 +187,11 @@ pub struct VerdictConfig {
     /// Largest decompressed bundle accepted (OPA's `size_limit_bytes`).
     #[serde(default = "default_bundle_size_limit")]
     pub bundle_size_limit_bytes: u64,
+    /// Process memory above which evaluations are stopped with an error rather than the
+    /// process being killed for memory. Unset: 90% of the cgroup's `memory.max` when there is
+    /// one (a Kubernetes container limit), else no limit. 0 turns it off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit_bytes: Option<u64>,
     /// How long in-flight requests may take to finish after SIGTERM.
     #[serde(default = "default_grace_seconds")]
     pub shutdown_grace_period_seconds: u64,
@@ -202,6 +207,7 @@ impl Default for VerdictConfig {
             eval_timeout_ms: default_eval_timeout_ms(),
             v0_compatible: false,
             bundle_size_limit_bytes: default_bundle_size_limit(),
+            memory_limit_bytes: None,
             shutdown_grace_period_seconds: default_grace_seconds(),
         }
     }
@@ -338,9 +344,9 @@ const KNOWN_KEYS: &[&str] = &[
 ];
 
 fn read_tree(path: &Path) -> Result<Json, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let text = expand_env(&text);
     // YAML is a superset of JSON, so one parser reads both forms OPA accepts.

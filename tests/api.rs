@@ -22,7 +22,12 @@ async fn payment_server() -> Server {
 
 async fn post(server: &Server, path: &str, body: &str) -> (u16, Json) {
     let r = server
-        .raw(&request("POST", path, &[("Content-Type", "application/json")], body.as_bytes()))
+        .raw(&request(
+            "POST",
+            path,
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        ))
         .await;
     (r.status, r.json())
 }
@@ -64,7 +69,12 @@ async fn payment_decisions_come_back_in_opas_envelope() {
     assert_eq!(got, json!({"result": true}));
     let bare = serde_json::from_str::<Json>(ALLOWED).unwrap()["input"].to_string();
     let r = server
-        .raw(&request("POST", "/v0/data/payment/allow", &[], bare.as_bytes()))
+        .raw(&request(
+            "POST",
+            "/v0/data/payment/allow",
+            &[],
+            bare.as_bytes(),
+        ))
         .await;
     assert_eq!((r.status, r.text()), (200, "true\n".to_string()));
     server.stop().await;
@@ -85,7 +95,12 @@ async fn undefined_provenance_metrics_and_the_default_decision() {
     let (status, body) = post(&server, "/v1/data/payment/nothing_here", ALLOWED).await;
     assert_eq!((status, body), (200, json!({})));
 
-    let (_, body) = post(&server, "/v1/data/payment/allow?provenance&metrics", ALLOWED).await;
+    let (_, body) = post(
+        &server,
+        "/v1/data/payment/allow?provenance&metrics",
+        ALLOWED,
+    )
+    .await;
     assert_eq!(
         body["provenance"]["bundles"]["bundles/payment"]["revision"],
         json!("payment-2026.11.24-1")
@@ -99,7 +114,11 @@ async fn undefined_provenance_metrics_and_the_default_decision() {
     ] {
         assert!(metrics.contains_key(key), "metrics has {key}: {metrics:?}");
     }
-    assert_eq!(metrics["counter_server_query_cache_hit"], json!(1), "an exact rule is prepared");
+    assert_eq!(
+        metrics["counter_server_query_cache_hit"],
+        json!(1),
+        "an exact rule is prepared"
+    );
 
     // POST / is the default decision: data.system.main is not defined by the example bundle.
     let r = server.raw(&request("POST", "/", &[], b"{}")).await;
@@ -143,15 +162,35 @@ async fn responses_are_gzipped_when_accepted_and_large() {
     let source = Source::path(common::golden("fixtures/bundle"));
     let server = Server::start(config, vec![source]).await;
     let small = server
-        .raw(&request("GET", "/v1/data/limits/currencies", &[("Accept-Encoding", "gzip")], b""))
+        .raw(&request(
+            "GET",
+            "/v1/data/limits/currencies",
+            &[("Accept-Encoding", "gzip")],
+            b"",
+        ))
         .await;
     assert!(small.body.len() < 200);
-    assert_eq!(small.header("content-encoding"), None, "short bodies stay plain");
-    let plain = server.raw(&request("GET", "/v1/data?pretty", &[], b"")).await;
+    assert_eq!(
+        small.header("content-encoding"),
+        None,
+        "short bodies stay plain"
+    );
+    let plain = server
+        .raw(&request("GET", "/v1/data?pretty", &[], b""))
+        .await;
     assert!(plain.body.len() >= 200);
-    assert_eq!(plain.header("content-encoding"), None, "not compressed unless accepted");
+    assert_eq!(
+        plain.header("content-encoding"),
+        None,
+        "not compressed unless accepted"
+    );
     let zipped = server
-        .raw(&request("GET", "/v1/data?pretty", &[("Accept-Encoding", "gzip, deflate")], b""))
+        .raw(&request(
+            "GET",
+            "/v1/data?pretty",
+            &[("Accept-Encoding", "gzip, deflate")],
+            b"",
+        ))
         .await;
     assert_eq!(zipped.header("content-encoding"), Some("gzip"));
     let mut inflated = Vec::new();
@@ -159,14 +198,22 @@ async fn responses_are_gzipped_when_accepted_and_large() {
         .read_to_end(&mut inflated)
         .unwrap();
     assert_eq!(inflated, plain.body);
-    assert!(!plain.text().contains("\"system\""), "GET /v1/data leaves out data.system");
+    assert!(
+        !plain.text().contains("\"system\""),
+        "GET /v1/data leaves out data.system"
+    );
 
     // A gzip request body is inflated before decoding.
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     enc.write_all(ALLOWED.as_bytes()).unwrap();
     let gz = enc.finish().unwrap();
     let r = server
-        .raw(&request("POST", "/v1/data/limits/roles/customer", &[("Content-Encoding", "gzip")], &gz))
+        .raw(&request(
+            "POST",
+            "/v1/data/limits/roles/customer",
+            &[("Content-Encoding", "gzip")],
+            &gz,
+        ))
         .await;
     assert_eq!(r.json()["result"], json!({"max_amount": 1000}));
     server.stop().await;
@@ -183,7 +230,9 @@ async fn malformed_bodies_get_opas_errors_and_nothing_breaks() {
     let path = "/v1/data/payment/decision";
     let malformed = "body contains malformed input document: ";
 
-    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<u8>, u16, String)> = vec![
+    // (what, headers, body, expected status, expected message)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>, u16, String);
+    let cases: Vec<Case> = vec![
         ("truncated JSON", vec![], br#"{"input": {"role": "cust"#.to_vec(), 400, format!("{malformed}unexpected EOF")),
         ("array body", vec![], b"[1,2,3]".to_vec(), 400,
             format!("{malformed}json: cannot unmarshal array into Go value of type types.DataRequestV1")),
@@ -228,7 +277,10 @@ async fn malformed_bodies_get_opas_errors_and_nothing_breaks() {
     }
     chunked.extend_from_slice(b"0\r\n\r\n");
     let r = server.raw(&chunked).await;
-    assert_eq!((r.status, r.json()["message"].clone()), (400, json!("request body too large")));
+    assert_eq!(
+        (r.status, r.json()["message"].clone()),
+        (400, json!("request body too large"))
+    );
     still_serving(&server).await;
     server.stop().await;
 }
@@ -242,22 +294,37 @@ fn gzip_bomb(inflated: usize) -> Vec<u8> {
 #[tokio::test]
 async fn inputs_that_are_not_objects_or_are_missing_follow_opa() {
     let server = payment_server().await;
-    let warning = json!({"code": "api_usage_warning", "message": "'input' key missing from the request"});
+    let warning =
+        json!({"code": "api_usage_warning", "message": "'input' key missing from the request"});
     for body in ["", "{}", r#"{"input": null}"#, r#"{"inputs": {}}"#] {
         let (status, got) = post(&server, "/v1/data/payment/allow", body).await;
         assert_eq!(status, 200, "{body:?}");
-        assert_eq!(got, json!({"result": false, "warning": warning}), "{body:?}");
+        assert_eq!(
+            got,
+            json!({"result": false, "warning": warning}),
+            "{body:?}"
+        );
     }
     let (_, got) = post(&server, "/v1/data/payment/allow", r#"{"input": 42}"#).await;
     assert_eq!(got, json!({"result": false}), "a scalar input is an input");
     // Content-Type is ignored unless it says YAML, as in OPA.
     let r = server
-        .raw(&request("POST", "/v1/data/payment/allow", &[("Content-Type", "text/plain")], ALLOWED.as_bytes()))
+        .raw(&request(
+            "POST",
+            "/v1/data/payment/allow",
+            &[("Content-Type", "text/plain")],
+            ALLOWED.as_bytes(),
+        ))
         .await;
     assert_eq!(r.json(), json!({"result": true}));
     let yaml = "input:\n  method: POST\n  path: /api/payment\n  role: customer\n  amount: 100\n  currency: EUR\n  merchant: m-1\n  country: FR\n  velocity: 0\n";
     let r = server
-        .raw(&request("POST", "/v1/data/payment/allow", &[("Content-Type", "application/yaml")], yaml.as_bytes()))
+        .raw(&request(
+            "POST",
+            "/v1/data/payment/allow",
+            &[("Content-Type", "application/yaml")],
+            yaml.as_bytes(),
+        ))
         .await;
     assert_eq!(r.json(), json!({"result": true}));
     server.stop().await;
@@ -267,11 +334,7 @@ async fn inputs_that_are_not_objects_or_are_missing_follow_opa() {
 async fn deeply_nested_input_is_refused_cleanly() {
     let server = payment_server().await;
     for depth in [200usize, 100_000] {
-        let body = format!(
-            "{{\"input\": {}{}}}",
-            "[".repeat(depth),
-            "]".repeat(depth)
-        );
+        let body = format!("{{\"input\": {}{}}}", "[".repeat(depth), "]".repeat(depth));
         let (status, err) = post(&server, "/v1/data/payment/decision", &body).await;
         assert_eq!(status, 400, "depth {depth}");
         assert_eq!(err["code"], json!("invalid_parameter"));
@@ -288,12 +351,15 @@ async fn deeply_nested_input_is_refused_cleanly() {
 async fn odd_paths_are_answered_not_crashed_on() {
     let server = payment_server().await;
     let cases: &[(&str, u16)] = &[
-        ("/v1/data/payment/a%22b", 500),        // OPA's answer for a quote in a segment
-        ("/v1/data/payment/%zz", 200),          // a bad escape is kept as text: undefined
+        ("/v1/data/payment/a%22b", 500), // OPA's answer for a quote in a segment
+        ("/v1/data/payment/%zz", 200),   // a bad escape is kept as text: undefined
         ("/v1/data/payment/%C3%A9t%C3%A9", 200), // unicode segment: undefined
-        ("/v1/data/payment/%ff", 200),          // not UTF-8 once decoded: kept as text
+        ("/v1/data/payment/%ff", 200),   // not UTF-8 once decoded: kept as text
         ("/v1/data/payment/config/currencies/-1", 200),
-        ("/v1/data/payment/config/currencies/99999999999999999999", 200),
+        (
+            "/v1/data/payment/config/currencies/99999999999999999999",
+            200,
+        ),
         ("/v1/data/payment/decision/", 301),
         ("/v1/data//payment", 307),
         ("/v1/data/payment/../payment/allow", 307),
@@ -301,7 +367,12 @@ async fn odd_paths_are_answered_not_crashed_on() {
     ];
     for (path, status) in cases {
         let r = server
-            .raw(&request("POST", path, &[("Content-Type", "application/json")], ALLOWED.as_bytes()))
+            .raw(&request(
+                "POST",
+                path,
+                &[("Content-Type", "application/json")],
+                ALLOWED.as_bytes(),
+            ))
             .await;
         assert_eq!(r.status, *status, "{path}: {}", r.text());
         if *status == 500 {
@@ -313,7 +384,12 @@ async fn odd_paths_are_answered_not_crashed_on() {
     }
     let long = format!("/v1/data/{}", "x/".repeat(5000));
     let r = server
-        .raw(&request("POST", long.trim_end_matches('/'), &[], ALLOWED.as_bytes()))
+        .raw(&request(
+            "POST",
+            long.trim_end_matches('/'),
+            &[],
+            ALLOWED.as_bytes(),
+        ))
         .await;
     assert_eq!((r.status, r.json()), (200, json!({})));
     // Raw bytes that are not UTF-8 in the request line.
@@ -371,13 +447,23 @@ async fn an_engine_panic_costs_one_decision_not_the_server() {
     let dir = tempfile::tempdir().unwrap();
     runaway_bundle(dir.path());
     let server = Server::start(test_config(), vec![Source::path(dir.path())]).await;
-    let (status, body) = post(&server, "/v1/data/app/panicky", r#"{"input": {"s": "abc", "sub": ""}}"#).await;
+    let (status, body) = post(
+        &server,
+        "/v1/data/app/panicky",
+        r#"{"input": {"s": "abc", "sub": ""}}"#,
+    )
+    .await;
     // Either regorus answers or its panic is contained: never a dropped connection.
     assert!(status == 200 || status == 500, "{status}: {body}");
     if status == 500 {
         assert_eq!(body["code"], json!("internal_error"));
     }
-    let (status, body) = post(&server, "/v1/data/app/panicky", r#"{"input": {"s": "abcb", "sub": "b"}}"#).await;
+    let (status, body) = post(
+        &server,
+        "/v1/data/app/panicky",
+        r#"{"input": {"s": "abcb", "sub": "b"}}"#,
+    )
+    .await;
     assert_eq!((status, body), (200, json!({"result": 2})));
     server.stop().await;
 }
@@ -385,18 +471,31 @@ async fn an_engine_panic_costs_one_decision_not_the_server() {
 #[tokio::test]
 async fn health_policies_and_status() {
     let server = payment_server().await;
-    for path in ["/health", "/health?bundles", "/health?plugins", "/health/live", "/health/ready"] {
+    for path in [
+        "/health",
+        "/health?bundles",
+        "/health?plugins",
+        "/health/live",
+        "/health/ready",
+    ] {
         let r = server.raw(&request("GET", path, &[], b"")).await;
         assert_eq!((r.status, r.text()), (200, "{}\n".to_string()), "{path}");
     }
-    let r = server.raw(&request("GET", "/health/startup", &[], b"")).await;
+    let r = server
+        .raw(&request("GET", "/health/startup", &[], b""))
+        .await;
     assert_eq!(r.status, 500);
     assert_eq!(
         r.json(),
         json!({"error": "health check (data.system.health.startup) was undefined"})
     );
 
-    let list: Json = reqwest::get(server.url("/v1/policies")).await.unwrap().json().await.unwrap();
+    let list: Json = reqwest::get(server.url("/v1/policies"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let ids: Vec<&str> = list["result"]
         .as_array()
         .unwrap()
@@ -405,7 +504,10 @@ async fn health_policies_and_status() {
         .collect();
     assert_eq!(
         ids,
-        ["bundles/payment/payment/policy.rego", "bundles/payment/system/health.rego"]
+        [
+            "bundles/payment/payment/policy.rego",
+            "bundles/payment/system/health.rego"
+        ]
     );
     let one: Json = reqwest::get(server.url("/v1/policies/bundles/payment/system/health.rego"))
         .await
@@ -413,11 +515,19 @@ async fn health_policies_and_status() {
         .json()
         .await
         .unwrap();
-    assert!(one["result"]["raw"].as_str().unwrap().contains("package system.health"));
+    assert!(one["result"]["raw"]
+        .as_str()
+        .unwrap()
+        .contains("package system.health"));
     let missing = reqwest::get(server.url("/v1/policies/nope")).await.unwrap();
     assert_eq!(missing.status(), 404);
 
-    let status: Json = reqwest::get(server.url("/v1/status")).await.unwrap().json().await.unwrap();
+    let status: Json = reqwest::get(server.url("/v1/status"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let bundle = &status["result"]["bundles"]["bundles/payment"];
     assert_eq!(bundle["active_revision"], json!("payment-2026.11.24-1"));
     assert!(bundle["last_successful_activation"].is_string());

@@ -7,13 +7,20 @@ mod common;
 
 use std::path::Path;
 
-use common::{bundle_tar, replace_file, request, simple_bundle, tar_gz, test_config, write_dir, Server};
+use common::{
+    bundle_tar, replace_file, request, simple_bundle, tar_gz, test_config, write_dir, Server,
+};
 use serde_json::{json, Value as Json};
 use verdict::bundle::Source;
 
 async fn allow(server: &Server) -> Json {
     let r = server
-        .raw(&request("POST", "/v1/data/app/allow", &[], b"{\"input\": {}}"))
+        .raw(&request(
+            "POST",
+            "/v1/data/app/allow",
+            &[],
+            b"{\"input\": {}}",
+        ))
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
     r.json()["result"].clone()
@@ -46,47 +53,154 @@ async fn a_bad_bundle_is_refused_and_the_last_good_one_keeps_serving() {
 
     let big = " ".repeat(2 << 20);
     let bad: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("a Rego syntax error", bundle_tar(&files(&[(".manifest", MANIFEST), ("app/p.rego", "package app\nallow if {\n")])),
-            "error(s) occurred while compiling module(s)"),
-        ("invalid JSON data", bundle_tar(&files(&[(".manifest", MANIFEST), ("app/p.rego", POLICY), ("app/data.json", "{not json")])),
-            "bundle load failed on /app/data.json"),
-        ("overlapping roots", bundle_tar(&files(&[(".manifest", r#"{"roots": ["app", "app/sub"]}"#), ("app/p.rego", POLICY)])),
-            "manifest has overlapped roots: 'app' and 'app/sub'"),
-        ("data outside the roots", bundle_tar(&files(&[(".manifest", MANIFEST), ("app/p.rego", POLICY), ("data.json", r#"{"other": 1}"#)])),
-            "manifest roots [app] do not permit data at path '/other'"),
-        ("a package outside the roots", bundle_tar(&files(&[(".manifest", MANIFEST), ("other/p.rego", "package other\n\nx := 1\n")])),
-            "do not permit 'package other'"),
-        ("an unknown function", bundle_tar(&files(&[(".manifest", MANIFEST), ("app/p.rego", "package app\n\nallow := nope(1)\n")])),
-            "undefined function nope"),
-        ("an unsafe variable", bundle_tar(&files(&[(".manifest", MANIFEST), ("app/p.rego", "package app\n\nallow if { x > 1 }\n")])),
-            "var x is unsafe"),
-        ("a rule over data", bundle_tar(&files(&[(".manifest", MANIFEST), ("app/p.rego", POLICY), ("data.json", r#"{"app": {"allow": false}}"#)])),
-            "conflicting rule for data path app/allow found"),
-        ("a ../ entry", tar_gz(&[(".manifest", MANIFEST.as_bytes()), ("../../etc/app/p.rego", POLICY.as_bytes())]),
-            "entry '../../etc/app/p.rego' would be written outside the bundle"),
-        ("an absolute entry", tar_gz(&[(".manifest", MANIFEST.as_bytes()), ("//etc/app/p.rego", POLICY.as_bytes())]),
-            "entry '//etc/app/p.rego' would be written outside the bundle"),
-        ("a symlink entry", common::tar_gz_with_symlink(&[(".manifest", MANIFEST.as_bytes())], "app/p.rego", "/etc/passwd"),
-            "entry 'app/p.rego' is a link"),
-        ("a decompression bomb", tar_gz(&[(".manifest", MANIFEST.as_bytes()), ("app/p.rego", POLICY.as_bytes()), ("app/data.json", big.as_bytes())]),
-            "bundle exceeds the size limit of 1048576 bytes"),
-        ("a bomb in an ignored entry", tar_gz(&[(".manifest", MANIFEST.as_bytes()), ("junk.bin", big.as_bytes()), ("app/p.rego", POLICY.as_bytes())]),
-            "bundle exceeds the size limit of 1048576 bytes"),
-        ("not gzip at all", b"this is not a gzip stream\n".to_vec(),
-            "archive read failed: gzip: invalid header"),
+        (
+            "a Rego syntax error",
+            bundle_tar(&files(&[
+                (".manifest", MANIFEST),
+                ("app/p.rego", "package app\nallow if {\n"),
+            ])),
+            "error(s) occurred while compiling module(s)",
+        ),
+        (
+            "invalid JSON data",
+            bundle_tar(&files(&[
+                (".manifest", MANIFEST),
+                ("app/p.rego", POLICY),
+                ("app/data.json", "{not json"),
+            ])),
+            "bundle load failed on /app/data.json",
+        ),
+        (
+            "overlapping roots",
+            bundle_tar(&files(&[
+                (".manifest", r#"{"roots": ["app", "app/sub"]}"#),
+                ("app/p.rego", POLICY),
+            ])),
+            "manifest has overlapped roots: 'app' and 'app/sub'",
+        ),
+        (
+            "data outside the roots",
+            bundle_tar(&files(&[
+                (".manifest", MANIFEST),
+                ("app/p.rego", POLICY),
+                ("data.json", r#"{"other": 1}"#),
+            ])),
+            "manifest roots [app] do not permit data at path '/other'",
+        ),
+        (
+            "a package outside the roots",
+            bundle_tar(&files(&[
+                (".manifest", MANIFEST),
+                ("other/p.rego", "package other\n\nx := 1\n"),
+            ])),
+            "do not permit 'package other'",
+        ),
+        (
+            "an unknown function",
+            bundle_tar(&files(&[
+                (".manifest", MANIFEST),
+                ("app/p.rego", "package app\n\nallow := nope(1)\n"),
+            ])),
+            "undefined function nope",
+        ),
+        (
+            "an unsafe variable",
+            bundle_tar(&files(&[
+                (".manifest", MANIFEST),
+                ("app/p.rego", "package app\n\nallow if { x > 1 }\n"),
+            ])),
+            "var x is unsafe",
+        ),
+        (
+            "a rule over data",
+            bundle_tar(&files(&[
+                (".manifest", MANIFEST),
+                ("app/p.rego", POLICY),
+                ("data.json", r#"{"app": {"allow": false}}"#),
+            ])),
+            "conflicting rule for data path app/allow found",
+        ),
+        (
+            "a ../ entry",
+            tar_gz(&[
+                (".manifest", MANIFEST.as_bytes()),
+                ("../../etc/app/p.rego", POLICY.as_bytes()),
+            ]),
+            "entry '../../etc/app/p.rego' would be written outside the bundle",
+        ),
+        (
+            "an absolute entry",
+            tar_gz(&[
+                (".manifest", MANIFEST.as_bytes()),
+                ("//etc/app/p.rego", POLICY.as_bytes()),
+            ]),
+            "entry '//etc/app/p.rego' would be written outside the bundle",
+        ),
+        (
+            "a symlink entry",
+            common::tar_gz_with_symlink(
+                &[(".manifest", MANIFEST.as_bytes())],
+                "app/p.rego",
+                "/etc/passwd",
+            ),
+            "entry 'app/p.rego' is a link",
+        ),
+        (
+            "a decompression bomb",
+            tar_gz(&[
+                (".manifest", MANIFEST.as_bytes()),
+                ("app/p.rego", POLICY.as_bytes()),
+                ("app/data.json", big.as_bytes()),
+            ]),
+            "bundle exceeds the size limit of 1048576 bytes",
+        ),
+        (
+            "a bomb in an ignored entry",
+            tar_gz(&[
+                (".manifest", MANIFEST.as_bytes()),
+                ("junk.bin", big.as_bytes()),
+                ("app/p.rego", POLICY.as_bytes()),
+            ]),
+            "bundle exceeds the size limit of 1048576 bytes",
+        ),
+        (
+            "not gzip at all",
+            b"this is not a gzip stream\n".to_vec(),
+            "archive read failed: gzip: invalid header",
+        ),
     ];
     for (what, bytes, expected) in bad {
         replace_file(&path, &bytes);
         let status = server.wait_for_error(expected).await;
         assert_eq!(status.code, "bundle_error", "{what}");
-        assert_eq!(status.active_revision, "good-1", "{what}: the good revision stays active");
+        assert_eq!(
+            status.active_revision, "good-1",
+            "{what}: the good revision stays active"
+        );
         assert_eq!(server.revision(), "good-1", "{what}");
-        assert_eq!(allow(&server).await, json!(true), "{what}: still serving the good bundle");
-        let report: Json = reqwest::get(server.url("/v1/status")).await.unwrap().json().await.unwrap();
+        assert_eq!(
+            allow(&server).await,
+            json!(true),
+            "{what}: still serving the good bundle"
+        );
+        let report: Json = reqwest::get(server.url("/v1/status"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         let shown = report["result"]["bundles"][path.display().to_string()].to_string();
-        assert!(shown.contains("bundle_error"), "{what}: /v1/status shows it: {shown}");
-        let health = server.raw(&request("GET", "/health?bundles", &[], b"")).await;
-        assert_eq!(health.status, 200, "{what}: still ready, the last good bundle serves");
+        assert!(
+            shown.contains("bundle_error"),
+            "{what}: /v1/status shows it: {shown}"
+        );
+        let health = server
+            .raw(&request("GET", "/health?bundles", &[], b""))
+            .await;
+        assert_eq!(
+            health.status, 200,
+            "{what}: still ready, the last good bundle serves"
+        );
     }
 
     // A good bundle again: activated, and the error is gone.
@@ -94,7 +208,10 @@ async fn a_bad_bundle_is_refused_and_the_last_good_one_keeps_serving() {
     server.wait_for_revision("good-2").await;
     assert_eq!(allow(&server).await, json!(false));
     let status = &server.state.bundle_status()[0];
-    assert!(status.code.is_empty() && status.errors.is_empty(), "{status:?}");
+    assert!(
+        status.code.is_empty() && status.errors.is_empty(),
+        "{status:?}"
+    );
     server.stop().await;
 }
 
@@ -130,16 +247,50 @@ async fn bad_bundles_at_startup_stop_verdict_with_opas_message() {
 #[tokio::test]
 async fn several_bundles_serve_side_by_side_and_must_not_overlap() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
-    write_dir(&a, &files(&[(".manifest", r#"{"revision": "a-1", "roots": ["app"]}"#), ("app/p.rego", POLICY)]));
-    write_dir(&b, &files(&[(".manifest", r#"{"revision": "b-1", "roots": ["limits"]}"#), ("limits/data.json", r#"{"max": 5}"#)]));
-    write_dir(&c, &files(&[(".manifest", r#"{"revision": "c-1", "roots": ["app/extra"]}"#), ("app/extra/data.json", "{}")]));
+    let (a, b, c) = (
+        dir.path().join("a"),
+        dir.path().join("b"),
+        dir.path().join("c"),
+    );
+    write_dir(
+        &a,
+        &files(&[
+            (".manifest", r#"{"revision": "a-1", "roots": ["app"]}"#),
+            ("app/p.rego", POLICY),
+        ]),
+    );
+    write_dir(
+        &b,
+        &files(&[
+            (".manifest", r#"{"revision": "b-1", "roots": ["limits"]}"#),
+            ("limits/data.json", r#"{"max": 5}"#),
+        ]),
+    );
+    write_dir(
+        &c,
+        &files(&[
+            (
+                ".manifest",
+                r#"{"revision": "c-1", "roots": ["app/extra"]}"#,
+            ),
+            ("app/extra/data.json", "{}"),
+        ]),
+    );
 
     let server = Server::start(test_config(), vec![Source::path(&a), Source::path(&b)]).await;
     assert_eq!(allow(&server).await, json!(true));
-    let r = server.raw(&request("GET", "/v1/data/limits/max", &[], b"")).await;
+    let r = server
+        .raw(&request("GET", "/v1/data/limits/max", &[], b""))
+        .await;
     assert_eq!(r.json(), json!({"result": 5}));
-    let r = server.raw(&request("POST", "/v1/data/app/allow?provenance", &[], b"{}")).await;
+    let r = server
+        .raw(&request(
+            "POST",
+            "/v1/data/app/allow?provenance",
+            &[],
+            b"{}",
+        ))
+        .await;
     let bundles = &r.json()["provenance"]["bundles"];
     assert_eq!(bundles[a.display().to_string()]["revision"], json!("a-1"));
     assert_eq!(bundles[b.display().to_string()]["revision"], json!("b-1"));
@@ -163,33 +314,71 @@ async fn bundle_layout_data_files_and_rego_versions() {
     write_dir(
         dir.path(),
         &files(&[
-            (".manifest", r#"{"revision": "layout-1", "roots": ["app", "legacy"], "file_rego_versions": {"legacy/*.rego": 0}}"#),
-            ("app/p.rego", "package app\n\nallow if data.app.limits.nested.value == 7\n"),
+            (
+                ".manifest",
+                r#"{"revision": "layout-1", "roots": ["app", "legacy"], "file_rego_versions": {"legacy/*.rego": 0}}"#,
+            ),
+            (
+                "app/p.rego",
+                "package app\n\nallow if data.app.limits.nested.value == 7\n",
+            ),
             ("app/limits/data.json", r#"{"top": 1}"#),
             ("app/limits/nested/data.yaml", "value: 7\n"),
-            ("legacy/old.rego", "package legacy\n\nallow { input.user == \"root\" }\n"),
+            (
+                "legacy/old.rego",
+                "package legacy\n\nallow { input.user == \"root\" }\n",
+            ),
             ("README.md", "not part of the bundle"),
         ]),
     );
     let server = Server::start(test_config(), vec![Source::path(dir.path())]).await;
     assert_eq!(allow(&server).await, json!(true));
-    let r = server.raw(&request("GET", "/v1/data/app/limits", &[], b"")).await;
-    assert_eq!(r.json(), json!({"result": {"nested": {"value": 7}, "top": 1}}));
     let r = server
-        .raw(&request("POST", "/v1/data/legacy/allow", &[], br#"{"input": {"user": "root"}}"#))
+        .raw(&request("GET", "/v1/data/app/limits", &[], b""))
         .await;
-    assert_eq!(r.json(), json!({"result": true}), "a v0 module by file_rego_versions");
+    assert_eq!(
+        r.json(),
+        json!({"result": {"nested": {"value": 7}, "top": 1}})
+    );
+    let r = server
+        .raw(&request(
+            "POST",
+            "/v1/data/legacy/allow",
+            &[],
+            br#"{"input": {"user": "root"}}"#,
+        ))
+        .await;
+    assert_eq!(
+        r.json(),
+        json!({"result": true}),
+        "a v0 module by file_rego_versions"
+    );
     server.stop().await;
 
     // The same v0 module without the manifest's say-so is refused: Rego v1 needs `if`.
     let v1 = tempfile::tempdir().unwrap();
-    write_dir(v1.path(), &files(&[("legacy/old.rego", "package legacy\n\nallow { input.user == \"root\" }\n")]));
-    let err = Server::try_start(test_config(), vec![Source::path(v1.path())]).await.err().unwrap();
+    write_dir(
+        v1.path(),
+        &files(&[(
+            "legacy/old.rego",
+            "package legacy\n\nallow { input.user == \"root\" }\n",
+        )]),
+    );
+    let err = Server::try_start(test_config(), vec![Source::path(v1.path())])
+        .await
+        .err()
+        .unwrap();
     assert!(format!("{err:#}").contains("rego_parse_error"), "{err:#}");
     let v0 = tempfile::tempdir().unwrap();
     write_dir(
         v0.path(),
-        &files(&[(".manifest", r#"{"rego_version": 0}"#), ("legacy/old.rego", "package legacy\n\nallow { input.user == \"root\" }\n")]),
+        &files(&[
+            (".manifest", r#"{"rego_version": 0}"#),
+            (
+                "legacy/old.rego",
+                "package legacy\n\nallow { input.user == \"root\" }\n",
+            ),
+        ]),
     );
     let server = Server::start(test_config(), vec![Source::path(v0.path())]).await;
     server.stop().await;
@@ -201,17 +390,27 @@ async fn a_symlink_out_of_a_directory_bundle_is_refused() {
     let bundle = dir.path().join("bundle");
     write_dir(&bundle, &simple_bundle("dir-1", "true"));
     let outside = dir.path().join("outside");
-    write_dir(&outside, &files(&[("secret.rego", "package app\n\nleak := true\n")]));
+    write_dir(
+        &outside,
+        &files(&[("secret.rego", "package app\n\nleak := true\n")]),
+    );
     let mut config = test_config();
     config.verdict.watch = true;
     let server = Server::start(config, vec![Source::path(&bundle)]).await;
     assert_eq!(allow(&server).await, json!(true));
 
-    std::os::unix::fs::symlink(outside.join("secret.rego"), bundle.join("app/secret.rego")).unwrap();
+    std::os::unix::fs::symlink(outside.join("secret.rego"), bundle.join("app/secret.rego"))
+        .unwrap();
     server.wait_for_error("outside the bundle").await;
     assert_eq!(server.revision(), "dir-1");
-    let r = server.raw(&request("GET", "/v1/data/app/leak", &[], b"")).await;
-    assert_eq!(r.json(), json!({}), "nothing from outside the bundle was loaded");
+    let r = server
+        .raw(&request("GET", "/v1/data/app/leak", &[], b""))
+        .await;
+    assert_eq!(
+        r.json(),
+        json!({}),
+        "nothing from outside the bundle was loaded"
+    );
     server.stop().await;
 }
 
@@ -219,7 +418,11 @@ async fn a_symlink_out_of_a_directory_bundle_is_refused() {
 async fn size_limit_applies_to_directory_bundles_too() {
     let dir = tempfile::tempdir().unwrap();
     write_dir(dir.path(), &simple_bundle("d-1", "true"));
-    std::fs::write(dir.path().join("app/data.json"), format!("{{\"pad\": \"{}\"}}", "x".repeat(2 << 20))).unwrap();
+    std::fs::write(
+        dir.path().join("app/data.json"),
+        format!("{{\"pad\": \"{}\"}}", "x".repeat(2 << 20)),
+    )
+    .unwrap();
     let err = Server::try_start(test_config_with_limit(), vec![Source::path(dir.path())])
         .await
         .err()

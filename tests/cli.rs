@@ -27,10 +27,20 @@ fn verdict(args: &[&str]) -> std::process::Output {
 fn test_runs_the_payment_policy_tests() {
     let out = verdict(&["test", "bundles/payment", "policies", "-v"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("data.payment_test.test_customer_payment_is_allowed: PASS"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("data.payment_test.test_customer_payment_is_allowed: PASS"),
+        "{stdout}"
+    );
     let summary = stdout.lines().last().unwrap();
-    let (passed, total) = summary.trim_start_matches("PASS: ").split_once('/').unwrap();
+    let (passed, total) = summary
+        .trim_start_matches("PASS: ")
+        .split_once('/')
+        .unwrap();
     assert_eq!(passed, total, "{stdout}");
     assert!(total.parse::<u32>().unwrap() >= 15, "{stdout}");
 }
@@ -47,7 +57,10 @@ fn test_fails_with_exit_code_1_on_a_failing_test() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("data.p_test.test_broken: FAIL"), "{stdout}");
-    assert!(!stdout.contains("test_ok"), "passing tests only with -v: {stdout}");
+    assert!(
+        !stdout.contains("test_ok"),
+        "passing tests only with -v: {stdout}"
+    );
     assert!(stdout.contains("PASS: 1/3"), "{stdout}");
 
     let empty = tempfile::tempdir().unwrap();
@@ -71,8 +84,19 @@ fn eval_prints_opas_result_set() {
         r#"{"method": "POST", "path": "/api/payment", "role": "customer", "amount": 20000, "currency": "EUR", "merchant": "m-1", "country": "FR", "velocity": 0}"#,
     )
     .unwrap();
-    let out = verdict(&["eval", "-d", "bundles/payment", "-i", input.to_str().unwrap(), "data.payment.decision"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = verdict(&[
+        "eval",
+        "-d",
+        "bundles/payment",
+        "-i",
+        input.to_str().unwrap(),
+        "data.payment.decision",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let got: Json = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         got,
@@ -82,10 +106,21 @@ fn eval_prints_opas_result_set() {
             "location": {"row": 1, "col": 1}
         }]}]})
     );
-    let out = verdict(&["eval", "-d", "bundles/payment", "--format", "raw", "data.payment.config.currencies[0]"]);
+    let out = verdict(&[
+        "eval",
+        "-d",
+        "bundles/payment",
+        "--format",
+        "raw",
+        "data.payment.config.currencies[0]",
+    ]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "\"CHF\"\n");
     let out = verdict(&["eval", "-d", "bundles/payment", "data.payment.nothing"]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "{}", "undefined");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "{}",
+        "undefined"
+    );
     let out = verdict(&["eval", "-d", "bundles/payment", "data.payment["]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("rego_parse_error"));
@@ -135,17 +170,27 @@ impl Running {
 
     fn signal(&self, name: &str) {
         let pid = self.child.id().unwrap().to_string();
-        assert!(Command::new("kill").args(["-s", name, &pid]).status().unwrap().success());
+        assert!(Command::new("kill")
+            .args(["-s", name, &pid])
+            .status()
+            .unwrap()
+            .success());
     }
 
     async fn exit_code(mut self) -> Option<i32> {
-        tokio::time::timeout(WAIT, self.child.wait()).await.unwrap().unwrap().code()
+        tokio::time::timeout(WAIT, self.child.wait())
+            .await
+            .unwrap()
+            .unwrap()
+            .code()
     }
 }
 
 async fn post(addr: &str, path: &str, body: &[u8]) -> Json {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    raw_exchange(stream, &request("POST", path, &[], body)).await.json()
+    raw_exchange(stream, &request("POST", path, &[], body))
+        .await
+        .json()
 }
 
 #[tokio::test]
@@ -169,22 +214,43 @@ async fn sighup_reloads_bundles_that_are_not_watched() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bundle.tar.gz");
     std::fs::write(&path, bundle_tar(&simple_bundle("hup-1", "true"))).unwrap();
-    let mut server = Running::spawn(&["--addr", "127.0.0.1:0", "--no-watch", "-b", path.to_str().unwrap()]);
+    let mut server = Running::spawn(&[
+        "--addr",
+        "127.0.0.1:0",
+        "--no-watch",
+        "-b",
+        path.to_str().unwrap(),
+    ]);
     let addr = server.address().await;
-    assert_eq!(post(&addr, "/v1/data/app/allow", b"{}").await["result"], json!(true));
+    assert_eq!(
+        post(&addr, "/v1/data/app/allow", b"{}").await["result"],
+        json!(true)
+    );
 
     replace_file(&path, &bundle_tar(&simple_bundle("hup-2", "false")));
     server.signal("HUP");
     let activated = server.wait_for_log("bundle activated").await;
     assert_eq!(activated["revision"], json!("hup-2"));
-    assert_eq!(post(&addr, "/v1/data/app/allow", b"{}").await["result"], json!(false));
+    assert_eq!(
+        post(&addr, "/v1/data/app/allow", b"{}").await["result"],
+        json!(false)
+    );
 
     // A bad bundle on SIGHUP is logged and refused; the process keeps serving hup-2.
     replace_file(&path, b"not a bundle");
     server.signal("HUP");
     let rejected = server.wait_for_log("bundle rejected").await;
-    assert!(rejected["error"].as_str().unwrap().contains("gzip: invalid header"), "{rejected}");
-    assert_eq!(post(&addr, "/v1/data/app/allow", b"{}").await["result"], json!(false));
+    assert!(
+        rejected["error"]
+            .as_str()
+            .unwrap()
+            .contains("gzip: invalid header"),
+        "{rejected}"
+    );
+    assert_eq!(
+        post(&addr, "/v1/data/app/allow", b"{}").await["result"],
+        json!(false)
+    );
     server.signal("INT");
     assert_eq!(server.exit_code().await, Some(0));
 }
@@ -194,7 +260,10 @@ async fn a_bad_config_exits_64_and_a_bad_bundle_exits_1() {
     let dir = tempfile::tempdir().unwrap();
     let cases: &[(&str, &str)] = &[
         ("lables:\n  app: x\n", "unknown top-level key \"lables\""),
-        ("server:\n  decoding:\n    max_length: 0\n", "server.decoding.max_length"),
+        (
+            "server:\n  decoding:\n    max_length: 0\n",
+            "server.decoding.max_length",
+        ),
         ("labels: [unclosed\n", "config file"),
     ];
     for (text, expected) in cases {
@@ -236,10 +305,19 @@ async fn an_opa_config_file_starts_verdict() {
     let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let r = raw_exchange(
         stream,
-        &request("POST", "/", &[], br#"{"role": "customer", "amount": 250, "currency": "EUR", "merchant": "m-123"}"#),
+        &request(
+            "POST",
+            "/",
+            &[],
+            br#"{"role": "customer", "amount": 250, "currency": "EUR", "merchant": "m-123"}"#,
+        ),
     )
     .await;
-    assert_eq!((r.status, r.text()), (200, "true\n".to_string()), "--set default_decision");
+    assert_eq!(
+        (r.status, r.text()),
+        (200, "true\n".to_string()),
+        "--set default_decision"
+    );
     server.signal("TERM");
     assert_eq!(server.exit_code().await, Some(0));
     assert!(Path::new(&config).exists());

@@ -81,7 +81,9 @@ async fn no_request_fails_or_mixes_revisions_during_swaps() {
                 if d["policy"] != d["data"] || d["n"] != json!(9) {
                     failures.push(format!("mixed or partial state: {d}"));
                 }
-                *seen.entry(d["policy"].as_str().unwrap().to_string()).or_default() += 1;
+                *seen
+                    .entry(d["policy"].as_str().unwrap().to_string())
+                    .or_default() += 1;
             }
             (seen, failures)
         }));
@@ -95,13 +97,19 @@ async fn no_request_fails_or_mixes_revisions_during_swaps() {
     let mut total: BTreeMap<String, u64> = BTreeMap::new();
     for client in clients {
         let (seen, failures) = client.await.unwrap();
-        assert!(failures.is_empty(), "requests failed during swaps: {failures:?}");
+        assert!(
+            failures.is_empty(),
+            "requests failed during swaps: {failures:?}"
+        );
         for (rev, n) in seen {
             *total.entry(rev).or_default() += n;
         }
     }
     assert!(total.len() >= 2, "clients saw the swaps: {total:?}");
-    assert!(total.values().sum::<u64>() > 15, "clients kept asking: {total:?}");
+    assert!(
+        total.values().sum::<u64>() > 15,
+        "clients kept asking: {total:?}"
+    );
     server.stop().await;
 }
 
@@ -143,7 +151,14 @@ async fn rapid_writes_settle_on_the_last_version() {
         std::fs::write(&path, bundle_tar(&versioned(&format!("w{i}")))).unwrap();
     }
     server.wait_for_revision("w10").await;
-    let r = server.raw(&request("POST", "/v1/data/app/decision", &[], br#"{"input": {"n": 1}}"#)).await;
+    let r = server
+        .raw(&request(
+            "POST",
+            "/v1/data/app/decision",
+            &[],
+            br#"{"input": {"n": 1}}"#,
+        ))
+        .await;
     assert_eq!(r.json()["result"]["policy"], json!("w10"));
     server.stop().await;
 }
@@ -188,7 +203,14 @@ async fn configmap_symlink_swap_of_a_directory_bundle_is_picked_up() {
     assert_eq!(server.revision(), "dir-1");
     configmap_publish(mount.path(), 2, &versioned("dir-2"));
     server.wait_for_revision("dir-2").await;
-    let r = server.raw(&request("POST", "/v1/data/app/decision", &[], br#"{"input": {"n": 1}}"#)).await;
+    let r = server
+        .raw(&request(
+            "POST",
+            "/v1/data/app/decision",
+            &[],
+            br#"{"input": {"n": 1}}"#,
+        ))
+        .await;
     assert_eq!(r.json()["result"]["data"], json!("dir-2"));
     server.stop().await;
 }

@@ -19,10 +19,10 @@ pub use reader::{RawFile, DEFAULT_SIZE_LIMIT_BYTES};
 /// Everything that can be wrong with one bundle. The texts follow OPA's where OPA has one.
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
-    #[error("error reading {}: {source}", path.display())]
+    #[error("error reading {}: {error}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("bundle read failed: archive read failed: {0}")]
     Archive(String),
@@ -127,13 +127,13 @@ impl Default for LoadOptions {
     }
 }
 
-/// A bundle that failed to load, with the name it was given.
+/// A bundle that failed to load, with the name it was given. Its text carries the whole
+/// cause, so it is not chained again as a `source`.
 #[derive(Debug, thiserror::Error)]
-#[error("bundle {name}: {source}")]
+#[error("bundle {name}: {error}")]
 pub struct LoadError {
     pub name: String,
-    #[source]
-    pub source: BundleError,
+    pub error: BundleError,
 }
 
 impl Bundle {
@@ -150,9 +150,9 @@ impl Bundle {
         };
         files
             .and_then(|files| Bundle::from_files(&source.name, module_prefix, files, options))
-            .map_err(|e| LoadError {
+            .map_err(|error| LoadError {
                 name: source.name.clone(),
-                source: e,
+                error,
             })
     }
 
@@ -376,9 +376,9 @@ pub fn load_data_path(path: &Path, options: LoadOptions) -> Result<Bundle, LoadE
         .unwrap_or_default()
         .to_string();
     let as_file = |bundle_path: String| -> Result<Bundle, BundleError> {
-        let bytes = std::fs::read(path).map_err(|source| BundleError::Io {
+        let bytes = std::fs::read(path).map_err(|error| BundleError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         let files = vec![RawFile {
             path: bundle_path,
@@ -399,5 +399,5 @@ pub fn load_data_path(path: &Path, options: LoadOptions) -> Result<Bundle, LoadE
     } else {
         return Bundle::load(&Source::path(path.to_path_buf()), options);
     };
-    result.map_err(|source| LoadError { name, source })
+    result.map_err(|error| LoadError { name, error })
 }

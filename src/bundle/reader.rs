@@ -34,16 +34,16 @@ fn is_bundle_file(name: &str) -> bool {
 
 /// Reads the bundle at `path`: a directory, or a file holding a gzipped tarball.
 pub fn read_path(path: &Path, size_limit: u64) -> Result<Vec<RawFile>, BundleError> {
-    let meta = fs::metadata(path).map_err(|source| BundleError::Io {
+    let meta = fs::metadata(path).map_err(|error| BundleError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     if meta.is_dir() {
         read_dir(path, size_limit)
     } else {
-        let file = fs::File::open(path).map_err(|source| BundleError::Io {
+        let file = fs::File::open(path).map_err(|error| BundleError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         read_tarball(io::BufReader::new(file), size_limit)
     }
@@ -100,9 +100,9 @@ pub fn read_tarball(reader: impl Read, size_limit: u64) -> Result<Vec<RawFile>, 
 /// is how Kubernetes mounts ConfigMaps (`file -> ..data/file`, `..data -> ..2024_01_01...`);
 /// the atomic writer's own `..`-prefixed entries are skipped so each file is read once.
 pub fn read_dir(root: &Path, size_limit: u64) -> Result<Vec<RawFile>, BundleError> {
-    let canonical_root = fs::canonicalize(root).map_err(|source| BundleError::Io {
+    let canonical_root = fs::canonicalize(root).map_err(|error| BundleError::Io {
         path: root.to_path_buf(),
-        source,
+        error,
     })?;
     let mut walk = DirWalk {
         root: canonical_root,
@@ -128,9 +128,9 @@ impl DirWalk {
         if !self.visited.insert(canonical) {
             return Ok(()); // a symlink loop back into a directory already read
         }
-        let io_err = |source| BundleError::Io {
+        let io_err = |error| BundleError::Io {
             path: dir.to_path_buf(),
-            source,
+            error,
         };
         let mut entries = fs::read_dir(dir)
             .map_err(io_err)?
@@ -148,9 +148,9 @@ impl DirWalk {
                 continue;
             }
             let path = entry.path();
-            let meta = fs::metadata(&path).map_err(|source| BundleError::Io {
+            let meta = fs::metadata(&path).map_err(|error| BundleError::Io {
                 path: path.clone(),
-                source,
+                error,
             })?;
             let bundle_path = format!("{prefix}/{name}");
             if meta.is_dir() {
@@ -158,9 +158,9 @@ impl DirWalk {
             } else if meta.is_file() && is_bundle_file(name) {
                 self.inside_root(&path)?;
                 self.budget.take(meta.len())?;
-                let bytes = fs::read(&path).map_err(|source| BundleError::Io {
+                let bytes = fs::read(&path).map_err(|error| BundleError::Io {
                     path: path.clone(),
-                    source,
+                    error,
                 })?;
                 self.files.push(RawFile {
                     path: bundle_path,
@@ -172,9 +172,9 @@ impl DirWalk {
     }
 
     fn inside_root(&self, path: &Path) -> Result<PathBuf, BundleError> {
-        let canonical = fs::canonicalize(path).map_err(|source| BundleError::Io {
+        let canonical = fs::canonicalize(path).map_err(|error| BundleError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         if canonical.starts_with(&self.root) {
             Ok(canonical)

@@ -1,6 +1,6 @@
 //! `verdict run`: serve OPA's REST API on bundles, with OPA's flags where OPA has them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use crate::bundle::{LoadOptions, Location, Source};
 use crate::config::Config;
 use crate::policy::CompileOptions;
-use crate::runtime::{watcher::Watcher, AppState, Reloader, Trigger};
+use crate::runtime::{memory, watcher::Watcher, AppState, Reloader, Trigger};
 use crate::server::{self, Listener};
 use crate::telemetry::{self, LogFormat};
 
@@ -153,6 +153,10 @@ pub struct Started {
 /// start are fatal, as OPA's are for `-b` bundles: there is no last good state to serve yet.
 pub async fn start(config: Config, sources: Vec<Source>) -> anyhow::Result<Started> {
     let config = Arc::new(config);
+    memory::apply(memory::limit(
+        config.verdict.memory_limit_bytes,
+        Path::new("/sys/fs/cgroup"),
+    ));
     let load = LoadOptions {
         size_limit: config.verdict.bundle_size_limit_bytes,
         v0_compatible: config.verdict.v0_compatible,

@@ -19,6 +19,14 @@ use super::rules::{rule_key, ModuleIndex};
 use super::{PolicyModule, PolicySet, TestCase};
 use crate::bundle::{self, is_prefix, Bundle};
 
+/// Interpreter work units between two reads of the clock for the evaluation time limit. One
+/// read per unit cost ~9% of a payment decision (profiled); every 64 units costs nothing
+/// measurable and still stops a runaway loop within microseconds of the limit.
+const CHECK_INTERVAL: NonZeroU32 = match NonZeroU32::new(64) {
+    Some(n) => n,
+    None => NonZeroU32::MIN,
+};
+
 /// Limits every evaluation of the compiled set runs under.
 #[derive(Debug, Clone, Copy)]
 pub struct CompileOptions {
@@ -53,7 +61,7 @@ pub fn compile(
     engine.set_strict_builtin_errors(false);
     engine.set_execution_timer_config(ExecutionTimerConfig {
         limit: options.eval_timeout,
-        check_interval: NonZeroU32::MIN,
+        check_interval: CHECK_INTERVAL,
     });
 
     let mut modules = Vec::new();
@@ -139,6 +147,7 @@ pub fn compile(
     validate_rules(&engine, &rule_paths)?;
 
     Ok(PolicySet {
+        id: super::next_id(),
         rule_keys: rule_paths
             .iter()
             .map(|p| rule_key(p))

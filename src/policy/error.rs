@@ -88,6 +88,10 @@ pub enum EvalError {
     /// The evaluation ran past the configured time limit and was stopped.
     #[error("evaluation exceeded the time limit of {} ms", .0.as_millis())]
     Timeout(Duration),
+    /// The process crossed its memory ceiling while this evaluation allocated; the evaluation
+    /// was stopped instead of the process being killed for memory.
+    #[error("evaluation stopped: the process memory limit of {0} bytes was reached")]
+    MemoryLimit(u64),
     /// The engine panicked; the panic was contained and nothing else was affected.
     #[error("policy evaluation failed unexpectedly (engine fault contained)")]
     EngineFault,
@@ -115,6 +119,9 @@ pub fn from_engine(err: &anyhow::Error, timeout: Duration) -> EvalError {
     let text = format!("{err:#}");
     if text.contains("execution exceeded time limit") {
         return EvalError::Timeout(timeout);
+    }
+    if text.contains("exceeded memory limit") {
+        return EvalError::MemoryLimit(regorus::global_memory_limit().unwrap_or(0));
     }
     EvalError::Policy(vec![classify(&text)])
 }

@@ -12,8 +12,10 @@ pub mod path;
 pub mod rules;
 pub mod testing;
 
+use std::cell::RefCell;
 use std::collections::{BTreeSet, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use regorus::{Engine, Value};
@@ -61,6 +63,8 @@ pub struct Decision {
 /// All modules and data of the active bundles, compiled and warmed once per bundle revision.
 #[derive(Debug)]
 pub struct PolicySet {
+    /// Unique per compilation; names the set in each thread's warm engine slot.
+    id: u64,
     template: Engine,
     rule_keys: HashSet<String>,
     rule_paths: BTreeSet<Vec<String>>,
@@ -76,6 +80,7 @@ impl PolicySet {
     /// An empty set: every path is undefined. Serves until the first bundle activates.
     pub fn empty() -> PolicySet {
         compile::compile(&[], CompileOptions::default()).unwrap_or_else(|_| PolicySet {
+            id: next_id(),
             template: Engine::new(),
             rule_keys: HashSet::new(),
             rule_paths: BTreeSet::new(),
@@ -115,25 +120,22 @@ impl PolicySet {
             }
         }
         let started = Instant::now();
-        let mut engine = self.template.clone();
-        if let Some(input) = query.input {
-            engine.set_input(input);
-        }
-        if query.strict_builtin_errors {
-            engine.set_strict_builtin_errors(true);
-        }
         let plan = self.plan(query.path);
         let prepared = matches!(plan, Plan::Rule { .. });
-        // regorus can panic on some inputs (see ENGINE-NOTES); a panic must cost one decision,
-        // never the process or a worker thread.
-        let outcome = catch_unwind(AssertUnwindSafe(|| match plan {
-            Plan::Rule { key, rest } => engine
-                .eval_rule(key)
-                .map(|v| navigate(v, &query.path.segments()[rest..])),
-            Plan::Query { text, rest } => engine
-                .eval_query(text, false)
-                .map(|results| navigate(first_value(results.result), &query.path.segments()[rest..])),
-        }));
+        let outcome = self.with_engine(|engine| {
+            engine.set_input(query.input.unwrap_or(Value::Undefined));
+            engine.set_strict_builtin_errors(query.strict_builtin_errors);
+            // regorus can panic on some inputs (see ENGINE-NOTES); a panic must cost one
+            // decision, never the process or a worker thread.
+            catch_unwind(AssertUnwindSafe(|| match plan {
+                Plan::Rule { key, rest } => engine
+                    .eval_rule(key)
+                    .map(|v| navigate(v, &query.path.segments()[rest..])),
+                Plan::Query { text, rest } => engine.eval_query(text, false).map(|results| {
+                    navigate(first_value(results.result), &query.path.segments()[rest..])
+                }),
+            }))
+        });
         let eval_time = started.elapsed();
         match outcome {
             Ok(Ok(value)) => Ok(Decision {
@@ -144,6 +146,26 @@ impl PolicySet {
             Ok(Err(e)) => Err(error::from_engine(&e, self.eval_timeout)),
             Err(_) => Err(EvalError::EngineFault),
         }
+    }
+
+    /// Runs `eval` on this thread's engine for this policy set, cloning the warmed template
+    /// only when the thread has none for it yet. Reusing the engine skips the clone, its drop
+    /// and the copy-on-write of the input document, and keeps request threads from writing
+    /// to the template's shared reference counts. An engine that panicked is not reused.
+    fn with_engine<T, E>(
+        &self,
+        eval: impl FnOnce(&mut Engine) -> std::thread::Result<Result<T, E>>,
+    ) -> std::thread::Result<Result<T, E>> {
+        let cached = WARM_ENGINE.with(|slot| slot.borrow_mut().take());
+        let mut engine = match cached {
+            Some((id, engine)) if id == self.id => engine,
+            _ => self.template.clone(),
+        };
+        let outcome = eval(&mut engine);
+        if outcome.is_ok() {
+            WARM_ENGINE.with(|slot| *slot.borrow_mut() = Some((self.id, engine)));
+        }
+        outcome
     }
 
     /// Chooses how to read `path`: the longest prefix that is a rule goes through regorus's
@@ -160,7 +182,10 @@ impl PolicySet {
         // the rest, so an absurdly long path stays a cheap lookup.
         let keys = path.leading_keys().min(self.rule_depth + 1);
         for n in (1..=keys).rev() {
-            if let Some(key) = path.prefix_rule_key(n).filter(|k| self.rule_keys.contains(k)) {
+            if let Some(key) = path
+                .prefix_rule_key(n)
+                .filter(|k| self.rule_keys.contains(k))
+            {
                 return Plan::Rule { key, rest: n };
             }
         }
@@ -204,6 +229,19 @@ fn check_query_syntax(text: &str) -> Result<(), EvalError> {
         },
     );
     parsed.map_err(|e| EvalError::Parse(vec![error::parse_error(&format!("{e:#}"))]))
+}
+
+thread_local! {
+    /// The engine this thread last evaluated with, and the policy set it belongs to. It keeps
+    /// that set's data alive until the thread's next decision on a newer set replaces it.
+    static WARM_ENGINE: RefCell<Option<(u64, Engine)>> = const { RefCell::new(None) };
+}
+
+/// Gives every compiled policy set its own identity for `WARM_ENGINE`.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+pub(crate) fn next_id() -> u64 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
 }
 
 /// How one path is evaluated; `rest` is where the walk through the result begins.
@@ -256,3 +294,85 @@ fn plain_segments(path: &DataPath) -> Option<Vec<String>> {
 }
 
 use crate::bundle;
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::bundle::{Bundle, LoadOptions, RawFile};
+
+    fn set(policy: &str) -> PolicySet {
+        let files = vec![RawFile {
+            path: "/p.rego".into(),
+            bytes: policy.as_bytes().to_vec(),
+        }];
+        let bundle = Bundle::from_files("t", "", files, LoadOptions::default()).unwrap();
+        compile(&[Arc::new(bundle)], CompileOptions::default()).unwrap()
+    }
+
+    fn eval(
+        set: &PolicySet,
+        path: &str,
+        input: Option<&str>,
+        strict: bool,
+    ) -> Result<Option<Value>, EvalError> {
+        let path = DataPath::parse(path).unwrap();
+        let query = Query {
+            path: &path,
+            input: input.map(|i| serde_json::from_str(i).unwrap()),
+            strict_builtin_errors: strict,
+        };
+        set.evaluate(query).map(|d| d.result)
+    }
+
+    #[test]
+    fn a_reused_engine_carries_nothing_from_one_decision_to_the_next() {
+        let s = set(
+            "package p\n\ndefault allow := false\n\nallow if input.ok\n\nn := to_number(input.n)\n",
+        );
+        assert_eq!(
+            eval(&s, "p.allow", Some(r#"{"ok": true}"#), false).unwrap(),
+            Some(Value::Bool(true))
+        );
+        assert_eq!(
+            eval(&s, "p.allow", None, false).unwrap(),
+            Some(Value::Bool(false)),
+            "input is gone"
+        );
+        assert!(
+            eval(&s, "p.n", Some(r#"{"n": "x"}"#), true).is_err(),
+            "strict"
+        );
+        assert_eq!(
+            eval(&s, "p.n", Some(r#"{"n": "x"}"#), false).unwrap(),
+            None,
+            "strict is off again"
+        );
+        // A second set on the same thread never answers with the first one's engine.
+        let other = set("package p\n\nallow := \"other\"\n");
+        assert_eq!(
+            eval(&other, "p.allow", None, false).unwrap(),
+            Some(Value::from("other"))
+        );
+        assert_eq!(
+            eval(&s, "p.allow", Some(r#"{"ok": true}"#), false).unwrap(),
+            Some(Value::Bool(true))
+        );
+    }
+
+    #[test]
+    fn paths_below_rules_and_data_are_walked() {
+        let s = set("package p\n\nobj := {\"a\": [10, 20], \"s\": {\"x\"}}\n");
+        assert_eq!(
+            eval(&s, "p/obj/a/1", None, false).unwrap(),
+            Some(Value::from(20u64))
+        );
+        assert_eq!(eval(&s, "p/obj/a/-1", None, false).unwrap(), None);
+        assert_eq!(
+            eval(&s, "p/obj/s/x", None, false).unwrap(),
+            Some(Value::from("x"))
+        );
+        assert_eq!(eval(&s, "p/obj/missing/deeper", None, false).unwrap(), None);
+    }
+}

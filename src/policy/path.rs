@@ -229,7 +229,10 @@ mod tests {
         assert_eq!(p.segments()[2], Segment::Index(1));
         assert_eq!(p.leading_keys(), 2);
         assert_eq!(p.prefix_query(2), "data[\"limits\"][\"currencies\"]");
-        assert_eq!(p.prefix_rule_key(2).as_deref(), Some("data.limits.currencies"));
+        assert_eq!(
+            p.prefix_rule_key(2).as_deref(),
+            Some("data.limits.currencies")
+        );
         assert_eq!(p.rule_key(), None);
         assert!(matches!(
             DataPath::from_url("payment/a%22b"),

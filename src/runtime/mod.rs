@@ -4,6 +4,7 @@
 //! Readers take one snapshot per request and use it to the end, so a swap never mixes two
 //! bundle revisions in one decision and never makes a reader wait.
 
+pub mod memory;
 pub mod reloader;
 pub mod status;
 pub mod watcher;

@@ -32,9 +32,9 @@ pub enum Trigger {
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error("load error: {0}")]
-    Load(#[from] LoadError),
+    Load(LoadError),
     #[error("initialization error: {0}")]
-    Compile(#[from] CompileError),
+    Compile(CompileError),
 }
 
 pub struct Reloader {
@@ -57,9 +57,11 @@ impl Reloader {
     ) -> Result<(Reloader, Snapshot, Vec<BundleStatus>), StartupError> {
         let mut active = Vec::with_capacity(sources.len());
         for source in &sources {
-            active.push(Arc::new(Bundle::load(source, load)?));
+            active.push(Arc::new(
+                Bundle::load(source, load).map_err(StartupError::Load)?,
+            ));
         }
-        let policy = policy::compile(&active, compile)?;
+        let policy = policy::compile(&active, compile).map_err(StartupError::Compile)?;
         let now = SystemTime::now();
         let statuses = active
             .iter()

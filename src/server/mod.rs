@@ -16,11 +16,8 @@ use tokio::sync::watch;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: String,
-        source: std::io::Error,
-    },
+    #[error("cannot listen on {addr}: {error}")]
+    Bind { addr: String, error: std::io::Error },
 }
 
 /// A bound listening socket.
@@ -33,9 +30,9 @@ pub enum Listener {
 impl Listener {
     /// Binds `host:port` or `unix:///path/to.sock`, as OPA's `--addr` takes them.
     pub async fn bind(addr: &str) -> Result<Listener, ServerError> {
-        let fail = |source| ServerError::Bind {
+        let fail = |error| ServerError::Bind {
             addr: addr.to_string(),
-            source,
+            error,
         };
         if let Some(path) = addr.strip_prefix("unix://") {
             let path = PathBuf::from(path);

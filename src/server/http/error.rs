@@ -71,7 +71,7 @@ impl From<EvalError> for ApiError {
                 errors: errors.clone(),
                 ..ApiError::bad_request(e.to_string())
             },
-            EvalError::Timeout(_) => ApiError {
+            EvalError::Timeout(_) | EvalError::MemoryLimit(_) => ApiError {
                 errors: vec![RegoError {
                     code: "eval_cancel_error",
                     message: e.to_string(),

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Drives the release verdict binary with oha over real HTTP, beside a minimal axum JSON handler
+# (examples/baseline.rs) measured in the same run, and writes the figures.
+#
+#   bash benches/load.sh     # DURATION=10s per run, REPEAT=3; results in benches/results/<time>/
+#
+# Runs: fixed rates of 5,000 and 10,000 req/s (oha's latency correction on, so queueing delay
+# counts), closed loop (as fast as 32 connections go), and 5,000 req/s while the bundle is
+# swapped every second. Machines here are shared and noisy, so verdict and the baseline take
+# turns, each run is repeated, and the summary gives medians and ratios within this one run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10s}
+REPEAT=${REPEAT:-3}
+CONNECTIONS=${CONNECTIONS:-32}
+VERDICT_ADDR=127.0.0.1:18181
+BASELINE_ADDR=127.0.0.1:18282
+OUT=benches/results/$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p "$OUT"
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+for addr in "$VERDICT_ADDR" "$BASELINE_ADDR"; do
+    if (exec 3<>"/dev/tcp/${addr%:*}/${addr#*:}") 2>/dev/null; then
+        echo "something already listens on $addr; stop it first" >&2
+        exit 1
+    fi
+done
+command -v oha >/dev/null || cargo install oha --locked
+cargo build --release --bin verdict --example baseline
+
+# Two revisions of the example payment bundle, to swap between.
+for rev in a b; do
+    mkdir -p "$WORK/$rev"
+    cp -r bundles/payment/. "$WORK/$rev/"
+    sed -i "s/\"revision\": \"[^\"]*\"/\"revision\": \"load-$rev\"/" "$WORK/$rev/.manifest"
+    tar -C "$WORK/$rev" -czf "$WORK/bundle-$rev.tar.gz" .
+done
+cp "$WORK/bundle-a.tar.gz" "$WORK/bundle.tar.gz"
+
+./target/release/verdict run --addr "$VERDICT_ADDR" -b "$WORK/bundle.tar.gz" \
+    --log-level info 2>"$OUT/verdict.log" &
+PIDS+=($!)
+./target/release/examples/baseline "$BASELINE_ADDR" &
+PIDS+=($!)
+
+BODY='{"input": {"method": "POST", "path": "/api/payment", "role": "customer", "amount": 2500, "currency": "EUR", "merchant": "m-123", "country": "DE", "velocity": 1, "timestamp": "2026-11-24T14:30:00Z"}}'
+for addr in "$VERDICT_ADDR" "$BASELINE_ADDR"; do
+    curl -sf --retry 50 --retry-connrefused --retry-delay 0 -o /dev/null -H "Content-Type: application/json" \
+        -X POST -d "$BODY" "http://$addr/v1/data/payment/decision"
+done
+echo "verdict answers: $(curl -s -X POST -d "$BODY" "http://$VERDICT_ADDR/v1/data/payment/decision")"
+
+load() { # name addr [oha args...]
+    local name=$1 addr=$2
+    shift 2
+    oha --no-tui --output-format json -z "$DURATION" -c "$CONNECTIONS" "$@" \
+        -m POST -H 'Content-Type: application/json' -d "$BODY" \
+        "http://$addr/v1/data/payment/decision" >"$OUT/$name.json"
+}
+
+# Warm both (connections, allocator, caches) before measuring.
+oha --no-tui -n 20000 -c "$CONNECTIONS" -m POST -H "Content-Type: application/json" -d "$BODY" "http://$VERDICT_ADDR/v1/data/payment/decision" >/dev/null
+oha --no-tui -n 20000 -c "$CONNECTIONS" -m POST -H "Content-Type: application/json" -d "$BODY" "http://$BASELINE_ADDR/v1/data/payment/decision" >/dev/null
+
+for rep in $(seq "$REPEAT"); do
+    for rate in 5000 10000; do
+        load "verdict-rate$rate-$rep" "$VERDICT_ADDR" -q "$rate" --latency-correction
+        load "baseline-rate$rate-$rep" "$BASELINE_ADDR" -q "$rate" --latency-correction
+    done
+    load "verdict-closed-$rep" "$VERDICT_ADDR"
+    load "baseline-closed-$rep" "$BASELINE_ADDR"
+done
+
+# The same fixed rate while the bundle file is replaced (atomic rename) every second.
+swap_loop() {
+    local i=0
+    while true; do
+        i=$((i + 1))
+        local rev=a
+        [ $((i % 2)) -eq 1 ] && rev=b
+        cp "$WORK/bundle-$rev.tar.gz" "$WORK/bundle.tmp" && mv "$WORK/bundle.tmp" "$WORK/bundle.tar.gz"
+        sleep 1
+    done
+}
+activations_before=$(grep -c '"bundle activated"' "$OUT/verdict.log" || true)
+swap_loop &
+SWAP_PID=$!
+PIDS+=("$SWAP_PID")
+for rep in $(seq "$REPEAT"); do
+    load "verdict-rate5000-swapping-$rep" "$VERDICT_ADDR" -q 5000 --latency-correction
+done
+kill "$SWAP_PID"
+activations=$(($(grep -c '"bundle activated"' "$OUT/verdict.log") - activations_before))
+
+python3 - "$OUT" "$activations" "$DURATION" "$CONNECTIONS" "$REPEAT" <<'PY'
+import json, os, statistics, sys
+out, swaps, duration, conns, repeat = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
+
+def run(name):
+    with open(os.path.join(out, name + ".json")) as f:
+        d = json.load(f)
+    codes = d.get("statusCodeDistribution", {})
+    errors = d.get("errorDistribution", {})
+    # oha cancels the requests in flight when the duration ends; those are not failures.
+    cut = errors.get("aborted due to deadline", 0)
+    failed = sum(v for k, v in codes.items() if not k.startswith("2")) + sum(errors.values()) - cut
+    p = d["latencyPercentiles"]
+    return {"p50": p["p50"], "p99": p["p99"], "p999": p["p99.9"],
+            "rps": d["summary"]["requestsPerSec"], "failed": failed,
+            "total": sum(codes.values()) + sum(errors.values()) - cut}
+
+def median(name):
+    runs = [run("%s-%d" % (name, i)) for i in range(1, repeat + 1)]
+    m = {k: statistics.median(r[k] for r in runs) for k in ("p50", "p99", "p999", "rps")}
+    m["failed"] = sum(r["failed"] for r in runs)
+    m["total"] = sum(r["total"] for r in runs)
+    return m
+
+names = ["verdict-rate5000", "baseline-rate5000", "verdict-rate10000", "baseline-rate10000",
+         "verdict-closed", "baseline-closed", "verdict-rate5000-swapping"]
+m = {n: median(n) for n in names}
+ms = lambda s: "%.3f" % (s * 1000)
+lines = ["| run (median of %d) | p50 ms | p99 ms | p99.9 ms | req/s | failed/total |" % repeat,
+         "|---|---|---|---|---|---|"]
+for n in names:
+    r = m[n]
+    lines.append("| %s | %s | %s | %s | %.0f | %d/%d |" % (n, ms(r["p50"]), ms(r["p99"]), ms(r["p999"]), r["rps"], r["failed"], r["total"]))
+ratio = m["verdict-closed"]["rps"] / m["baseline-closed"]["rps"]
+spike = m["verdict-rate5000-swapping"]["p99"] / m["verdict-rate5000"]["p99"]
+lines += ["",
+          "closed-loop throughput, verdict / baseline: %.0f%%" % (ratio * 100),
+          "p99 while swapping / p99 steady at 5,000 req/s: %.2fx (%d bundle activations during those runs)" % (spike, swaps),
+          "each run: %s, %s connections, keep-alive; %d repetitions, verdict and baseline alternating" % (duration, conns, repeat)]
+text = "\n".join(lines) + "\n"
+open(os.path.join(out, "summary.md"), "w").write(text)
+print(text)
+PY
+echo "figures in $OUT/summary.md"

@@ -1,0 +1,25 @@
+//! The baseline for benches/load.sh: the smallest axum JSON handler on the same runtime and
+//! HTTP stack as verdict, doing no policy work. It parses the request body as JSON and answers
+//! a fixed decision, so the difference to verdict is the decision core plus OPA's envelope.
+//!
+//! cargo run --release --example baseline -- 127.0.0.1:8282
+
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+async fn decision(Json(body): Json<Value>) -> Json<Value> {
+    let allow = body.get("input").is_some();
+    Json(json!({"result": {"allow": allow, "reasons": []}}))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:8282".into());
+    let app = Router::new().route("/v1/data/payment/decision", post(decision));
+    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    axum::serve(listener, app).await?;
+    Ok(())
+}

@@ -1,0 +1,56 @@
+//! The evaluation memory ceiling, in its own test binary because the ceiling is process-wide.
+//! A policy whose allocation grows with its input is stopped with a clean error; the server
+//! keeps its memory and answers the next decision.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{request, test_config, write_dir, Server};
+use serde_json::json;
+use verdict::bundle::Source;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_evaluation_that_allocates_without_bound_is_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    write_dir(
+        dir.path(),
+        &[(
+            "app/policy.rego".into(),
+            b"package app\n\nbig := count(numbers.range(1, input.n))\n".to_vec(),
+        )],
+    );
+    let mut config = test_config();
+    config.verdict.memory_limit_bytes = Some(512 << 20);
+    config.verdict.eval_timeout_ms = 60_000;
+    let server = Server::start(config, vec![Source::path(dir.path())]).await;
+
+    // Two billion numbers need tens of GiB; the ceiling stops it long before.
+    let r = server
+        .raw(&request(
+            "POST",
+            "/v1/data/app/big",
+            &[],
+            br#"{"input": {"n": 2000000000}}"#,
+        ))
+        .await;
+    assert_eq!(r.status, 500, "{}", r.text());
+    let body = r.json();
+    assert_eq!(body["code"], json!("internal_error"));
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("memory limit of 536870912 bytes"),
+        "{body}"
+    );
+    let r = server
+        .raw(&request(
+            "POST",
+            "/v1/data/app/big",
+            &[],
+            br#"{"input": {"n": 1000}}"#,
+        ))
+        .await;
+    assert_eq!(r.json(), json!({"result": 1000}));
+    server.stop().await;
+}
