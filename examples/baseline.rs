@@ -5,6 +5,7 @@
 //! cargo run --release --example baseline -- 127.0.0.1:8282
 
 use axum::routing::post;
+use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
@@ -19,7 +20,10 @@ async fn main() -> anyhow::Result<()> {
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:8282".into());
     let app = Router::new().route("/v1/data/payment/decision", post(decision));
-    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    // TCP_NODELAY as verdict sets it, so the two differ only in the handler.
+    let listener = tokio::net::TcpListener::bind(&addr).await?.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app).await?;
     Ok(())
 }

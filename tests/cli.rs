@@ -130,13 +130,20 @@ fn eval_prints_opas_result_set() {
 struct Running {
     child: Child,
     log: tokio::io::Lines<BufReader<ChildStderr>>,
+    /// Every log line read so far.
+    seen: Vec<String>,
 }
 
 impl Running {
     fn spawn(args: &[&str]) -> Running {
+        Running::spawn_with_env(args, &[])
+    }
+
+    fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Running {
         let mut child = tokio::process::Command::new(BIN)
             .arg("run")
             .args(args)
+            .envs(env.iter().copied())
             .current_dir(repo())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -144,13 +151,18 @@ impl Running {
             .spawn()
             .unwrap();
         let log = BufReader::new(child.stderr.take().unwrap()).lines();
-        Running { child, log }
+        Running {
+            child,
+            log,
+            seen: Vec::new(),
+        }
     }
 
     /// The next log line containing `text`, as JSON.
     async fn wait_for_log(&mut self, text: &str) -> Json {
         let found = tokio::time::timeout(WAIT, async {
             while let Some(line) = self.log.next_line().await.unwrap() {
+                self.seen.push(line.clone());
                 if line.contains(text) {
                     return serde_json::from_str::<Json>(&line).unwrap();
                 }
@@ -321,4 +333,33 @@ async fn an_opa_config_file_starts_verdict() {
     server.signal("TERM");
     assert_eq!(server.exit_code().await, Some(0));
     assert!(Path::new(&config).exists());
+}
+
+#[tokio::test]
+async fn the_shipped_deploy_config_starts_verdict() {
+    let config = repo().join("deploy/verdict.yaml");
+    let mut server = Running::spawn_with_env(
+        &["-c", config.to_str().unwrap(), "--addr", "127.0.0.1:0"],
+        &[("NODE_NAME", "edge-7")],
+    );
+    let addr = server.address().await;
+    let warnings: Vec<&String> = server
+        .seen
+        .iter()
+        .filter(|l| l.contains("\"WARN\""))
+        .collect();
+    assert!(
+        warnings.is_empty(),
+        "the example config warns: {warnings:?}"
+    );
+    let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let r = raw_exchange(stream, &request("GET", "/v1/config", &[], b"")).await;
+    let labels = &r.json()["result"]["labels"];
+    assert_eq!(labels["app"], json!("payment-gateway"));
+    assert_eq!(labels["node"], json!("edge-7"), "${{NODE_NAME}} expanded");
+    let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let r = raw_exchange(stream, &request("GET", "/health/ready", &[], b"")).await;
+    assert_eq!(r.status, 200);
+    server.signal("TERM");
+    assert_eq!(server.exit_code().await, Some(0));
 }

@@ -10,6 +10,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
@@ -98,6 +99,14 @@ pub async fn serve(
         };
         match listener {
             Listener::Tcp(l) => {
+                // Decisions are small request/response exchanges: Nagle's algorithm would
+                // only hold a response back waiting for the peer's ACK (Go, and so OPA, turns
+                // it off too).
+                let l = l.tap_io(|tcp| {
+                    if let Err(error) = tcp.set_nodelay(true) {
+                        tracing::debug!(%error, "cannot set TCP_NODELAY");
+                    }
+                });
                 let server = axum::serve(l, router.into_make_service());
                 tasks.spawn(async move { server.with_graceful_shutdown(stopped).await });
             }
