@@ -201,12 +201,28 @@ async fn a_bad_bundle_is_refused_and_the_last_good_one_keeps_serving() {
             health.status, 200,
             "{what}: still ready, the last good bundle serves"
         );
+        let warning = health.json()["warnings"][0]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        assert!(
+            warning.contains("update rejected") && warning.contains("\"good-1\" still serving"),
+            "{what}: /health?bundles names the rejection: {warning}"
+        );
     }
 
     // A good bundle again: activated, and the error is gone.
     replace_file(&path, &bundle_tar(&simple_bundle("good-2", "false")));
     server.wait_for_revision("good-2").await;
     assert_eq!(allow(&server).await, json!(false));
+    let health = server
+        .raw(&request("GET", "/health?bundles", &[], b""))
+        .await;
+    assert_eq!(
+        (health.status, health.text()),
+        (200, "{}\n".to_string()),
+        "a good bundle again: OPA's plain healthy answer"
+    );
     let status = &server.state.bundle_status()[0];
     assert!(
         status.code.is_empty() && status.errors.is_empty(),

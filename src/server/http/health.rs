@@ -1,9 +1,12 @@
 //! Health: `GET /health` (with `?bundles`, `?plugins`, `?exclude-plugin=`) and
 //! `GET /health/{path}`, which evaluates `data.system.health.<path>` as OPA does.
 //!
-//! One addition over OPA: when no policy defines `system.health.live` or `.ready`, verdict
+//! Two additions over OPA: when no policy defines `system.health.live` or `.ready`, verdict
 //! answers them itself (alive; ready once every bundle has activated), so Kubernetes probes
-//! work with any bundle. A policy that defines them decides, exactly as in OPA.
+//! work with any bundle; a policy that defines them decides, exactly as in OPA. And when a
+//! later update of an activated bundle was rejected, `/health?bundles` keeps OPA's 200 (the
+//! last good bundle serves, so a readiness probe must not take the node out of service) but
+//! names the rejection in the body instead of OPA's empty `{}`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,6 +28,11 @@ use crate::runtime::AppState;
 #[derive(Serialize)]
 struct Failure<'a> {
     error: &'a str,
+}
+
+#[derive(Serialize)]
+struct Warnings {
+    warnings: Vec<String>,
 }
 
 fn ok() -> Response {
@@ -55,8 +63,12 @@ fn plugin_states(state: &AppState) -> BTreeMap<&'static str, &'static str> {
 /// `GET /health`.
 pub async fn get_health(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
     let params = Params::parse(uri.query());
-    if (params.flag("bundles") || params.flag("bundle")) && !state.bundles_ready() {
-        return failed("one or more bundles are not activated");
+    let mut warnings = Vec::new();
+    if params.flag("bundles") || params.flag("bundle") {
+        if !state.bundles_ready() {
+            return failed("one or more bundles are not activated");
+        }
+        warnings = rejected_updates(&state);
     }
     if params.flag("plugins") {
         let excluded: Vec<&str> = params.values("exclude-plugin").collect();
@@ -67,7 +79,29 @@ pub async fn get_health(State(state): State<Arc<AppState>>, uri: Uri) -> Respons
             return failed("one or more plugins are not up");
         }
     }
-    ok()
+    if warnings.is_empty() {
+        return ok();
+    }
+    response::json(StatusCode::OK, json::to_body(&Warnings { warnings }, false))
+}
+
+/// Activated bundles whose latest update was rejected: what still serves, and why.
+fn rejected_updates(state: &AppState) -> Vec<String> {
+    state
+        .bundle_status()
+        .iter()
+        .filter(|b| !b.code.is_empty())
+        .map(|b| {
+            let mut why = b.message.clone();
+            if let Some(first) = b.errors.first() {
+                why = format!("{why}: {first}");
+            }
+            format!(
+                "bundle {}: update rejected, revision {:?} still serving: {why}",
+                b.name, b.active_revision
+            )
+        })
+        .collect()
 }
 
 /// `GET /health/{path}`: `true` from `data.system.health.<path>` is healthy.
