@@ -87,7 +87,8 @@ pub struct ServerConfig {
 #[serde(deny_unknown_fields)]
 pub struct DecodingConfig {
     /// Largest request body accepted. OPA's default is 256 MiB; verdict's is 16 MiB because a
-    /// payment decision's input is a few KiB and an edge node has 512 MiB for everything.
+    /// payment decision's input is a few KiB, and a sidecar that buffers a few 256 MiB bodies
+    /// at once would take memory its gateway needs.
     #[serde(default = "default_max_length")]
     pub max_length: u64,
     #[serde(default)]
@@ -195,6 +196,16 @@ pub struct VerdictConfig {
     /// How long in-flight requests may take to finish after SIGTERM.
     #[serde(default = "default_grace_seconds")]
     pub shutdown_grace_period_seconds: u64,
+    /// Longest a client may take to send a request body once its headers are in: a stalled
+    /// or dead peer gets a 408 and its connection back, instead of holding them forever.
+    #[serde(default = "default_body_timeout_ms")]
+    pub request_body_timeout_ms: u64,
+}
+
+impl VerdictConfig {
+    pub fn request_body_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.request_body_timeout_ms)
+    }
 }
 
 impl Default for VerdictConfig {
@@ -209,6 +220,7 @@ impl Default for VerdictConfig {
             bundle_size_limit_bytes: default_bundle_size_limit(),
             memory_limit_bytes: None,
             shutdown_grace_period_seconds: default_grace_seconds(),
+            request_body_timeout_ms: default_body_timeout_ms(),
         }
     }
 }
@@ -235,6 +247,10 @@ fn default_bundle_size_limit() -> u64 {
 
 fn default_grace_seconds() -> u64 {
     10
+}
+
+fn default_body_timeout_ms() -> u64 {
+    10_000
 }
 
 impl Default for Config {
@@ -324,6 +340,11 @@ impl Config {
         if self.verdict.eval_timeout_ms == 0 {
             return Err(ConfigError::Invalid(
                 "verdict.eval_timeout_ms must be positive".into(),
+            ));
+        }
+        if self.verdict.request_body_timeout_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "verdict.request_body_timeout_ms must be positive".into(),
             ));
         }
         if self.verdict.addr.is_empty() {

@@ -395,7 +395,10 @@ async fn odd_paths_are_answered_not_crashed_on() {
     // Raw bytes that are not UTF-8 in the request line.
     let mut raw = b"POST /v1/data/payment/\xff\xfe HTTP/1.1\r\nHost: v\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}".to_vec();
     let r = server.raw(&raw).await;
-    assert!(r.status == 400 || r.status == 200, "status {}", r.status);
+    assert_eq!(
+        r.status, 400,
+        "the HTTP parser refuses a non-ASCII request target"
+    );
     raw.clear();
     still_serving(&server).await;
     server.stop().await;
@@ -453,11 +456,9 @@ async fn an_engine_panic_costs_one_decision_not_the_server() {
         r#"{"input": {"s": "abc", "sub": ""}}"#,
     )
     .await;
-    // Either regorus answers or its panic is contained: never a dropped connection.
-    assert!(status == 200 || status == 500, "{status}: {body}");
-    if status == 500 {
-        assert_eq!(body["code"], json!("internal_error"));
-    }
+    // regorus panics on an empty substring (ENGINE-NOTES): contained, one 500, not a crash.
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["code"], json!("internal_error"), "{body}");
     let (status, body) = post(
         &server,
         "/v1/data/app/panicky",
@@ -564,4 +565,36 @@ async fn serves_on_a_unix_socket() {
     assert_eq!(r.json(), json!({"result": {"allow": true, "reasons": []}}));
     server.stop().await;
     assert!(!socket.exists(), "the socket file is removed on shutdown");
+}
+
+/// A client that sends its headers and part of its body, then nothing: it gets a 408 in OPA's
+/// error format once the body timeout passes, and everyone else is served meanwhile.
+#[tokio::test]
+async fn a_client_that_stalls_mid_body_gets_a_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut config = test_config();
+    config.verdict.request_body_timeout_ms = 300;
+    let bundles = sources(&config);
+    let server = Server::start(config, bundles).await;
+    let mut stalled = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
+    stalled
+        .write_all(b"POST /v1/data/payment/decision HTTP/1.1\r\nHost: v\r\nContent-Length: 100\r\n\r\n{\"input\": {")
+        .await
+        .unwrap();
+    // Served while the stalled request waits.
+    still_serving(&server).await;
+    let mut answer = Vec::new();
+    tokio::time::timeout(common::WAIT, stalled.read_to_end(&mut answer))
+        .await
+        .expect("the stalled request is answered, not held forever")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    let body = &answer[answer.find("\r\n\r\n").unwrap() + 4..];
+    assert_eq!(
+        serde_json::from_str::<Json>(body).unwrap(),
+        json!({"code": "invalid_parameter", "message": "request body not received within 300 ms"})
+    );
+    still_serving(&server).await;
+    server.stop().await;
 }

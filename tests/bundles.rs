@@ -170,8 +170,16 @@ async fn a_bad_bundle_is_refused_and_the_last_good_one_keeps_serving() {
         ),
     ];
     for (what, bytes, expected) in bad {
+        // The previous case left an error in the status: wait for this bundle's own verdict.
+        let before = server.attempts();
         replace_file(&path, &bytes);
-        let status = server.wait_for_error(expected).await;
+        server.reloads_after(before, 1).await;
+        let status = server.state.bundle_status()[0].clone();
+        let said = format!("{} {:?}", status.message, status.errors);
+        assert!(
+            said.contains(expected),
+            "{what}: expected {expected:?}, got {said}"
+        );
         assert_eq!(status.code, "bundle_error", "{what}");
         assert_eq!(
             status.active_revision, "good-1",
@@ -310,6 +318,22 @@ async fn several_bundles_serve_side_by_side_and_must_not_overlap() {
     let bundles = &r.json()["provenance"]["bundles"];
     assert_eq!(bundles[a.display().to_string()]["revision"], json!("a-1"));
     assert_eq!(bundles[b.display().to_string()]["revision"], json!("b-1"));
+
+    // A reload that would make two bundles overlap is refused; both keep serving.
+    replace_file(
+        &b.join(".manifest"),
+        br#"{"revision": "b-2", "roots": ["limits", "app"]}"#,
+    );
+    let status = server
+        .wait_for_error("detected overlapping roots in manifests for these bundles")
+        .await;
+    assert_eq!(status.active_revision, "a-1");
+    assert_eq!(server.revision(), "a-1,b-1");
+    assert_eq!(allow(&server).await, json!(true));
+    let r = server
+        .raw(&request("GET", "/v1/data/limits/max", &[], b""))
+        .await;
+    assert_eq!(r.json(), json!({"result": 5}));
     server.stop().await;
 
     let err = Server::try_start(test_config(), vec![Source::path(&a), Source::path(&c)])

@@ -363,3 +363,18 @@ async fn the_shipped_deploy_config_starts_verdict() {
     server.signal("TERM");
     assert_eq!(server.exit_code().await, Some(0));
 }
+
+#[test]
+fn bad_flags_exit_2_and_bad_flag_values_exit_64() {
+    let out = verdict(&["run", "--log-level", "loud"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("'loud'"),
+        "{out:?}"
+    );
+    let out = verdict(&["run", "--no-such-flag"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let out = verdict(&["run", "--addr", "127.0.0.1:0", "--eval-timeout-ms", "0"]);
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--eval-timeout-ms must be positive"));
+}

@@ -10,8 +10,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use common::{bundle_tar, replace_file, request, test_config, write_dir, Server};
+use common::{bundle_tar, raw_exchange, replace_file, request, test_config, write_dir, Server};
 use serde_json::{json, Value as Json};
+use tokio::io::AsyncWriteExt;
 use verdict::bundle::Source;
 use verdict::runtime::Trigger;
 
@@ -35,6 +36,18 @@ fn versioned(revision: &str) -> Vec<(String, Vec<u8>)> {
             format!(r#"{{"revision": "{revision}"}}"#).into_bytes(),
         ),
     ]
+}
+
+/// A quick decision on whatever bundle serves now.
+async fn decide(server: &Server) -> common::RawResponse {
+    server
+        .raw(&request(
+            "POST",
+            "/v1/data/app/decision",
+            &[],
+            br#"{"input": {"n": 1}}"#,
+        ))
+        .await
 }
 
 fn watched_config() -> verdict::config::Config {
@@ -119,24 +132,39 @@ async fn a_request_in_flight_finishes_on_its_own_snapshot() {
     let path = dir.path().join("bundle.tar.gz");
     std::fs::write(&path, bundle_tar(&versioned("slow-1"))).unwrap();
     let server = Server::start(watched_config(), vec![Source::path(&path)]).await;
-    let url = server.url("/v1/data/app/decision");
-    // Long enough to still be evaluating while the swap below is activated.
-    let slow = tokio::spawn(async move {
-        reqwest::Client::new()
-            .post(url)
-            .body(r#"{"input": {"n": 1500}}"#)
-            .send()
-            .await
-            .unwrap()
-            .json::<Json>()
-            .await
-            .unwrap()
-    });
+    // The whole request is on the wire before the new bundle is written; the swap comes at
+    // least a debounce period (50 ms) later, and the evaluation outlasts it (asserted below).
+    let mut stream = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
+    let body = br#"{"input": {"n": 1500}}"#;
+    stream
+        .write_all(&request("POST", "/v1/data/app/decision", &[], body))
+        .await
+        .unwrap();
+    let slow = tokio::spawn(raw_exchange(stream, b""));
     replace_file(&path, &bundle_tar(&versioned("slow-2")));
     server.wait_for_revision("slow-2").await;
-    let d = slow.await.unwrap()["result"].clone();
-    assert_eq!(d["policy"], d["data"], "one whole revision: {d}");
+    assert!(
+        !slow.is_finished(),
+        "the request should still be evaluating when slow-2 is activated; make it longer"
+    );
+    let d = slow.await.unwrap().json()["result"].clone();
+    assert_eq!(
+        d["policy"],
+        json!("slow-1"),
+        "finished on the snapshot it started with: {d}"
+    );
+    assert_eq!(
+        d["data"],
+        json!("slow-1"),
+        "policy and data of one revision: {d}"
+    );
     assert_eq!(d["n"], json!(1500 * 1500));
+    let next = decide(&server).await;
+    assert_eq!(
+        next.json()["result"]["policy"],
+        json!("slow-2"),
+        "the next request"
+    );
     server.stop().await;
 }
 
@@ -151,14 +179,7 @@ async fn rapid_writes_settle_on_the_last_version() {
         std::fs::write(&path, bundle_tar(&versioned(&format!("w{i}")))).unwrap();
     }
     server.wait_for_revision("w10").await;
-    let r = server
-        .raw(&request(
-            "POST",
-            "/v1/data/app/decision",
-            &[],
-            br#"{"input": {"n": 1}}"#,
-        ))
-        .await;
+    let r = decide(&server).await;
     assert_eq!(r.json()["result"]["policy"], json!("w10"));
     server.stop().await;
 }
@@ -203,14 +224,7 @@ async fn configmap_symlink_swap_of_a_directory_bundle_is_picked_up() {
     assert_eq!(server.revision(), "dir-1");
     configmap_publish(mount.path(), 2, &versioned("dir-2"));
     server.wait_for_revision("dir-2").await;
-    let r = server
-        .raw(&request(
-            "POST",
-            "/v1/data/app/decision",
-            &[],
-            br#"{"input": {"n": 1}}"#,
-        ))
-        .await;
+    let r = decide(&server).await;
     assert_eq!(r.json()["result"]["data"], json!("dir-2"));
     server.stop().await;
 }

@@ -65,9 +65,12 @@ pub fn read_tarball(reader: impl Read, size_limit: u64) -> Result<Vec<RawFile>, 
         budget: &mut budget,
     });
     let mut files = Vec::new();
-    let entries = archive.entries().map_err(archive_error)?;
+    let over_budget_or = |e| over_budget_or(e, size_limit);
+    let entries = archive.entries().map_err(over_budget_or)?;
     for entry in entries {
-        let mut entry = entry.map_err(archive_error)?;
+        // Moving to the next entry reads past the skipped ones: that is where a bomb in an
+        // ignored entry hits the budget.
+        let mut entry = entry.map_err(over_budget_or)?;
         let raw_name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         let kind = entry.header().entry_type();
         if kind.is_dir() || kind.is_pax_global_extensions() {
@@ -83,14 +86,12 @@ pub fn read_tarball(reader: impl Read, size_limit: u64) -> Result<Vec<RawFile>, 
         if !is_bundle_file(file_name(&path)) {
             continue;
         }
-        let declared = entry.header().size().map_err(archive_error)?;
+        let declared = entry.header().size().map_err(over_budget_or)?;
         if declared > size_limit {
             return Err(BundleError::TooLarge { limit: size_limit });
         }
         let mut bytes = Vec::with_capacity(usize::try_from(declared).unwrap_or(0).min(1 << 20));
-        entry
-            .read_to_end(&mut bytes)
-            .map_err(|e| over_budget_or(e, size_limit))?;
+        entry.read_to_end(&mut bytes).map_err(over_budget_or)?;
         files.push(RawFile { path, bytes });
     }
     Ok(files)
@@ -246,20 +247,27 @@ struct CountingReader<'a, R> {
     budget: &'a mut Budget,
 }
 
-const BUDGET_EXCEEDED: &str = "bundle size limit exceeded";
+/// The error `CountingReader` raises through the tar reader, told apart from real I/O
+/// errors by its type.
+#[derive(Debug, thiserror::Error)]
+#[error("bundle size limit exceeded")]
+struct BudgetExceeded;
 
 impl<R: Read> Read for CountingReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.budget
             .take(n as u64)
-            .map_err(|_| io::Error::other(BUDGET_EXCEEDED))?;
+            .map_err(|_| io::Error::other(BudgetExceeded))?;
         Ok(n)
     }
 }
 
 fn over_budget_or(e: io::Error, limit: u64) -> BundleError {
-    if e.to_string() == BUDGET_EXCEEDED {
+    let over_budget = e
+        .get_ref()
+        .is_some_and(|inner| inner.downcast_ref::<BudgetExceeded>().is_some());
+    if over_budget {
         BundleError::TooLarge { limit }
     } else {
         archive_error(e)
@@ -267,10 +275,6 @@ fn over_budget_or(e: io::Error, limit: u64) -> BundleError {
 }
 
 fn archive_error(e: io::Error) -> BundleError {
-    if e.to_string() == BUDGET_EXCEEDED {
-        // The tar reader wraps our error; the limit is reported by the caller's variant.
-        return BundleError::Archive(BUDGET_EXCEEDED.into());
-    }
     BundleError::Archive(e.to_string())
 }
 

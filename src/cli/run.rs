@@ -51,7 +51,8 @@ pub struct RunArgs {
     #[arg(long = "shutdown-grace-period", value_name = "SECONDS")]
     pub shutdown_grace_period: Option<u64>,
     /// debug, info, warn or error.
-    #[arg(short = 'l', long = "log-level", default_value = "info")]
+    #[arg(short = 'l', long = "log-level", default_value = "info",
+          value_parser = ["debug", "info", "warn", "error"])]
     pub log_level: String,
     #[arg(long = "log-format", value_enum, default_value = "json")]
     pub log_format: LogFormat,

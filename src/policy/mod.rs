@@ -221,13 +221,15 @@ impl PolicySet {
 /// Parses a query on its own first, so a syntax error is reported as one (OPA's 400), not
 /// as an evaluation failure.
 fn check_query_syntax(text: &str) -> Result<(), EvalError> {
-    let parsed = regorus::Source::from_contents("<query.rego>".into(), text.to_string()).and_then(
-        |source| {
+    // The text is the client's: a parser panic on it is one failed request.
+    let parsed = catch_unwind(|| {
+        regorus::Source::from_contents("<query.rego>".into(), text.to_string()).and_then(|source| {
             let mut parser = regorus::unstable::Parser::new(&source)?;
             parser.enable_rego_v1()?;
             parser.parse_user_query().map(|_| ())
-        },
-    );
+        })
+    })
+    .map_err(|_| EvalError::EngineFault)?;
     parsed.map_err(|e| EvalError::Parse(vec![error::parse_error(&format!("{e:#}"))]))
 }
 

@@ -7,6 +7,7 @@
 //! its status.
 
 use std::collections::BTreeSet;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -153,6 +154,17 @@ impl Reloader {
         compiled.map(|(set, at)| (self.snapshot(set, at), activated))
     }
 
+    /// Marks a reload that panicked as failed for every bundle it was reading.
+    fn internal_failure(&mut self, which: &BTreeSet<usize>) {
+        let now = SystemTime::now();
+        for &i in which {
+            if let (Some(source), Some(status)) = (self.sources.get(i), self.statuses.get_mut(i)) {
+                tracing::error!(bundle = %source.name, "bundle rejected after an internal failure; the last good revision keeps serving");
+                status.failed_load("internal error while loading the bundle".into(), now);
+            }
+        }
+    }
+
     /// Consumes triggers until the channel closes. Reloads run on blocking threads; triggers
     /// arriving within `debounce` of each other are handled as one.
     pub async fn run(
@@ -177,7 +189,12 @@ impl Reloader {
                 }
             }
             let job = tokio::task::spawn_blocking(move || {
-                let snapshot = self.reload(&which);
+                // A panic in a parser or the engine must cost this reload, not every later one.
+                let snapshot = catch_unwind(AssertUnwindSafe(|| self.reload(&which)));
+                let snapshot = snapshot.unwrap_or_else(|_| {
+                    self.internal_failure(&which);
+                    None
+                });
                 (self, snapshot, which)
             })
             .await;

@@ -30,7 +30,8 @@ pub fn golden(rel: &str) -> PathBuf {
     repo().join("tests/golden").join(rel)
 }
 
-/// A config for tests: one ephemeral TCP port, quick debounce, no file watching unless asked.
+/// A config for tests: one ephemeral TCP port and a quick debounce (watching is on, as in
+/// `verdict run`; tests that must not watch turn it off).
 pub fn test_config() -> Config {
     let mut config = Config::default();
     config.verdict.addr = vec!["127.0.0.1:0".into()];

@@ -162,7 +162,7 @@ pub async fn post_v1(
     let started = Instant::now();
     let params = Params::parse(uri.query());
     let path = data_path(&uri, "/v1/data")?;
-    let bytes = request::read_body(&headers, body, &state.config.server.decoding).await?;
+    let bytes = request::read_body(&headers, body, &state.config).await?;
     let parse_started = Instant::now();
     let input = request::parse_envelope(&bytes, request::is_yaml(&headers)).map_err(|e| {
         ApiError::bad_request(format!("body contains malformed input document: {e}"))
@@ -245,7 +245,7 @@ fn respond_bare(
 }
 
 async fn bare_input(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Value, ApiError> {
-    let bytes = request::read_body(headers, body, &state.config.server.decoding).await?;
+    let bytes = request::read_body(headers, body, &state.config).await?;
     request::parse_input(&bytes, request::is_yaml(headers)).map_err(|e| {
         ApiError::bad_request(format!(
             "unexpected parse error for input: body contains malformed input document: {e}"

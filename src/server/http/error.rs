@@ -52,6 +52,16 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", message)
     }
 
+    /// 408: the client stopped sending its body. OPA has no such limit (Go's server waits
+    /// forever); the code is OPA's for a request that cannot be used.
+    pub fn body_timeout(after: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_parameter",
+            format!("request body not received within {} ms", after.as_millis()),
+        )
+    }
+
     pub fn body_too_large() -> Self {
         Self::bad_request("request body too large")
     }

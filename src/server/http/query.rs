@@ -47,7 +47,7 @@ pub async fn post_query(
     body: Body,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(uri.query());
-    let bytes = request::read_body(&headers, body, &state.config.server.decoding).await?;
+    let bytes = request::read_body(&headers, body, &state.config).await?;
     let parsed: QueryRequest = serde_json::from_slice(&bytes).map_err(|e| {
         let e = if e.is_eof() {
             "unexpected EOF".to_string()

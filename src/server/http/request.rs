@@ -10,7 +10,7 @@ use regorus::Value;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use super::error::ApiError;
-use crate::config::DecodingConfig;
+use crate::config::Config;
 use crate::policy::path::percent_decode;
 
 /// Query parameters, with OPA's rules for booleans.
@@ -61,12 +61,15 @@ fn form_decode(s: &str) -> String {
     percent_decode(&s).unwrap_or(s)
 }
 
-/// Reads the whole body under the configured limits, decompressing gzip bodies.
+/// Reads the whole body under the configured limits, decompressing gzip bodies. A body that
+/// has not arrived within `timeout` is refused with a 408.
 pub async fn read_body(
     headers: &HeaderMap,
     body: Body,
-    limits: &DecodingConfig,
+    config: &Config,
 ) -> Result<Bytes, ApiError> {
+    let limits = &config.server.decoding;
+    let timeout = config.verdict.request_body_timeout();
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -75,8 +78,9 @@ pub async fn read_body(
         return Err(ApiError::body_too_large());
     }
     let limit = usize::try_from(limits.max_length).unwrap_or(usize::MAX);
-    let bytes = axum::body::to_bytes(body, limit)
+    let bytes = tokio::time::timeout(timeout, axum::body::to_bytes(body, limit))
         .await
+        .map_err(|_| ApiError::body_timeout(timeout))?
         .map_err(|_| ApiError::body_too_large())?;
     let gzipped = headers
         .get(header::CONTENT_ENCODING)
