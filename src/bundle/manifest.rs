@@ -29,7 +29,7 @@ pub type Root = Vec<String>;
 
 impl Manifest {
     pub fn parse(bytes: &[u8]) -> Result<Self, BundleError> {
-        serde_json::from_slice(bytes).map_err(|e| BundleError::Manifest(e.to_string()))
+        serde_json::from_slice(bytes).map_err(|error| BundleError::ManifestJson { error })
     }
 
     /// The roots as written, with surrounding slashes trimmed as OPA does.
@@ -72,9 +72,10 @@ impl Manifest {
             Some(0) => true,
             Some(1) => false,
             Some(other) => {
-                return Err(BundleError::Manifest(format!(
-                    "unknown bundle rego-version {other}"
-                )))
+                return Err(BundleError::RegoVersion {
+                    version: other,
+                    file_glob: None,
+                })
             }
         };
         let mut patterns = Vec::new();
@@ -83,17 +84,19 @@ impl Manifest {
                 0 => true,
                 1 => false,
                 other => {
-                    return Err(BundleError::Manifest(format!(
-                        "unknown bundle rego-version {other} for file '{pattern}'"
-                    )))
+                    return Err(BundleError::RegoVersion {
+                        version: *other,
+                        file_glob: Some(pattern.clone()),
+                    })
                 }
             };
             // OPA's globs have no separators: `*` also matches `/`.
             let matcher = GlobBuilder::new(pattern.trim_start_matches('/'))
                 .literal_separator(false)
                 .build()
-                .map_err(|e| {
-                    BundleError::Manifest(format!("failed to compile glob pattern {pattern}: {e}"))
+                .map_err(|error| BundleError::FileGlob {
+                    pattern: pattern.clone(),
+                    error,
                 })?
                 .compile_matcher();
             patterns.push((matcher, v0));

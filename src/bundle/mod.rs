@@ -24,8 +24,10 @@ pub enum BundleError {
         path: PathBuf,
         error: std::io::Error,
     },
-    #[error("bundle read failed: archive read failed: {0}")]
-    Archive(String),
+    #[error("bundle read failed: archive read failed: gzip: invalid header")]
+    NotGzip,
+    #[error("bundle read failed: archive read failed: {error}")]
+    Archive { error: std::io::Error },
     #[error("bundle read failed: entry '{entry}' would be written outside the bundle")]
     PathTraversal { entry: String },
     #[error(
@@ -38,8 +40,18 @@ pub enum BundleError {
     BadName { entry: String },
     #[error("bundle read failed: bundle exceeds the size limit of {limit} bytes")]
     TooLarge { limit: u64 },
-    #[error("bundle read failed: manifest: {0}")]
-    Manifest(String),
+    #[error("bundle read failed: manifest: {error}")]
+    ManifestJson { error: serde_json::Error },
+    #[error("bundle read failed: manifest: unknown bundle rego-version {version}{}", file_glob.as_ref().map(|g| format!(" for file '{g}'")).unwrap_or_default())]
+    RegoVersion {
+        version: i64,
+        file_glob: Option<String>,
+    },
+    #[error("bundle read failed: manifest: failed to compile glob pattern {pattern}: {error}")]
+    FileGlob {
+        pattern: String,
+        error: globset::Error,
+    },
     #[error("manifest has overlapped roots: '{a}' and '{b}'")]
     OverlappedRoots { a: String, b: String },
     #[error("manifest roots {roots} do not permit data at path '/{path}' (hint: check bundle directory structure)")]
@@ -309,8 +321,23 @@ pub fn go_list(items: &[String]) -> String {
     format!("[{}]", items.join(" "))
 }
 
+/// Bundles whose roots overlap, in OPA's words for the two ways they can.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RootsOverlap {
+    #[error("bundles [{}] have overlapping roots and cannot be activated simultaneously because bundle(s) [{}] specify empty root paths ('') which overlap with any other bundle root", bundles.join(", "), empty.join(", "))]
+    EmptyRoot {
+        bundles: Vec<String>,
+        empty: Vec<String>,
+    },
+    #[error("detected overlapping roots in manifests for these bundles: [{}] ({})", bundles.join(", "), conflicts.join(", "))]
+    Roots {
+        bundles: Vec<String>,
+        conflicts: Vec<String>,
+    },
+}
+
 /// Bundles loaded together must not share roots (OPA's "overlapping roots" check).
-pub fn check_overlap(bundles: &[&Bundle]) -> Result<(), String> {
+pub fn check_overlap(bundles: &[&Bundle]) -> Result<(), RootsOverlap> {
     let mut conflicts = Vec::new();
     let mut names = Vec::new();
     let mut empty_root = Vec::new();
@@ -351,19 +378,17 @@ pub fn check_overlap(bundles: &[&Bundle]) -> Result<(), String> {
     names.sort();
     if !empty_root.is_empty() {
         empty_root.sort();
-        return Err(format!(
-            "bundles [{}] have overlapping roots and cannot be activated simultaneously because bundle(s) [{}] specify empty root paths ('') which overlap with any other bundle root",
-            names.join(", "),
-            empty_root.join(", ")
-        ));
+        return Err(RootsOverlap::EmptyRoot {
+            bundles: names,
+            empty: empty_root,
+        });
     }
     conflicts.sort();
     conflicts.dedup();
-    Err(format!(
-        "detected overlapping roots in manifests for these bundles: [{}] ({})",
-        names.join(", "),
-        conflicts.join(", ")
-    ))
+    Err(RootsOverlap::Roots {
+        bundles: names,
+        conflicts,
+    })
 }
 
 /// Loads a path as `opa eval -d` / `opa test` take them: a bundle directory or tarball, one

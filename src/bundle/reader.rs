@@ -56,7 +56,7 @@ pub fn read_tarball(reader: impl Read, size_limit: u64) -> Result<Vec<RawFile>, 
     let peeked = read_up_to(&mut reader, &mut magic).map_err(archive_error)?;
     if peeked < 2 || magic != [0x1f, 0x8b] {
         // Same words as OPA, so scripts that grep for them keep working.
-        return Err(BundleError::Archive("gzip: invalid header".into()));
+        return Err(BundleError::NotGzip);
     }
     let gz = GzDecoder::new(magic.chain(reader));
     let mut budget = Budget::new(size_limit);
@@ -275,7 +275,7 @@ fn over_budget_or(e: io::Error, limit: u64) -> BundleError {
 }
 
 fn archive_error(e: io::Error) -> BundleError {
-    BundleError::Archive(e.to_string())
+    BundleError::Archive { error: e }
 }
 
 fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {

@@ -97,8 +97,8 @@ pub fn main(args: RunArgs) -> ExitCode {
 /// Config file, then `--set`, then flags: each later one wins.
 fn load_config(args: &RunArgs) -> anyhow::Result<Config> {
     let (mut config, warnings) = Config::load(args.config.as_deref(), &args.set)?;
-    for w in warnings {
-        tracing::warn!("{w}");
+    for warning in warnings {
+        tracing::warn!(%warning, "configuration");
     }
     let v = &mut config.verdict;
     if !args.addr.is_empty() {

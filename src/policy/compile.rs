@@ -51,9 +51,18 @@ pub fn compile(
     bundles: &[Arc<Bundle>],
     options: CompileOptions,
 ) -> Result<PolicySet, CompileError> {
+    // Parsing and merging run inside regorus too: a panic there refuses the bundles.
+    catch_unwind(AssertUnwindSafe(|| compile_unguarded(bundles, options)))
+        .unwrap_or(Err(CompileError::EngineFault))
+}
+
+fn compile_unguarded(
+    bundles: &[Arc<Bundle>],
+    options: CompileOptions,
+) -> Result<PolicySet, CompileError> {
     let refs: Vec<&Bundle> = bundles.iter().map(Arc::as_ref).collect();
     if options.check_overlap {
-        bundle::check_overlap(&refs).map_err(CompileError::Bundles)?;
+        bundle::check_overlap(&refs)?;
     }
 
     let mut engine = Engine::new();
@@ -95,14 +104,13 @@ pub fn compile(
 
     for b in &refs {
         for (file, document) in b.data_documents() {
-            engine.add_data(document).map_err(|_| {
-                CompileError::Bundles(format!(
-                    "bundle {}: bundle load failed on {}: failed to insert data file from path {}",
-                    b.name,
-                    file.path,
-                    file.dir.join("/")
-                ))
-            })?;
+            engine
+                .add_data(document)
+                .map_err(|_| CompileError::DataConflict {
+                    bundle: b.name.clone(),
+                    file: file.path.clone(),
+                    path: file.dir.join("/"),
+                })?;
         }
     }
 
@@ -138,11 +146,7 @@ pub fn compile(
                 "{e:#}"
             ))]))
         }
-        Err(_) => {
-            return Err(CompileError::Bundles(
-                "the engine failed while preparing the policies".into(),
-            ))
-        }
+        Err(_) => return Err(CompileError::EngineFault),
     }
     validate_rules(&engine, &rule_paths)?;
 
@@ -187,13 +191,12 @@ fn check_packages_in_roots(
         };
         let roots = b.manifest.root_paths();
         if !roots.iter().any(|r| is_prefix(r, &index.package)) {
-            return Err(CompileError::Bundles(format!(
-                "bundle {}: manifest roots {} do not permit 'package {}' in module '{}'",
-                b.name,
-                bundle::go_list(&b.manifest.roots()),
-                index.package.join("."),
-                module.file
-            )));
+            return Err(CompileError::PackageOutsideRoots {
+                bundle: b.name.clone(),
+                roots: bundle::go_list(&b.manifest.roots()),
+                package: index.package.join("."),
+                file: module.file.clone(),
+            });
         }
     }
     Ok(())

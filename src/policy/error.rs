@@ -40,9 +40,27 @@ pub enum CompileError {
     /// Parse, safety and type errors in modules; OPA's status message for these.
     #[error("{}", summarize(.0))]
     Modules(Vec<RegoError>),
-    /// Bundles that cannot be active together, or data that cannot be merged.
-    #[error("{0}")]
-    Bundles(String),
+    /// Bundles that cannot be active together.
+    #[error(transparent)]
+    Overlap(#[from] crate::bundle::RootsOverlap),
+    /// A data file whose documents collide with data already loaded.
+    #[error("bundle {bundle}: bundle load failed on {file}: failed to insert data file from path {path}")]
+    DataConflict {
+        bundle: String,
+        file: String,
+        path: String,
+    },
+    /// A module whose package lies outside its bundle's roots.
+    #[error("bundle {bundle}: manifest roots {roots} do not permit 'package {package}' in module '{file}'")]
+    PackageOutsideRoots {
+        bundle: String,
+        roots: String,
+        package: String,
+        file: String,
+    },
+    /// The engine panicked while preparing the policies.
+    #[error("the engine failed while preparing the policies")]
+    EngineFault,
 }
 
 impl CompileError {
@@ -50,14 +68,14 @@ impl CompileError {
     pub fn status_message(&self) -> String {
         match self {
             CompileError::Modules(_) => "error(s) occurred while compiling module(s)".into(),
-            CompileError::Bundles(m) => m.clone(),
+            other => other.to_string(),
         }
     }
 
     pub fn errors(&self) -> &[RegoError] {
         match self {
             CompileError::Modules(errors) => errors,
-            CompileError::Bundles(_) => &[],
+            _ => &[],
         }
     }
 }

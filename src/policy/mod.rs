@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 
 use regorus::{Engine, Value};
 
+use crate::bundle;
+
 pub use compile::{compile, CompileOptions};
 pub use error::{CompileError, EvalError, Location, RegoError};
 pub use path::DataPath;
@@ -294,8 +296,6 @@ fn plain_segments(path: &DataPath) -> Option<Vec<String>> {
         })
         .collect()
 }
-
-use crate::bundle;
 
 #[cfg(test)]
 mod tests {

@@ -40,7 +40,7 @@ struct Envelope<T> {
 }
 
 /// `GET /v1/policies`.
-pub async fn list(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
+pub async fn list_policies(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
     let pretty = Params::parse(uri.query()).flag("pretty");
     let snapshot = state.snapshot();
     let result: Vec<Policy<'_>> = snapshot.policy.modules().iter().map(Policy::from).collect();
@@ -48,7 +48,10 @@ pub async fn list(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
 }
 
 /// `GET /v1/policies/{id}`; ids contain slashes (`<bundle>/<path in bundle>`).
-pub async fn get(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Response, ApiError> {
+pub async fn get_policy(
+    State(state): State<Arc<AppState>>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
     let pretty = Params::parse(uri.query()).flag("pretty");
     let raw_id = uri.path().strip_prefix("/v1/policies/").unwrap_or("");
     let id = percent_decode(raw_id).unwrap_or_else(|| raw_id.to_string());
