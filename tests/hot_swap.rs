@@ -237,8 +237,13 @@ async fn without_watching_only_an_explicit_reload_swaps() {
     let mut config = test_config();
     config.verdict.watch = false;
     let server = Server::start(config, vec![Source::path(&path)]).await;
+    // A watching server on the same file shows when a watcher would have reloaded.
+    let control = Server::start(watched_config(), vec![Source::path(&path)]).await;
     replace_file(&path, &bundle_tar(&versioned("h-2")));
-    assert_eq!(server.revision(), "h-1", "nothing watches the file");
+    control.wait_for_revision("h-2").await;
+    assert_eq!(server.attempts(), 0, "nothing watches the file");
+    assert_eq!(server.revision(), "h-1");
+    control.stop().await;
     let before = server.attempts();
     // SIGHUP's trigger (the signal itself is exercised against the binary in tests/cli.rs).
     server.triggers.send(Trigger::All).unwrap();
