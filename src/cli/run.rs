@@ -154,10 +154,6 @@ pub struct Started {
 /// start are fatal, as OPA's are for `-b` bundles: there is no last good state to serve yet.
 pub async fn start(config: Config, sources: Vec<Source>) -> anyhow::Result<Started> {
     let config = Arc::new(config);
-    memory::apply(memory::limit(
-        config.verdict.memory_limit_bytes,
-        Path::new("/sys/fs/cgroup"),
-    ));
     let load = LoadOptions {
         size_limit: config.verdict.bundle_size_limit_bytes,
         v0_compatible: config.verdict.v0_compatible,
@@ -166,10 +162,14 @@ pub async fn start(config: Config, sources: Vec<Source>) -> anyhow::Result<Start
         eval_timeout: Duration::from_millis(config.verdict.eval_timeout_ms),
         check_overlap: true,
     };
-    let (reloader, snapshot, statuses) =
-        tokio::task::spawn_blocking(move || Reloader::start(sources, load, compile))
-            .await
-            .context("bundle loading stopped unexpectedly")??;
+    let memory_limit = config.verdict.memory_limit_bytes;
+    let (reloader, snapshot, statuses) = tokio::task::spawn_blocking(move || {
+        // Reading the cgroup's limit is file I/O: it belongs here, off the async threads.
+        memory::apply(memory::limit(memory_limit, Path::new("/sys/fs/cgroup")));
+        Reloader::start(sources, load, compile)
+    })
+    .await
+    .context("bundle loading stopped unexpectedly")??;
     let state = AppState::new(config.clone(), snapshot, statuses);
 
     let mut listeners = Vec::new();

@@ -138,15 +138,11 @@ fn compile_unguarded(
 
     // The first evaluation runs regorus's analysis (safety, scheduling) and leaves the engine
     // prepared, so that per-request clones start warm.
-    let prepared = catch_unwind(AssertUnwindSafe(|| engine.eval_query("true".into(), false)));
-    match prepared {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => {
-            return Err(CompileError::Modules(vec![error::classify(&format!(
-                "{e:#}"
-            ))]))
-        }
-        Err(_) => return Err(CompileError::EngineFault),
+    // A panic here is caught by `compile` itself.
+    if let Err(e) = engine.eval_query("true".into(), false) {
+        return Err(CompileError::Modules(vec![error::classify(&format!(
+            "{e:#}"
+        ))]));
     }
     validate_rules(&engine, &rule_paths)?;
 

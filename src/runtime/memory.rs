@@ -27,9 +27,7 @@ pub fn apply(limit: Option<u64>) {
     regorus::set_global_memory_limit(limit);
     match limit {
         Some(bytes) => tracing::info!(bytes, "evaluation memory limit set"),
-        None => {
-            tracing::info!("no evaluation memory limit (no cgroup limit found, none configured)")
-        }
+        None => tracing::info!("no evaluation memory limit (turned off, or no cgroup limit)"),
     }
 }
 

@@ -161,7 +161,7 @@ pub fn parse_json_param(text: &str) -> Result<Value, String> {
 
 /// serde_json's words where Go's differ in a way clients see: OPA passes Go's decoder errors
 /// through, so the common syntax errors are reworded to Go's text, naming the offending byte.
-fn go_json_error(e: serde_json::Error, text: &[u8]) -> String {
+pub(crate) fn go_json_error(e: serde_json::Error, text: &[u8]) -> String {
     if e.is_eof() {
         return "unexpected EOF".into();
     }
