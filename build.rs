@@ -1,10 +1,34 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a build script that cannot pack the bundle must stop the build
-//! Packs `bundles/payment` into a tar.gz in OPA's layout, embedded as `verdict run`'s default.
+//! Packs `bundles/payment` into a tar.gz in OPA's layout, embedded as `verdict run`'s default,
+//! and generates the native gRPC API from `proto/verdict/v1/decisions.proto`.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 fn main() {
+    pack_payment_bundle();
+    compile_protos();
+}
+
+/// protox compiles the .proto in Rust, so building needs no `protoc` on the machine; the
+/// descriptor set it writes also feeds gRPC server reflection.
+fn compile_protos() {
+    let proto = "proto/verdict/v1/decisions.proto";
+    println!("cargo:rerun-if-changed={proto}");
+    let descriptors = protox::compile([proto], ["proto"]).expect("compile decisions.proto");
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    std::fs::write(
+        out.join("verdict_descriptors.pb"),
+        prost::Message::encode_to_vec(&descriptors),
+    )
+    .expect("write descriptor set");
+    tonic_prost_build::configure()
+        .build_client(true)
+        .compile_fds(descriptors)
+        .expect("generate the gRPC code");
+}
+
+fn pack_payment_bundle() {
     let source = Path::new("bundles/payment");
     println!("cargo:rerun-if-changed={}", source.display());
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));

@@ -506,6 +506,7 @@ async fn health_policies_and_status() {
     assert_eq!(
         ids,
         [
+            "bundles/payment/envoy/authz/authz.rego",
             "bundles/payment/payment/policy.rego",
             "bundles/payment/system/health.rego"
         ]

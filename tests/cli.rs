@@ -310,10 +310,33 @@ async fn an_opa_config_file_starts_verdict() {
         "default_decision=/payment/allow",
         "-b",
         bundle.to_str().unwrap(),
+        // The config's envoy_ext_authz_grpc listens on 9191; tests take any free port.
+        "--grpc-addr",
+        "127.0.0.1:0",
     ]);
     let warning = server.wait_for_log("not implemented").await;
     assert!(warning.to_string().contains("decision_logs"), "{warning}");
-    let addr = server.address().await;
+    let started = server.wait_for_log("server started").await;
+    let addrs: Vec<String> = serde_json::from_str(started["addrs"].as_str().unwrap()).unwrap();
+    let addr = addrs[0].clone();
+    // The config's ext_authz plugin answers Envoy with the bundle's envoy.authz policy.
+    let grpc_addr = started["grpc_addr"].as_str().unwrap();
+    let channel = tonic::transport::Channel::from_shared(format!("http://{grpc_addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut authz =
+        envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient::new(
+            channel,
+        );
+    let check = common::grpc::check_request_from_json(
+        r#"{"attributes": {"request": {"http": {"method": "POST", "path": "/pay",
+            "headers": {"content-type": "application/json", "x-role": "customer"},
+            "body": "{\"amount\": 250, \"currency\": \"EUR\", \"merchant\": \"m-123\"}"}}}}"#,
+    );
+    let answer = authz.check(check).await.unwrap().into_inner();
+    assert_eq!(answer.status.map(|s| s.code), Some(0), "allowed");
     let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let r = raw_exchange(
         stream,

@@ -20,6 +20,10 @@ pub struct RunArgs {
     /// Listen address, host:port or unix:///path.sock (repeatable) [default: 127.0.0.1:8181].
     #[arg(short = 'a', long = "addr", value_name = "ADDR")]
     pub addr: Vec<String>,
+    /// Serve Envoy ext_authz v3, the native decision API and gRPC health here: host:port or
+    /// unix:///path.sock. Same as plugins.envoy_ext_authz_grpc.addr in the config.
+    #[arg(long = "grpc-addr", value_name = "ADDR")]
+    pub grpc_addr: Option<String>,
     /// A bundle directory or .tar.gz (repeatable). Without one, the built-in example payment
     /// bundle (bundles/payment) is served.
     #[arg(short = 'b', long = "bundle", value_name = "PATH")]
@@ -107,6 +111,14 @@ fn load_config(args: &RunArgs) -> anyhow::Result<Config> {
     if !args.bundle.is_empty() {
         v.bundles = args.bundle.clone();
     }
+    if let Some(addr) = &args.grpc_addr {
+        config
+            .plugins
+            .envoy_ext_authz_grpc
+            .get_or_insert_with(Default::default)
+            .addr = addr.clone();
+    }
+    let v = &mut config.verdict;
     if args.no_watch {
         v.watch = false;
     } else if args.watch {
@@ -147,6 +159,8 @@ pub fn sources(config: &Config) -> Vec<Source> {
 pub struct Started {
     pub state: Arc<AppState>,
     pub listeners: Vec<Listener>,
+    /// The gRPC listener, when `plugins.envoy_ext_authz_grpc` is configured.
+    pub grpc: Option<(Listener, tonic::service::Routes)>,
     pub triggers: mpsc::UnboundedSender<Trigger>,
 }
 
@@ -176,6 +190,13 @@ pub async fn start(config: Config, sources: Vec<Source>) -> anyhow::Result<Start
     for addr in &config.verdict.addr {
         listeners.push(Listener::bind(addr).await?);
     }
+    let grpc = match &config.plugins.envoy_ext_authz_grpc {
+        Some(authz) => Some((
+            Listener::bind(&authz.addr).await?,
+            server::grpc::routes(state.clone(), authz)?,
+        )),
+        None => None,
+    };
 
     let (tx, rx) = mpsc::unbounded_channel();
     let watcher = if config.verdict.watch {
@@ -194,6 +215,7 @@ pub async fn start(config: Config, sources: Vec<Source>) -> anyhow::Result<Start
     Ok(Started {
         state,
         listeners,
+        grpc,
         triggers: tx,
     })
 }
@@ -204,6 +226,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let started = start(config, bundles).await?;
     spawn_sighup(started.triggers.clone());
     let addrs: Vec<String> = started.listeners.iter().map(Listener::local_addr).collect();
+    let grpc_addr = started.grpc.as_ref().map(|(l, _)| l.local_addr());
     let bundles: Vec<String> = started
         .state
         .snapshot()
@@ -211,9 +234,30 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .iter()
         .map(|b| format!("{}@{}", b.name, b.revision))
         .collect();
-    tracing::info!(addrs = ?addrs, bundles = ?bundles, "server started");
+    tracing::info!(
+        addrs = ?addrs,
+        grpc_addr = grpc_addr.as_deref().unwrap_or("off"),
+        bundles = ?bundles,
+        "server started"
+    );
     let router = server::http::router(started.state.clone());
-    server::serve(started.listeners, router, server::shutdown_signal(), grace).await;
+    // One signal stops both listeners; each then drains its own calls within the grace.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        server::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let http = server::serve(started.listeners, router, stopped(stop_rx.clone()), grace);
+    match started.grpc {
+        Some((listener, routes)) => {
+            let grpc = server::grpc::serve(vec![listener], routes, stopped(stop_rx), grace);
+            tokio::join!(http, grpc);
+        }
+        None => http.await,
+    }
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 //! Readers take one snapshot per request and use it to the end, so a swap never mixes two
 //! bundle revisions in one decision and never makes a reader wait.
 
+pub mod decision;
 pub mod memory;
 pub mod reloader;
 pub mod status;
@@ -17,6 +18,7 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::policy::PolicySet;
+pub use decision::Decided;
 pub use reloader::{Reloader, StartupError, Trigger};
 pub use status::BundleStatus;
 

@@ -4,6 +4,8 @@
 //! `serve` takes listeners that are already bound, so tests bind port 0 and read the address
 //! without races.
 
+pub mod gojson;
+pub mod grpc;
 pub mod http;
 
 use std::future::Future;
@@ -29,7 +31,8 @@ pub enum Listener {
 }
 
 impl Listener {
-    /// Binds `host:port` or `unix:///path/to.sock`, as OPA's `--addr` takes them.
+    /// Binds `host:port` or `unix:///path/to.sock`, as OPA's `--addr` and opa-envoy-plugin's
+    /// `addr` take them.
     pub async fn bind(addr: &str) -> Result<Listener, ServerError> {
         let fail = |error| ServerError::Bind {
             addr: addr.to_string(),
@@ -41,7 +44,10 @@ impl Listener {
             let listener = UnixListener::bind(&path).map_err(fail)?;
             Ok(Listener::Unix(listener, path))
         } else {
-            let addr_text = addr.strip_prefix("http://").unwrap_or(addr);
+            let addr_text = addr
+                .strip_prefix("http://")
+                .or_else(|| addr.strip_prefix("grpc://"))
+                .unwrap_or(addr);
             // OPA accepts ":8181" for all interfaces.
             let addr_text = if addr_text.starts_with(':') {
                 format!("0.0.0.0{addr_text}")
@@ -126,16 +132,29 @@ pub async fn serve(
         "shutting down; finishing requests in flight"
     );
     let _ = stop_tx.send(true);
+    drain(tasks, grace, "HTTP").await;
+}
+
+/// Waits for stopped listeners to finish their requests in flight, for at most `grace`; then
+/// closes whatever connections remain.
+pub(crate) async fn drain<E: std::fmt::Display + 'static>(
+    mut tasks: tokio::task::JoinSet<Result<(), E>>,
+    grace: Duration,
+    transport: &'static str,
+) {
     let drained = tokio::time::timeout(grace, async {
         while let Some(done) = tasks.join_next().await {
             if let Ok(Err(e)) = done {
-                tracing::warn!(error = %e, "listener stopped with an error");
+                tracing::warn!(error = %e, transport, "listener stopped with an error");
             }
         }
     })
     .await;
     if drained.is_err() {
-        tracing::warn!("grace period over; closing the remaining connections");
+        tracing::warn!(
+            transport,
+            "grace period over; closing the remaining connections"
+        );
         tasks.abort_all();
     }
 }

@@ -15,6 +15,8 @@ use verdict::config::Config;
 use verdict::runtime::{AppState, Trigger};
 use verdict::server::{self, Listener};
 
+pub mod grpc;
+
 /// How long any test waits for an event before failing.
 pub const WAIT: Duration = Duration::from_secs(20);
 
@@ -42,6 +44,8 @@ pub fn test_config() -> Config {
 /// A verdict server running in this process, serving on real sockets.
 pub struct Server {
     pub addr: String,
+    /// The gRPC listener's address, when `plugins.envoy_ext_authz_grpc` is configured.
+    pub grpc_addr: Option<String>,
     pub state: Arc<AppState>,
     pub triggers: mpsc::UnboundedSender<Trigger>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -58,17 +62,42 @@ impl Server {
     pub async fn try_start(config: Config, sources: Vec<Source>) -> anyhow::Result<Server> {
         let started = verdict::cli::run::start(config, sources).await?;
         let addr = started.listeners[0].local_addr();
+        let grpc_addr = started.grpc.as_ref().map(|(l, _)| l.local_addr());
         let router = server::http::router(started.state.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let listeners: Vec<Listener> = started.listeners;
+        let grpc = started.grpc;
         let task = tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stopped.await;
+            let (stop_all, all_stopped) = tokio::sync::watch::channel(false);
+            let waiter = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+                let _ = rx.wait_for(|s| *s).await;
             };
-            server::serve(listeners, router, shutdown, Duration::from_secs(5)).await;
+            let http = server::serve(
+                listeners,
+                router,
+                waiter(all_stopped.clone()),
+                Duration::from_secs(5),
+            );
+            let grpc = async move {
+                if let Some((listener, routes)) = grpc {
+                    server::grpc::serve(
+                        vec![listener],
+                        routes,
+                        waiter(all_stopped),
+                        Duration::from_secs(5),
+                    )
+                    .await;
+                }
+            };
+            let signal = async move {
+                let _ = stopped.await;
+                let _ = stop_all.send(true);
+            };
+            tokio::join!(http, grpc, signal);
         });
         Ok(Server {
             addr,
+            grpc_addr,
             state: started.state,
             triggers: started.triggers,
             stop: Some(stop),

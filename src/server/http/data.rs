@@ -17,7 +17,7 @@ use super::error::ApiError;
 use super::request::{self, Params};
 use super::response;
 use crate::policy::json::{self, ObjectWriter};
-use crate::policy::{DataPath, Decision, Query};
+use crate::policy::{DataPath, Decision};
 use crate::runtime::{AppState, Snapshot};
 
 /// The path after a Data API prefix, still percent-escaped (OPA unescapes segment by segment).
@@ -112,12 +112,9 @@ fn respond_v1(state: &AppState, headers: &HeaderMap, req: V1Request) -> Result<R
         parse_ns,
         started,
     } = req;
-    let snapshot = state.snapshot();
-    let decision = snapshot.policy.evaluate(Query {
-        path: &path,
-        input,
-        strict_builtin_errors: params.flag("strict-builtin-errors"),
-    })?;
+    let decided = state.decide(&path, input, params.flag("strict-builtin-errors"));
+    let snapshot = decided.snapshot;
+    let decision = decided.outcome?;
     let result = match decision.result.as_ref() {
         // OPA leaves the reserved `system` namespace out of the whole data document.
         Some(Value::Object(root)) if path.is_root() => {
@@ -216,12 +213,9 @@ fn respond_bare(
     path: &DataPath,
     input: Value,
 ) -> Result<Response, ApiError> {
-    let snapshot = state.snapshot();
-    let decision = snapshot.policy.evaluate(Query {
-        path,
-        input: Some(input),
-        strict_builtin_errors: false,
-    })?;
+    let decided = state.decide(path, Some(input), false);
+    let snapshot = decided.snapshot;
+    let decision = decided.outcome?;
     let Some(result) = decision.result else {
         let why = if snapshot.policy.has_rules_at(path) {
             "document undefined"

@@ -49,7 +49,7 @@ pub async fn post_query(
     let params = Params::parse(uri.query());
     let bytes = request::read_body(&headers, body, &state.config).await?;
     let parsed: QueryRequest = serde_json::from_slice(&bytes).map_err(|e| {
-        let e = request::go_json_error(e, &bytes);
+        let e = crate::server::gojson::go_json_error(e, &bytes);
         ApiError::bad_request(format!("error(s) occurred while decoding request: {e}"))
     })?;
     let query = parsed

@@ -12,6 +12,7 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use super::error::ApiError;
 use crate::config::Config;
 use crate::policy::path::percent_decode;
+use crate::server::gojson::go_json_error;
 
 /// Query parameters, with OPA's rules for booleans.
 #[derive(Debug, Default)]
@@ -157,64 +158,6 @@ pub fn parse_input(bytes: &[u8], yaml: bool) -> Result<Value, String> {
 /// Parses JSON text from a query parameter (`GET ?input=`).
 pub fn parse_json_param(text: &str) -> Result<Value, String> {
     serde_json::from_str(text).map_err(|e| go_json_error(e, text.as_bytes()))
-}
-
-/// serde_json's words where Go's differ in a way clients see: OPA passes Go's decoder errors
-/// through, so the common syntax errors are reworded to Go's text, naming the offending byte.
-pub(crate) fn go_json_error(e: serde_json::Error, text: &[u8]) -> String {
-    if e.is_eof() {
-        return "unexpected EOF".into();
-    }
-    let message = e.to_string();
-    let bare = message
-        .rfind(" at line ")
-        .map_or(message.as_str(), |at| &message[..at]);
-    if e.is_data() {
-        // Our own messages (Go's wording) carry no position in Go.
-        return bare.to_string();
-    }
-    let context = match bare {
-        "expected value" => "looking for beginning of value",
-        "key must be a string" => "looking for beginning of object key string",
-        "expected `:`" => "after object key",
-        "expected `,` or `}`" => "after object key:value pair",
-        "expected `,` or `]`" => "after array element",
-        "invalid escape" => "in string escape code",
-        "invalid number" => "in numeric literal",
-        _ if bare.starts_with("control character") => "in string literal",
-        _ => return message,
-    };
-    match byte_at(text, e.line(), e.column()) {
-        Some(b) => format!("invalid character {} {context}", go_quote_byte(b)),
-        None => message,
-    }
-}
-
-/// The byte at serde_json's 1-based line and column.
-fn byte_at(text: &[u8], line: usize, column: usize) -> Option<u8> {
-    let line_start = if line <= 1 {
-        0
-    } else {
-        text.iter()
-            .enumerate()
-            .filter(|(_, b)| **b == b'\n')
-            .nth(line - 2)
-            .map(|(i, _)| i + 1)?
-    };
-    text.get(line_start + column.checked_sub(1)?).copied()
-}
-
-/// Go's `quoteChar`: 'x', with escapes for quotes and unprintable bytes.
-fn go_quote_byte(b: u8) -> String {
-    match b {
-        b'\'' => "'\\''".into(),
-        b'"' => "'\"'".into(),
-        b'\n' => "'\\n'".into(),
-        b'\r' => "'\\r'".into(),
-        b'\t' => "'\\t'".into(),
-        0x20..=0x7e => format!("'{}'", b as char),
-        other => format!("'\\x{other:02x}'"),
-    }
 }
 
 /// The v1 request envelope: only `input` matters; when it repeats, the last one wins.

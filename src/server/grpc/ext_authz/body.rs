@@ -1,0 +1,350 @@
+//! The parsed parts of the checked HTTP request: `parsed_path`, `parsed_query` and
+//! `parsed_body` (JSON, form-urlencoded, multipart), with Go's URL rules and error words,
+//! since opa-envoy-plugin reports those errors to Envoy in its deny body.
+
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::num::IntErrorKind;
+
+use regorus::Value;
+
+use crate::server::gojson;
+
+/// A parsed body, or none (`null`): no content type, an unsupported one, or an empty body.
+#[derive(Debug, PartialEq)]
+pub struct ParsedBody {
+    pub value: Value,
+    /// True when Envoy forwarded only part of the body, which is then not parsed.
+    pub truncated: bool,
+}
+
+impl ParsedBody {
+    fn none() -> ParsedBody {
+        ParsedBody {
+            value: Value::Null,
+            truncated: false,
+        }
+    }
+
+    fn truncated() -> ParsedBody {
+        ParsedBody {
+            value: Value::Null,
+            truncated: true,
+        }
+    }
+}
+
+/// `parsed_path` (the unescaped path split on `/`, without its leading slashes) and
+/// `parsed_query` (each parameter's values, in order).
+pub fn parse_path_and_query(path: &str) -> Result<(Value, Value), String> {
+    let (raw_path, raw_query) = path.split_once('?').unwrap_or((path, ""));
+    let decoded = unescape(raw_path, false)?;
+    let segments = decoded
+        .trim_start_matches('/')
+        .split('/')
+        .map(Value::from)
+        .collect::<Vec<_>>();
+    Ok((Value::from(segments), query_object(parse_query(raw_query)?)))
+}
+
+/// Parses the body Envoy forwarded, chosen by its content type as opa-envoy-plugin does.
+pub async fn parse_body(
+    headers: &HashMap<String, String>,
+    body: &str,
+    raw_body: &[u8],
+) -> Result<ParsedBody, String> {
+    // Envoy marks a body it cut at `max_request_bytes`; no length header needed.
+    if headers.get("x-envoy-auth-partial-body").map(String::as_str) == Some("true") {
+        return Ok(ParsedBody::truncated());
+    }
+    let Some(content_type) = headers.get("content-type") else {
+        return Ok(ParsedBody::none());
+    };
+    let payload: &[u8] = if body.is_empty() {
+        raw_body
+    } else {
+        body.as_bytes()
+    };
+    // gRPC bodies need the service's descriptors (`proto-descriptor`), which verdict does not
+    // load: like opa-envoy-plugin without them, the body stays unparsed.
+    let kind = if content_type.contains("application/json") {
+        Kind::Json
+    } else if content_type.contains("application/grpc") {
+        return Ok(ParsedBody::none());
+    } else if content_type.contains("application/x-www-form-urlencoded") {
+        Kind::Form
+    } else if content_type.contains("multipart/form-data") {
+        Kind::Multipart
+    } else {
+        return Ok(ParsedBody::none());
+    };
+    if payload.is_empty() {
+        return Ok(ParsedBody::none());
+    }
+    if let Some(length) = headers.get("content-length") {
+        if is_truncated(length, payload.len())? {
+            return Ok(ParsedBody::truncated());
+        }
+    }
+    let value = match kind {
+        Kind::Json => gojson::decode_first(payload)?,
+        Kind::Form => query_object(parse_query(&String::from_utf8_lossy(payload))?),
+        Kind::Multipart => multipart(content_type, payload).await?,
+    };
+    Ok(ParsedBody {
+        value,
+        truncated: false,
+    })
+}
+
+enum Kind {
+    Json,
+    Form,
+    Multipart,
+}
+
+/// True when the request's Content-Length promises more than Envoy forwarded.
+fn is_truncated(content_length: &str, have: usize) -> Result<bool, String> {
+    let declared: i64 = content_length
+        .parse()
+        .map_err(|e: std::num::ParseIntError| {
+            let why = match e.kind() {
+                IntErrorKind::PosOverflow | IntErrorKind::NegOverflow => "value out of range",
+                _ => "invalid syntax",
+            };
+            format!("strconv.ParseInt: parsing {content_length:?}: {why}")
+        })?;
+    Ok(declared != -1 && declared > i64::try_from(have).unwrap_or(i64::MAX))
+}
+
+/// `multipart/form-data`: each named part's values in order, JSON parts parsed as JSON.
+async fn multipart(content_type: &str, payload: &[u8]) -> Result<Value, String> {
+    let media: mime::Mime = content_type
+        .parse()
+        .map_err(|e| format!("mime: invalid media type: {e}"))?;
+    let Some(boundary) = media.get_param(mime::BOUNDARY) else {
+        return Ok(Value::Null);
+    };
+    let bytes = bytes::Bytes::copy_from_slice(payload);
+    let stream = futures_util::stream::once(async move { Ok::<_, Infallible>(bytes) });
+    let mut parts = multer::Multipart::new(stream, boundary.as_str());
+    let mut values: BTreeMap<Value, Vec<Value>> = BTreeMap::new();
+    while let Some(part) = parts.next_field().await.map_err(multipart_error)? {
+        let Some(name) = part.name().filter(|n| !n.is_empty()).map(Value::from) else {
+            continue;
+        };
+        let is_json = part
+            .content_type()
+            .is_some_and(|m| m.essence_str() == "application/json");
+        let content = part.bytes().await.map_err(multipart_error)?;
+        let value = if is_json {
+            gojson::decode_first(&content)?
+        } else {
+            Value::from(String::from_utf8_lossy(&content).into_owned())
+        };
+        values.entry(name).or_default().push(value);
+    }
+    Ok(Value::from(
+        values
+            .into_iter()
+            .map(|(k, v)| (k, Value::from(v)))
+            .collect::<BTreeMap<_, _>>(),
+    ))
+}
+
+fn multipart_error(e: multer::Error) -> String {
+    format!("multipart: {e}")
+}
+
+/// Go's `url.ParseQuery`: `&`-separated pairs, `+` as space, and the first malformed pair an
+/// error (a `;` separator included).
+fn parse_query(query: &str) -> Result<Vec<(String, String)>, String> {
+    let mut pairs = Vec::new();
+    for part in query.split('&') {
+        if part.is_empty() {
+            continue;
+        }
+        if part.contains(';') {
+            return Err("invalid semicolon separator in query".into());
+        }
+        let (key, value) = part.split_once('=').unwrap_or((part, ""));
+        pairs.push((unescape(key, true)?, unescape(value, true)?));
+    }
+    Ok(pairs)
+}
+
+/// Parameters as an object of arrays of values, as Go's `url.Values` reads in JSON.
+fn query_object(pairs: Vec<(String, String)>) -> Value {
+    let mut grouped: BTreeMap<Value, Vec<Value>> = BTreeMap::new();
+    for (key, value) in pairs {
+        grouped
+            .entry(Value::from(key))
+            .or_default()
+            .push(Value::from(value));
+    }
+    Value::from(
+        grouped
+            .into_iter()
+            .map(|(k, v)| (k, Value::from(v)))
+            .collect::<BTreeMap<_, _>>(),
+    )
+}
+
+/// Go's `url.PathUnescape` (`plus_is_space` false) and `url.QueryUnescape` (true).
+fn unescape(s: &str, plus_is_space: bool) -> Result<String, String> {
+    if !(s.contains('%') || plus_is_space && s.contains('+')) {
+        return Ok(s.to_string());
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3).and_then(|h| {
+                    std::str::from_utf8(h)
+                        .ok()
+                        .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+                });
+                let Some(byte) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) else {
+                    let end = (i + 3).min(bytes.len());
+                    let escape = String::from_utf8_lossy(&bytes[i..end]);
+                    return Err(format!("invalid URL escape {escape:?}"));
+                };
+                out.push(byte);
+                i += 3;
+            }
+            b'+' if plus_is_space => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(v: &Value) -> String {
+        serde_json::to_string(v).unwrap_or_default()
+    }
+
+    #[test]
+    fn paths_and_queries_parse_like_go() {
+        let (path, query) = parse_path_and_query("/pay/caf%C3%A9?a=1&b=x+y&a=2&c").unwrap();
+        assert_eq!(json(&path), r#"["pay","café"]"#);
+        assert_eq!(json(&query), r#"{"a":["1","2"],"b":["x y"],"c":[""]}"#);
+        let (path, query) = parse_path_and_query("").unwrap();
+        assert_eq!(json(&path), r#"[""]"#);
+        assert_eq!(json(&query), "{}");
+        assert_eq!(
+            parse_path_and_query("/a%zz").unwrap_err(),
+            r#"invalid URL escape "%zz""#
+        );
+        assert_eq!(
+            parse_path_and_query("/a?x=%4").unwrap_err(),
+            r#"invalid URL escape "%4""#
+        );
+        assert_eq!(
+            parse_path_and_query("/a?x=1;y=2").unwrap_err(),
+            "invalid semicolon separator in query"
+        );
+        // A plus in a path is a plus.
+        let (path, _) = parse_path_and_query("/a+b").unwrap();
+        assert_eq!(json(&path), r#"["a+b"]"#);
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn bodies_parse_by_content_type() {
+        let h = headers(&[("content-type", "application/json")]);
+        let parsed = parse_body(&h, r#"{"amount": 250} trailing"#, &[])
+            .await
+            .unwrap();
+        assert_eq!(json(&parsed.value), r#"{"amount":250}"#);
+        let raw = parse_body(&h, "", br#"[1]"#).await.unwrap();
+        assert_eq!(
+            json(&raw.value),
+            "[1]",
+            "raw_body is read when body is empty"
+        );
+        let err = parse_body(&h, "{not json", &[]).await.unwrap_err();
+        assert_eq!(
+            err,
+            "invalid character 'n' looking for beginning of object key string"
+        );
+
+        let h = headers(&[("content-type", "application/x-www-form-urlencoded")]);
+        let parsed = parse_body(&h, "a=1&a=2&b=%20", &[]).await.unwrap();
+        assert_eq!(json(&parsed.value), r#"{"a":["1","2"],"b":[" "]}"#);
+
+        let h = headers(&[("content-type", "text/plain")]);
+        assert_eq!(parse_body(&h, "x", &[]).await.unwrap(), ParsedBody::none());
+        assert_eq!(
+            parse_body(&headers(&[]), "{}", &[]).await.unwrap(),
+            ParsedBody::none()
+        );
+    }
+
+    #[tokio::test]
+    async fn truncation_is_detected_not_parsed() {
+        let h = headers(&[
+            ("content-type", "application/json"),
+            ("content-length", "99"),
+        ]);
+        assert_eq!(
+            parse_body(&h, "{", &[]).await.unwrap(),
+            ParsedBody::truncated()
+        );
+        let h = headers(&[
+            ("content-type", "application/json"),
+            ("x-envoy-auth-partial-body", "true"),
+        ]);
+        assert_eq!(
+            parse_body(&h, "{}", &[]).await.unwrap(),
+            ParsedBody::truncated()
+        );
+        let h = headers(&[
+            ("content-type", "application/json"),
+            ("content-length", "ten"),
+        ]);
+        assert_eq!(
+            parse_body(&h, "{}", &[]).await.unwrap_err(),
+            r#"strconv.ParseInt: parsing "ten": invalid syntax"#
+        );
+    }
+
+    #[tokio::test]
+    async fn multipart_forms_collect_named_parts() {
+        let body = "--XX\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhello\r\n\
+                    --XX\r\nContent-Disposition: form-data; name=\"meta\"\r\n\
+                    Content-Type: application/json\r\n\r\n{\"a\": 1}\r\n\
+                    --XX\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nagain\r\n--XX--\r\n";
+        let h = headers(&[("content-type", "multipart/form-data; boundary=XX")]);
+        let parsed = parse_body(&h, body, &[]).await.unwrap();
+        assert_eq!(
+            json(&parsed.value),
+            r#"{"meta":[{"a":1}],"note":["hello","again"]}"#
+        );
+        // Cut off before its closing boundary: an error, not a partial form.
+        let cut = &body[..body.len() - 12];
+        assert!(parse_body(&h, cut, &[]).await.is_err());
+        let no_boundary = headers(&[("content-type", "multipart/form-data")]);
+        assert_eq!(
+            parse_body(&no_boundary, body, &[]).await.unwrap().value,
+            Value::Null
+        );
+    }
+}

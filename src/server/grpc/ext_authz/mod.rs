@@ -1,0 +1,78 @@
+//! Envoy's `envoy.service.auth.v3.Authorization/Check`, answered as opa-envoy-plugin answers
+//! it: a thin adapter that builds the input, asks the decision core, and writes the
+//! CheckResponse.
+//!
+//! Failure modes, all opa-envoy-plugin's: an input that cannot be built (bad body, path or
+//! query) is a denial with HTTP 400; an evaluation error, an undefined decision or a decision
+//! of the wrong shape is a gRPC UNKNOWN error, which Envoy turns into a denial unless its
+//! filter sets `failure_mode_allow`. No request fails open by verdict's choice.
+
+pub mod body;
+pub mod input;
+pub mod response;
+
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::service::auth::v3::authorization_server::Authorization;
+use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
+use tonic::{Request, Response, Status};
+
+use crate::policy::DataPath;
+use crate::runtime::AppState;
+
+/// The Authorization service over the shared state.
+#[derive(Debug, Clone)]
+pub struct ExtAuthz {
+    state: Arc<AppState>,
+    path: Arc<DataPath>,
+    dry_run: bool,
+    skip_body: bool,
+}
+
+impl ExtAuthz {
+    pub fn new(state: Arc<AppState>, path: DataPath, dry_run: bool, skip_body: bool) -> Self {
+        ExtAuthz {
+            state,
+            path: Arc::new(path),
+            dry_run,
+            skip_body,
+        }
+    }
+
+    /// One Check, outside of tonic's types so that tests and benches can call it directly.
+    pub async fn check_request(&self, request: &CheckRequest) -> Result<CheckResponse, Status> {
+        let input = match input::from_check_request(request, self.skip_body).await {
+            Ok(input) => input,
+            Err(error) => {
+                tracing::debug!(%error, "ext_authz request could not be parsed; denied");
+                return Ok(response::parse_error(&error));
+            }
+        };
+        let decided = self.state.decide(&self.path, Some(input), false);
+        let decision = decided.outcome.map_err(|e| {
+            tracing::debug!(decision_id = %decided.decision_id, error = %e.detail(), "ext_authz evaluation failed");
+            Status::unknown(e.detail())
+        })?;
+        let Some(result) = decision.result else {
+            return Err(Status::unknown("undefined decision"));
+        };
+        let mut answer = response::for_decision(&result).map_err(Status::unknown)?;
+        if self.dry_run {
+            response::dry_run(&mut answer);
+        }
+        response::add_decision_id(&mut answer, &decided.decision_id);
+        Ok(answer)
+    }
+}
+
+#[tonic::async_trait]
+impl Authorization for ExtAuthz {
+    async fn check(
+        &self,
+        request: Request<CheckRequest>,
+    ) -> Result<Response<CheckResponse>, Status> {
+        self.check_request(request.get_ref())
+            .await
+            .map(Response::new)
+    }
+}

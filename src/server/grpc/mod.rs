@@ -1,0 +1,110 @@
+//! The gRPC listener: Envoy's ext_authz v3 (`ext_authz`), verdict's native decision API
+//! (`decisions`), gRPC health (`health`) and, when enabled, server reflection. All of them are
+//! thin adapters over the same decision core as the HTTP API.
+
+pub mod decisions;
+pub mod ext_authz;
+pub mod health;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use envoy_types::pb::envoy::service::auth::v3::authorization_server::AuthorizationServer;
+use tokio::sync::watch;
+use tonic::service::Routes;
+use tonic::transport::server::TcpIncoming;
+
+use super::Listener;
+use crate::config::{ConfigError, ExtAuthzConfig};
+use crate::runtime::AppState;
+
+/// Code generated from `proto/verdict/v1/decisions.proto`.
+#[allow(clippy::all, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+pub mod pb {
+    tonic::include_proto!("verdict.v1");
+}
+
+/// Descriptors for server reflection: Envoy's authorization API as opa-envoy-plugin serves it,
+/// and verdict's own.
+const ENVOY_DESCRIPTORS: &[u8] = include_bytes!("../../../proto/envoy-authz-descriptors.pb");
+const VERDICT_DESCRIPTORS: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/verdict_descriptors.pb"));
+
+/// Every gRPC service verdict serves, configured from `plugins.envoy_ext_authz_grpc`.
+pub fn routes(state: Arc<AppState>, config: &ExtAuthzConfig) -> Result<Routes, ConfigError> {
+    let authz = ext_authz::ExtAuthz::new(
+        state.clone(),
+        config.decision_path()?,
+        config.dry_run,
+        config.skip_request_body_parse,
+    );
+    let authz = AuthorizationServer::new(authz)
+        .max_decoding_message_size(config.grpc_max_recv_msg_size)
+        .max_encoding_message_size(config.grpc_max_send_msg_size);
+    let decisions =
+        pb::decisions_server::DecisionsServer::new(decisions::DecisionService::new(state.clone()))
+            .max_decoding_message_size(config.grpc_max_recv_msg_size)
+            .max_encoding_message_size(config.grpc_max_send_msg_size);
+    let (reporter, health) = tonic_health::server::health_reporter();
+    tokio::spawn(health::follow_bundles(state, reporter));
+    let mut routes = Routes::new(authz)
+        .add_service(decisions)
+        .add_service(health);
+    if config.enable_reflection {
+        let builder = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(ENVOY_DESCRIPTORS)
+                .register_encoded_file_descriptor_set(VERDICT_DESCRIPTORS)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let v1 = builder()
+            .build_v1()
+            .map_err(|e| ConfigError::Invalid(format!("gRPC reflection: {e}")))?;
+        let v1alpha = builder()
+            .build_v1alpha()
+            .map_err(|e| ConfigError::Invalid(format!("gRPC reflection: {e}")))?;
+        routes = routes.add_service(v1).add_service(v1alpha);
+    }
+    Ok(routes)
+}
+
+/// Serves `routes` on every listener until `shutdown` completes, then lets calls in flight
+/// finish for at most `grace`.
+pub async fn serve(
+    listeners: Vec<Listener>,
+    routes: Routes,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    for listener in listeners {
+        let mut stop = stop_rx.clone();
+        let stopped = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        let server = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_routes(routes.clone());
+        match listener {
+            Listener::Tcp(l) => {
+                let incoming = TcpIncoming::from(l).with_nodelay(Some(true));
+                tasks.spawn(
+                    async move { server.serve_with_incoming_shutdown(incoming, stopped).await },
+                );
+            }
+            Listener::Unix(l, path) => {
+                let incoming = tokio_stream::wrappers::UnixListenerStream::new(l);
+                tasks.spawn(async move {
+                    let result = server.serve_with_incoming_shutdown(incoming, stopped).await;
+                    let _ = std::fs::remove_file(path);
+                    result
+                });
+            }
+        }
+    }
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    super::drain(tasks, grace, "gRPC").await;
+}
