@@ -95,5 +95,73 @@ fn activation(c: &mut Criterion) {
     c.bench_function("bundle/read embedded tar.gz", |b| b.iter(payment_bundle));
 }
 
-criterion_group!(benches, decisions, activation);
+/// An Envoy Check on the shipped `envoy/authz` policy, minus gRPC: build the input from the
+/// CheckRequest, evaluate, build the CheckResponse.
+fn ext_authz(c: &mut Criterion) {
+    use futures_util::FutureExt;
+    use verdict::server::grpc::ext_authz::{input, response};
+    let set = policy();
+    let body = r#"{"amount": 2500, "currency": "EUR", "merchant": "m-123", "country": "DE", "velocity": 1, "timestamp": "2026-11-24T14:30:00Z"}"#;
+    let request = check_request(body);
+    let path = DataPath::parse("envoy/authz/allow").expect("valid path");
+    let mut group = c.benchmark_group("ext_authz");
+    group.bench_function("input from CheckRequest", |b| {
+        b.iter(|| {
+            input::from_check_request(&request, false)
+                .now_or_never()
+                .expect("a JSON body parses without waiting")
+                .expect("input builds")
+        })
+    });
+    group.bench_function("check without gRPC", |b| {
+        b.iter(|| {
+            let input = input::from_check_request(&request, false)
+                .now_or_never()
+                .expect("a JSON body parses without waiting")
+                .expect("input builds");
+            let d = set
+                .evaluate(Query {
+                    path: &path,
+                    input: Some(input),
+                    strict_builtin_errors: false,
+                })
+                .expect("decision");
+            response::for_decision(&d.result.expect("defined")).expect("response")
+        })
+    });
+    group.finish();
+}
+
+fn check_request(body: &str) -> envoy_types::pb::envoy::service::auth::v3::CheckRequest {
+    use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
+    use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest};
+    let headers = [
+        ("content-type", "application/json"),
+        ("x-payment-role", "customer"),
+        (":authority", "pay.edge.local"),
+        ("user-agent", "payment-gateway/1.0"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    CheckRequest {
+        attributes: Some(AttributeContext {
+            request: Some(Request {
+                time: None,
+                http: Some(HttpRequest {
+                    method: "POST".into(),
+                    path: "/api/payment".into(),
+                    host: "pay.edge.local".into(),
+                    size: body.len() as i64,
+                    body: body.into(),
+                    headers,
+                    ..HttpRequest::default()
+                }),
+            }),
+            ..AttributeContext::default()
+        }),
+    }
+}
+
+criterion_group!(benches, decisions, ext_authz, activation);
 criterion_main!(benches);

@@ -3,19 +3,25 @@
 # (examples/baseline.rs) measured in the same run, and writes the figures.
 #
 #   bash benches/load.sh     # DURATION=10s per run, REPEAT=3; results in benches/results/<time>/
+#   SUITES=grpc bash benches/load.sh   # only the gRPC runs (SUITES="http grpc" by default)
 #
 # Runs: fixed rates of 5,000 and 10,000 req/s (oha's latency correction on, so queueing delay
 # counts), closed loop (as fast as 32 connections go), and 5,000 req/s while the bundle is
-# swapped every second. Machines here are shared and noisy, so verdict and the baseline take
+# swapped every second. gRPC: Envoy ext_authz Check with a payment request, driven by
+# benches/grpc_load.rs (open loop at 5,000 calls/s, and closed loop) against verdict's gRPC
+# listener and a minimal tonic Authorization server (examples/grpc_baseline.rs). Machines here are shared and noisy, so verdict and the baseline take
 # turns, each run is repeated, and the summary gives medians and ratios within this one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10s}
+SUITES=${SUITES:-http grpc}
 REPEAT=${REPEAT:-3}
 CONNECTIONS=${CONNECTIONS:-32}
 VERDICT_ADDR=127.0.0.1:18181
 BASELINE_ADDR=127.0.0.1:18282
+VERDICT_GRPC=127.0.0.1:19191
+BASELINE_GRPC=127.0.0.1:19292
 OUT=benches/results/$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$OUT"
 WORK=$(mktemp -d)
@@ -26,14 +32,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for addr in "$VERDICT_ADDR" "$BASELINE_ADDR"; do
+for addr in "$VERDICT_ADDR" "$BASELINE_ADDR" "$VERDICT_GRPC" "$BASELINE_GRPC"; do
     if (exec 3<>"/dev/tcp/${addr%:*}/${addr#*:}") 2>/dev/null; then
         echo "something already listens on $addr; stop it first" >&2
         exit 1
     fi
 done
 command -v oha >/dev/null || cargo install oha --locked
-cargo build --release --bin verdict --example baseline
+cargo build --release --bin verdict --example baseline --example grpc_baseline --example grpc_load
 
 # Two revisions of the example payment bundle, to swap between.
 for rev in a b; do
@@ -44,11 +50,17 @@ for rev in a b; do
 done
 cp "$WORK/bundle-a.tar.gz" "$WORK/bundle.tar.gz"
 
-./target/release/verdict run --addr "$VERDICT_ADDR" -b "$WORK/bundle.tar.gz" \
-    --log-level info 2>"$OUT/verdict.log" &
+./target/release/verdict run --addr "$VERDICT_ADDR" --grpc-addr "$VERDICT_GRPC" \
+    -b "$WORK/bundle.tar.gz" --log-level info 2>"$OUT/verdict.log" &
 PIDS+=($!)
 ./target/release/examples/baseline "$BASELINE_ADDR" &
 PIDS+=($!)
+./target/release/examples/grpc_baseline "$BASELINE_GRPC" &
+PIDS+=($!)
+
+for addr in "$VERDICT_GRPC" "$BASELINE_GRPC"; do
+    until (exec 3<>"/dev/tcp/${addr%:*}/${addr#*:}") 2>/dev/null; do sleep 0.1; done
+done
 
 BODY='{"input": {"method": "POST", "path": "/api/payment", "role": "customer", "amount": 2500, "currency": "EUR", "merchant": "m-123", "country": "DE", "velocity": 1, "timestamp": "2026-11-24T14:30:00Z"}}'
 for addr in "$VERDICT_ADDR" "$BASELINE_ADDR"; do
@@ -65,6 +77,7 @@ load() { # name addr [oha args...]
         "http://$addr/v1/data/payment/decision" >"$OUT/$name.json"
 }
 
+if [[ " $SUITES " == *" http "* ]]; then
 # Warm both (connections, allocator, caches) before measuring.
 oha --no-tui -n 20000 -c "$CONNECTIONS" -m POST -H "Content-Type: application/json" -d "$BODY" "http://$VERDICT_ADDR/v1/data/payment/decision" >/dev/null
 oha --no-tui -n 20000 -c "$CONNECTIONS" -m POST -H "Content-Type: application/json" -d "$BODY" "http://$BASELINE_ADDR/v1/data/payment/decision" >/dev/null
@@ -98,10 +111,28 @@ for rep in $(seq "$REPEAT"); do
 done
 kill "$SWAP_PID"
 activations=$(($(grep -c '"bundle activated"' "$OUT/verdict.log") - activations_before))
+echo "$activations" >"$OUT/activations"
+fi
 
-python3 - "$OUT" "$activations" "$DURATION" "$CONNECTIONS" "$REPEAT" <<'PY'
+if [[ " $SUITES " == *" grpc "* ]]; then
+    secs=${DURATION%s}
+    grpc_load() { # name addr mode n
+        ./target/release/examples/grpc_load "$2" "$3" "$4" "$secs" 4 >"$OUT/$1.json"
+    }
+    # Warm both, then alternate as for HTTP.
+    ./target/release/examples/grpc_load "$VERDICT_GRPC" closed 32 2 4 >/dev/null
+    ./target/release/examples/grpc_load "$BASELINE_GRPC" closed 32 2 4 >/dev/null
+    for rep in $(seq "$REPEAT"); do
+        grpc_load "grpc-verdict-rate5000-$rep" "$VERDICT_GRPC" rate 5000
+        grpc_load "grpc-baseline-rate5000-$rep" "$BASELINE_GRPC" rate 5000
+        grpc_load "grpc-verdict-closed-$rep" "$VERDICT_GRPC" closed 32
+        grpc_load "grpc-baseline-closed-$rep" "$BASELINE_GRPC" closed 32
+    done
+fi
+
+python3 - "$OUT" "$DURATION" "$CONNECTIONS" "$REPEAT" <<'PY'
 import json, os, statistics, sys
-out, swaps, duration, conns, repeat = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
+out, duration, conns, repeat = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 
 def run(name):
     with open(os.path.join(out, name + ".json")) as f:
@@ -116,28 +147,47 @@ def run(name):
             "rps": d["summary"]["requestsPerSec"], "failed": failed,
             "total": sum(codes.values()) + sum(errors.values()) - cut}
 
-def median(name):
-    runs = [run("%s-%d" % (name, i)) for i in range(1, repeat + 1)]
+def grpc_run(name):
+    with open(os.path.join(out, name + ".json")) as f:
+        d = json.load(f)
+    return {"p50": d["p50"], "p99": d["p99"], "p999": d["p999"], "rps": d["rps"],
+            "failed": d["failed"], "total": d["total"]}
+
+def median(name, read=run):
+    runs = [read("%s-%d" % (name, i)) for i in range(1, repeat + 1)]
     m = {k: statistics.median(r[k] for r in runs) for k in ("p50", "p99", "p999", "rps")}
     m["failed"] = sum(r["failed"] for r in runs)
     m["total"] = sum(r["total"] for r in runs)
     return m
 
-names = ["verdict-rate5000", "baseline-rate5000", "verdict-rate10000", "baseline-rate10000",
-         "verdict-closed", "baseline-closed", "verdict-rate5000-swapping"]
-m = {n: median(n) for n in names}
 ms = lambda s: "%.3f" % (s * 1000)
-lines = ["| run (median of %d) | p50 ms | p99 ms | p99.9 ms | req/s | failed/total |" % repeat,
-         "|---|---|---|---|---|---|"]
-for n in names:
-    r = m[n]
-    lines.append("| %s | %s | %s | %s | %.0f | %d/%d |" % (n, ms(r["p50"]), ms(r["p99"]), ms(r["p999"]), r["rps"], r["failed"], r["total"]))
-ratio = m["verdict-closed"]["rps"] / m["baseline-closed"]["rps"]
-spike = m["verdict-rate5000-swapping"]["p99"] / m["verdict-rate5000"]["p99"]
-lines += ["",
-          "closed-loop throughput, verdict / baseline: %.0f%%" % (ratio * 100),
-          "p99 while swapping / p99 steady at 5,000 req/s: %.2fx (%d bundle activations during those runs)" % (spike, swaps),
-          "each run: %s, %s connections, keep-alive; %d repetitions, verdict and baseline alternating" % (duration, conns, repeat)]
+def table(names, read):
+    m = {n: median(n, read) for n in names}
+    rows = ["| run (median of %d) | p50 ms | p99 ms | p99.9 ms | req/s | failed/total |" % repeat,
+            "|---|---|---|---|---|---|"]
+    for n in names:
+        r = m[n]
+        rows.append("| %s | %s | %s | %s | %.0f | %d/%d |" % (n, ms(r["p50"]), ms(r["p99"]), ms(r["p999"]), r["rps"], r["failed"], r["total"]))
+    return m, rows
+
+lines = []
+if os.path.exists(os.path.join(out, "activations")):
+    swaps = int(open(os.path.join(out, "activations")).read())
+    names = ["verdict-rate5000", "baseline-rate5000", "verdict-rate10000", "baseline-rate10000",
+             "verdict-closed", "baseline-closed", "verdict-rate5000-swapping"]
+    m, rows = table(names, run)
+    ratio = m["verdict-closed"]["rps"] / m["baseline-closed"]["rps"]
+    spike = m["verdict-rate5000-swapping"]["p99"] / m["verdict-rate5000"]["p99"]
+    lines += ["HTTP (oha, %s connections)" % conns, ""] + rows + ["",
+              "closed-loop throughput, verdict / baseline: %.0f%%" % (ratio * 100),
+              "p99 while swapping / p99 steady at 5,000 req/s: %.2fx (%d bundle activations during those runs)" % (spike, swaps), ""]
+if os.path.exists(os.path.join(out, "grpc-verdict-closed-1.json")):
+    names = ["grpc-verdict-rate5000", "grpc-baseline-rate5000", "grpc-verdict-closed", "grpc-baseline-closed"]
+    m, rows = table(names, grpc_run)
+    ratio = m["grpc-verdict-closed"]["rps"] / m["grpc-baseline-closed"]["rps"]
+    lines += ["gRPC ext_authz Check (benches/grpc_load.rs, 4 HTTP/2 connections, 32 calls in flight when closed)", ""] + rows + ["",
+              "closed-loop throughput, verdict / baseline: %.0f%%" % (ratio * 100), ""]
+lines += ["each run: %s; %d repetitions, verdict and baseline alternating" % (duration, repeat)]
 text = "\n".join(lines) + "\n"
 open(os.path.join(out, "summary.md"), "w").write(text)
 print(text)

@@ -321,11 +321,7 @@ async fn an_opa_config_file_starts_verdict() {
     let addr = addrs[0].clone();
     // The config's ext_authz plugin answers Envoy with the bundle's envoy.authz policy.
     let grpc_addr = started["grpc_addr"].as_str().unwrap();
-    let channel = tonic::transport::Channel::from_shared(format!("http://{grpc_addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = common::grpc::connect(grpc_addr).await;
     let mut authz =
         envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient::new(
             channel,
@@ -362,7 +358,14 @@ async fn an_opa_config_file_starts_verdict() {
 async fn the_shipped_deploy_config_starts_verdict() {
     let config = repo().join("deploy/verdict.yaml");
     let mut server = Running::spawn_with_env(
-        &["-c", config.to_str().unwrap(), "--addr", "127.0.0.1:0"],
+        &[
+            "-c",
+            config.to_str().unwrap(),
+            "--addr",
+            "127.0.0.1:0",
+            "--grpc-addr",
+            "127.0.0.1:0",
+        ],
         &[("NODE_NAME", "edge-7")],
     );
     let addr = server.address().await;
@@ -383,6 +386,26 @@ async fn the_shipped_deploy_config_starts_verdict() {
     let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let r = raw_exchange(stream, &request("GET", "/health/ready", &[], b"")).await;
     assert_eq!(r.status, 200);
+    // The config's ext_authz listener is up and healthy.
+    let started: Json = server
+        .seen
+        .iter()
+        .find(|l| l.contains("server started"))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .unwrap();
+    let grpc_addr = started["grpc_addr"].as_str().unwrap();
+    let channel = common::grpc::connect(grpc_addr).await;
+    let health = tonic_health::pb::health_client::HealthClient::new(channel)
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "envoy.service.auth.v3.Authorization".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        health.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
     server.signal("TERM");
     assert_eq!(server.exit_code().await, Some(0));
 }

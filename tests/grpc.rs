@@ -144,6 +144,45 @@ async fn payments_are_decided_over_ext_authz_with_the_shipped_bundle() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_allows_but_still_decides_and_still_fails_closed_on_errors() {
+    let config = grpc_config(ExtAuthzConfig {
+        dry_run: true,
+        ..ExtAuthzConfig::default()
+    });
+    let sources = verdict::cli::run::sources(&config);
+    let server = Server::start(config, sources).await;
+    let mut client = common::grpc::authz_client(&server).await;
+    let big = GOOD_PAYMENT.replace("2500", "50000");
+    let r = client
+        .check(payment("customer", &big))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        status_code(&r),
+        0,
+        "dry-run lets the denied payment through"
+    );
+    assert!(
+        matches!(&r.http_response, Some(HttpResponse::OkResponse(ok)) if ok.headers.is_empty()),
+        "{r:?}"
+    );
+    let id = &r.dynamic_metadata.as_ref().unwrap().fields["decision_id"];
+    assert!(
+        format!("{id:?}").contains('-'),
+        "the decision was made: {id:?}"
+    );
+    // An unparseable body is still denied: dry-run covers decisions, not broken requests.
+    let r = client
+        .check(payment("customer", "{oops"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status_code(&r), 7);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_the_documented_denial_and_the_server_keeps_serving() {
     let config = grpc_config(ExtAuthzConfig {
         grpc_max_recv_msg_size: 256 << 10,

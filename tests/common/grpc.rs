@@ -18,7 +18,11 @@ fn pool() -> DescriptorPool {
 }
 
 pub async fn channel(server: &Server) -> Channel {
-    let addr = server.grpc_addr.as_ref().expect("the gRPC listener is on");
+    connect(server.grpc_addr.as_ref().expect("the gRPC listener is on")).await
+}
+
+/// A connection to a gRPC listener at `host:port`.
+pub async fn connect(addr: &str) -> Channel {
     Channel::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()

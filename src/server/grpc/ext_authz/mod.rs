@@ -57,6 +57,14 @@ impl ExtAuthz {
             return Err(Status::unknown("undefined decision"));
         };
         let mut answer = response::for_decision(&result).map_err(Status::unknown)?;
+        let allowed = answer.status.as_ref().is_none_or(|s| s.code == 0);
+        tracing::debug!(
+            decision_id = %decided.decision_id,
+            path = %self.path.slashed(),
+            allowed,
+            dry_run = self.dry_run,
+            "ext_authz decision"
+        );
         if self.dry_run {
             response::dry_run(&mut answer);
         }
