@@ -1,21 +1,48 @@
-//! Go's `encoding/json` as OPA's clients meet it: the first JSON value of a body is decoded
-//! (trailing bytes ignored, as `json.Decoder.Decode` does), and syntax errors are worded as
-//! Go words them, since OPA and opa-envoy-plugin pass those messages through to clients.
+//! Go's `encoding/json` as OPA's clients meet it: syntax errors worded as Go words them, since
+//! OPA and opa-envoy-plugin pass those messages through to clients, and OPA's whole-document
+//! decoding for ext_authz bodies.
 
 use regorus::Value;
 
-/// Decodes the first JSON value of `bytes`, as Go's `json.Decoder.Decode` does: an empty or
-/// blank body is Go's `EOF` error.
-pub fn decode_first(bytes: &[u8]) -> Result<Value, String> {
+/// Decodes one JSON document as OPA's `util.UnmarshalJSON` does: the first value, then
+/// nothing but whitespace (opa-envoy-plugin parses request bodies this way).
+pub fn decode_whole(bytes: &[u8]) -> Result<Value, String> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err("EOF".into());
     }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    serde::Deserialize::deserialize(&mut de).map_err(|e| go_json_error(e, bytes))
+    let mut values = serde_json::Deserializer::from_slice(bytes).into_iter::<Value>();
+    let first = match values.next() {
+        Some(Ok(v)) => v,
+        Some(Err(e)) => return Err(go_json_error(e, bytes)),
+        None => return Err("EOF".into()),
+    };
+    let rest = &bytes[values.byte_offset()..];
+    let Some(at) = rest.iter().position(|b| !b.is_ascii_whitespace()) else {
+        return Ok(first);
+    };
+    let rest = &rest[at..];
+    // Go reads the next token: a value's first token is named, anything else is a syntax error.
+    let token = match rest[0] {
+        b'{' | b'}' | b'[' | b']' => Some((rest[0] as char).to_string()),
+        b'"' | b'-' | b'0'..=b'9' => serde_json::Deserializer::from_slice(rest)
+            .into_iter::<serde_json::Value>()
+            .next()
+            .and_then(Result::ok)
+            .map(|v| match v {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            }),
+        _ => None,
+    };
+    Err(match token {
+        Some(token) => format!("error: invalid character '{token}' after top-level value"),
+        None => format!(
+            "invalid character {} looking for beginning of value",
+            go_quote_byte(rest[0])
+        ),
+    })
 }
 
-/// serde_json's words where Go's differ in a way clients see: OPA passes Go's decoder errors
-/// through, so the common syntax errors are reworded to Go's text, naming the offending byte.
 pub fn go_json_error(e: serde_json::Error, text: &[u8]) -> String {
     if e.is_eof() {
         return "unexpected EOF".into();

@@ -87,7 +87,7 @@ pub async fn parse_body(
         }
     }
     let value = match kind {
-        Kind::Json => gojson::decode_first(payload)?,
+        Kind::Json => gojson::decode_whole(payload)?,
         Kind::Form => query_object(parse_query(&String::from_utf8_lossy(payload))?),
         Kind::Multipart => multipart(content_type, payload).await?,
     };
@@ -130,15 +130,30 @@ async fn multipart(content_type: &str, payload: &[u8]) -> Result<Value, String> 
     let mut parts = multer::Multipart::new(stream, boundary.as_str());
     let mut values: BTreeMap<Value, Vec<Value>> = BTreeMap::new();
     while let Some(part) = parts.next_field().await.map_err(multipart_error)? {
-        let Some(name) = part.name().filter(|n| !n.is_empty()).map(Value::from) else {
+        // Go's FormName: only a form-data part has a name.
+        let header = |name: &str| {
+            part.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string()
+        };
+        let disposition = header("content-disposition");
+        let is_form_data = disposition
+            .split(';')
+            .next()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("form-data"));
+        let Some(name) = part
+            .name()
+            .filter(|n| is_form_data && !n.is_empty())
+            .map(Value::from)
+        else {
             continue;
         };
-        let is_json = part
-            .content_type()
-            .is_some_and(|m| m.essence_str() == "application/json");
+        let is_json = header("content-type").contains("application/json");
         let content = part.bytes().await.map_err(multipart_error)?;
         let value = if is_json {
-            gojson::decode_first(&content)?
+            gojson::decode_whole(&content)?
         } else {
             Value::from(String::from_utf8_lossy(&content).into_owned())
         };
@@ -156,21 +171,35 @@ fn multipart_error(e: multer::Error) -> String {
     format!("multipart: {e}")
 }
 
-/// Go's `url.ParseQuery`: `&`-separated pairs, `+` as space, and the first malformed pair an
-/// error (a `;` separator included).
+/// Go's `url.ParseQuery`: `&`-separated pairs, `+` as space. Go reads every pair and reports
+/// one error: the last `;` separator if any, else the first bad escape.
 fn parse_query(query: &str) -> Result<Vec<(String, String)>, String> {
     let mut pairs = Vec::new();
+    let mut error: Option<String> = None;
+    let mut semicolon = false;
     for part in query.split('&') {
         if part.is_empty() {
             continue;
         }
         if part.contains(';') {
-            return Err("invalid semicolon separator in query".into());
+            semicolon = true;
+            continue;
         }
         let (key, value) = part.split_once('=').unwrap_or((part, ""));
-        pairs.push((unescape(key, true)?, unescape(value, true)?));
+        match (unescape(key, true), unescape(value, true)) {
+            (Ok(k), Ok(v)) => pairs.push((k, v)),
+            (Err(e), _) | (_, Err(e)) => {
+                error.get_or_insert(e);
+            }
+        }
     }
-    Ok(pairs)
+    if semicolon {
+        return Err("invalid semicolon separator in query".into());
+    }
+    match error {
+        Some(e) => Err(e),
+        None => Ok(pairs),
+    }
 }
 
 /// Parameters as an object of arrays of values, as Go's `url.Values` reads in JSON.
@@ -255,6 +284,11 @@ mod tests {
             parse_path_and_query("/a?x=1;y=2").unwrap_err(),
             "invalid semicolon separator in query"
         );
+        assert_eq!(
+            parse_path_and_query("/a?a=%zz&b;c").unwrap_err(),
+            "invalid semicolon separator in query",
+            "Go reports the semicolon over an earlier bad escape"
+        );
         // A plus in a path is a plus.
         let (path, _) = parse_path_and_query("/a+b").unwrap();
         assert_eq!(json(&path), r#"["a+b"]"#);
@@ -270,10 +304,17 @@ mod tests {
     #[tokio::test]
     async fn bodies_parse_by_content_type() {
         let h = headers(&[("content-type", "application/json")]);
-        let parsed = parse_body(&h, r#"{"amount": 250} trailing"#, &[])
-            .await
-            .unwrap();
+        let parsed = parse_body(&h, "{\"amount\": 250}\n", &[]).await.unwrap();
         assert_eq!(json(&parsed.value), r#"{"amount":250}"#);
+        // Unlike the Data API, OPA's UnmarshalJSON refuses anything after the document.
+        assert_eq!(
+            parse_body(&h, "{} {}", &[]).await.unwrap_err(),
+            "error: invalid character '{' after top-level value"
+        );
+        assert_eq!(
+            parse_body(&h, "{} trailing", &[]).await.unwrap_err(),
+            "invalid character 't' looking for beginning of value"
+        );
         let raw = parse_body(&h, "", br#"[1]"#).await.unwrap();
         assert_eq!(
             json(&raw.value),
@@ -331,6 +372,7 @@ mod tests {
         let body = "--XX\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhello\r\n\
                     --XX\r\nContent-Disposition: form-data; name=\"meta\"\r\n\
                     Content-Type: application/json\r\n\r\n{\"a\": 1}\r\n\
+                    --XX\r\nContent-Disposition: attachment; name=\"skipped\"\r\n\r\nx\r\n\
                     --XX\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nagain\r\n--XX--\r\n";
         let h = headers(&[("content-type", "multipart/form-data; boundary=XX")]);
         let parsed = parse_body(&h, body, &[]).await.unwrap();

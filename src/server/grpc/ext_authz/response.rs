@@ -75,7 +75,7 @@ pub fn for_decision(decision: &Value) -> Result<CheckResponse, String> {
         }
     };
     let field = |name: &str| fields.get(&Value::from(name));
-    let headers = header_options(field("headers"), "headers")
+    let headers = header_options(field("headers"))
         .map_err(|e| format!("failed to get response headers: {e}"))?;
     let dynamic_metadata = match field("dynamic_metadata") {
         None => None,
@@ -94,9 +94,8 @@ pub fn for_decision(decision: &Value) -> Result<CheckResponse, String> {
             "request_headers_to_remove",
         )
         .map_err(|e| format!("failed to get request headers to remove: {e}"))?;
-        let response_headers_to_add =
-            header_options(field("response_headers_to_add"), "response_headers_to_add")
-                .map_err(|e| format!("failed to get response headers to send to client: {e}"))?;
+        let response_headers_to_add = header_options(field("response_headers_to_add"))
+            .map_err(|e| format!("failed to get response headers to send to client: {e}"))?;
         let query_parameters_to_remove = strings(
             field("query_parameters_to_remove"),
             "query_parameters_to_remove",
@@ -178,8 +177,13 @@ fn http_status(value: Option<&Value>) -> Result<i32, String> {
         }
     };
     let Some(code) = number.as_i64() else {
+        let why = if number.is_integer() {
+            "value out of range"
+        } else {
+            "invalid syntax"
+        };
         return Err(format!(
-            "error converting JSON number to int: strconv.ParseInt: parsing \"{}\": invalid syntax",
+            "error converting JSON number to int: strconv.ParseInt: parsing \"{}\": {why}",
             number.format_decimal()
         ));
     };
@@ -192,24 +196,24 @@ fn http_status(value: Option<&Value>) -> Result<i32, String> {
 
 /// Headers as an object of string or string-array values, or an array of such objects;
 /// emitted in key order (opa-envoy-plugin's order is Go's random map order).
-fn header_options(value: Option<&Value>, name: &str) -> Result<Vec<HeaderValueOption>, String> {
+/// Errors say "headers" whichever field it was, as opa-envoy-plugin's do.
+fn header_options(value: Option<&Value>) -> Result<Vec<HeaderValueOption>, String> {
     let mut out = Vec::new();
     let objects: Vec<&regorus::value::Object> = match value {
         None => return Ok(out),
         Some(Value::Object(o)) => vec![o.as_ref()],
-        Some(Value::Array(items)) => items
-            .iter()
+        Some(Value::Array(_) | Value::Set(_)) => elements(value)
             .map(|item| match item {
                 Value::Object(o) => Ok(o.as_ref()),
                 other => Err(format!(
-                    "type assertion error, expected {name} to be of type 'object' but got '{}'",
+                    "type assertion error, expected headers to be of type 'object' but got '{}'",
                     go_type(other)
                 )),
             })
             .collect::<Result<_, _>>()?,
         Some(other) => {
             return Err(format!(
-                "type assertion error, expected {name} to be of type 'object' but got '{}'",
+                "type assertion error, expected headers to be of type 'object' but got '{}'",
                 go_type(other)
             ))
         }
@@ -229,8 +233,8 @@ fn header_options(value: Option<&Value>, name: &str) -> Result<Vec<HeaderValueOp
             };
             match value {
                 Value::String(s) => add(s),
-                Value::Array(values) => {
-                    for v in values.iter() {
+                Value::Array(_) | Value::Set(_) => {
+                    for v in elements(Some(value)) {
                         match v {
                             Value::String(s) => add(s),
                             other => {
@@ -253,8 +257,7 @@ fn header_options(value: Option<&Value>, name: &str) -> Result<Vec<HeaderValueOp
 fn strings(value: Option<&Value>, name: &str) -> Result<Vec<String>, String> {
     match value {
         None => Ok(Vec::new()),
-        Some(Value::Array(items)) => items
-            .iter()
+        Some(Value::Array(_) | Value::Set(_)) => elements(value)
             .map(|v| match v {
                 Value::String(s) => Ok(s.to_string()),
                 other => Err(format!(
@@ -291,8 +294,8 @@ fn query_parameters(value: Option<&Value>) -> Result<Vec<QueryParameter>, String
         };
         match value {
             Value::String(s) => out.push(param(s)),
-            Value::Array(items) => {
-                for item in items.iter() {
+            Value::Array(_) | Value::Set(_) => {
+                for item in elements(Some(value)) {
                     match item {
                         Value::String(s) => out.push(param(s)),
                         other => {
@@ -314,6 +317,15 @@ fn query_parameters(value: Option<&Value>) -> Result<Vec<QueryParameter>, String
         }
     }
     Ok(out)
+}
+
+/// The members of an array, or of a set (which OPA hands over as an array).
+fn elements(value: Option<&Value>) -> Box<dyn Iterator<Item = &Value> + '_> {
+    match value {
+        Some(Value::Array(items)) => Box::new(items.iter()),
+        Some(Value::Set(items)) => Box::new(items.iter()),
+        _ => Box::new(std::iter::empty()),
+    }
 }
 
 /// An object key as text: Rego object keys may be any value, JSON's only strings.
@@ -366,4 +378,58 @@ fn to_pb_value(value: &Value) -> PbValue {
         Value::Object(fields) => Kind::StructValue(to_struct(fields)),
     };
     PbValue { kind: Some(kind) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decision(json: &str) -> Value {
+        serde_json::from_str(json).unwrap_or(Value::Undefined)
+    }
+
+    #[test]
+    fn sets_are_read_as_arrays_as_opa_hands_them_over() {
+        let mut fields = std::collections::BTreeMap::new();
+        fields.insert(Value::from("allowed"), Value::Bool(true));
+        let remove: std::collections::BTreeSet<Value> = [Value::from("x-a"), Value::from("x-b")]
+            .into_iter()
+            .collect();
+        fields.insert(
+            Value::from("request_headers_to_remove"),
+            Value::from(remove),
+        );
+        let response = for_decision(&Value::from(fields)).unwrap_or_default();
+        let Some(HttpResponse::OkResponse(ok)) = response.http_response else {
+            panic!("allowed");
+        };
+        assert_eq!(
+            ok.headers_to_remove,
+            vec!["x-a".to_string(), "x-b".to_string()]
+        );
+    }
+
+    #[test]
+    fn ill_typed_fields_are_errors_in_opa_envoy_plugins_words() {
+        let err = |json: &str| for_decision(&decision(json)).err().unwrap_or_default();
+        assert_eq!(
+            err(r#"{"allowed": true, "response_headers_to_add": 5}"#),
+            "failed to get response headers to send to client: type assertion error, expected \
+             headers to be of type 'object' but got 'json.Number'"
+        );
+        assert_eq!(
+            err(r#"{"allowed": false, "http_status": 9999999999999999999}"#),
+            "failed to get response http status: error converting JSON number to int: \
+             strconv.ParseInt: parsing \"9999999999999999999\": value out of range"
+        );
+        assert_eq!(
+            err(r#"{"allowed": false, "http_status": 418}"#),
+            "failed to get response http status: invalid HTTP status code 418"
+        );
+        assert_eq!(
+            err(r#"{"allowed": "yes"}"#),
+            "failed to get response status: type assertion error, expected allowed to be of \
+             type 'boolean' but got 'string'"
+        );
+    }
 }
