@@ -104,13 +104,6 @@ fn load_config(args: &RunArgs) -> anyhow::Result<Config> {
     for warning in warnings {
         tracing::warn!(%warning, "configuration");
     }
-    let v = &mut config.verdict;
-    if !args.addr.is_empty() {
-        v.addr = args.addr.clone();
-    }
-    if !args.bundle.is_empty() {
-        v.bundles = args.bundle.clone();
-    }
     if let Some(addr) = &args.grpc_addr {
         config
             .plugins
@@ -119,6 +112,12 @@ fn load_config(args: &RunArgs) -> anyhow::Result<Config> {
             .addr = addr.clone();
     }
     let v = &mut config.verdict;
+    if !args.addr.is_empty() {
+        v.addr = args.addr.clone();
+    }
+    if !args.bundle.is_empty() {
+        v.bundles = args.bundle.clone();
+    }
     if args.no_watch {
         v.watch = false;
     } else if args.watch {
@@ -241,23 +240,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         "server started"
     );
     let router = server::http::router(started.state.clone());
-    // One signal stops both listeners; each then drains its own calls within the grace.
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        server::shutdown_signal().await;
-        let _ = stop_tx.send(true);
-    });
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let http = server::serve(started.listeners, router, stopped(stop_rx.clone()), grace);
-    match started.grpc {
-        Some((listener, routes)) => {
-            let grpc = server::grpc::serve(vec![listener], routes, stopped(stop_rx), grace);
-            tokio::join!(http, grpc);
-        }
-        None => http.await,
-    }
+    server::serve_all(
+        started.listeners,
+        router,
+        started.grpc,
+        server::shutdown_signal(),
+        grace,
+    )
+    .await;
     Ok(())
 }
 

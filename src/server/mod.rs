@@ -135,6 +135,33 @@ pub async fn serve(
     drain(tasks, grace, "HTTP").await;
 }
 
+/// Serves the HTTP API and, when configured, the gRPC listener until `shutdown` completes;
+/// each transport then drains its own calls within `grace`.
+pub async fn serve_all(
+    listeners: Vec<Listener>,
+    router: Router,
+    grpc: Option<(Listener, tonic::service::Routes)>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let http = serve(listeners, router, stopped(stop_rx.clone()), grace);
+    match grpc {
+        Some((listener, routes)) => {
+            let grpc = grpc::serve(vec![listener], routes, stopped(stop_rx), grace);
+            tokio::join!(http, grpc);
+        }
+        None => http.await,
+    }
+}
+
 /// Waits for stopped listeners to finish their requests in flight, for at most `grace`; then
 /// closes whatever connections remain.
 pub(crate) async fn drain<E: std::fmt::Display + 'static>(

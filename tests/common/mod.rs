@@ -68,32 +68,10 @@ impl Server {
         let listeners: Vec<Listener> = started.listeners;
         let grpc = started.grpc;
         let task = tokio::spawn(async move {
-            let (stop_all, all_stopped) = tokio::sync::watch::channel(false);
-            let waiter = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-                let _ = rx.wait_for(|s| *s).await;
-            };
-            let http = server::serve(
-                listeners,
-                router,
-                waiter(all_stopped.clone()),
-                Duration::from_secs(5),
-            );
-            let grpc = async move {
-                if let Some((listener, routes)) = grpc {
-                    server::grpc::serve(
-                        vec![listener],
-                        routes,
-                        waiter(all_stopped),
-                        Duration::from_secs(5),
-                    )
-                    .await;
-                }
-            };
-            let signal = async move {
+            let shutdown = async move {
                 let _ = stopped.await;
-                let _ = stop_all.send(true);
             };
-            tokio::join!(http, grpc, signal);
+            server::serve_all(listeners, router, grpc, shutdown, Duration::from_secs(5)).await;
         });
         Ok(Server {
             addr,

@@ -39,8 +39,7 @@ impl ExtAuthz {
         }
     }
 
-    /// One Check, outside of tonic's types so that tests and benches can call it directly.
-    pub async fn check_request(&self, request: &CheckRequest) -> Result<CheckResponse, Status> {
+    async fn decide(&self, request: &CheckRequest) -> Result<CheckResponse, Status> {
         let input = match input::from_check_request(request, self.skip_body).await {
             Ok(input) => input,
             Err(error) => {
@@ -79,8 +78,6 @@ impl Authorization for ExtAuthz {
         &self,
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
-        self.check_request(request.get_ref())
-            .await
-            .map(Response::new)
+        self.decide(request.get_ref()).await.map(Response::new)
     }
 }
