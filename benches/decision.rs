@@ -17,10 +17,7 @@ use verdict::server::http::request::parse_envelope;
 const BODY: &[u8] = br#"{"input": {"method": "POST", "path": "/api/payment", "role": "customer", "amount": 2500, "currency": "EUR", "merchant": "m-123", "country": "DE", "velocity": 1, "timestamp": "2026-11-24T14:30:00Z"}}"#;
 
 fn payment_bundle() -> Arc<Bundle> {
-    let source = Source {
-        name: "bundles/payment".into(),
-        location: Location::Embedded(verdict::EMBEDDED_BUNDLE),
-    };
+    let source = Source::embedded("bundles/payment", verdict::EMBEDDED_BUNDLE);
     Arc::new(Bundle::load(&source, LoadOptions::default()).expect("embedded bundle loads"))
 }
 
@@ -93,6 +90,60 @@ fn activation(c: &mut Criterion) {
         })
     });
     c.bench_function("bundle/read embedded tar.gz", |b| b.iter(payment_bundle));
+
+    // What activating a download costs the reloader's thread, end to end: unpack, parse,
+    // check, compile and warm. Decisions keep running on the old snapshot meanwhile.
+    let source = Source {
+        location: Location::Remote { persist_dir: None },
+        ..Source::embedded("payment", verdict::EMBEDDED_BUNDLE)
+    };
+    let mut group = c.benchmark_group("bundle/activate a download");
+    group.sample_size(10);
+    for (name, bytes) in [
+        ("example bundle", verdict::EMBEDDED_BUNDLE.to_vec()),
+        ("example bundle + 10 MB data.json", large_bundle()),
+    ] {
+        group.bench_function(format!("{name} ({} KB gzipped)", bytes.len() / 1024), |b| {
+            b.iter(|| {
+                let bundle = Bundle::from_download(&source, &bytes, LoadOptions::default())
+                    .expect("bundle reads");
+                compile(&[Arc::new(bundle)], CompileOptions::default()).expect("compiles")
+            })
+        });
+    }
+    group.finish();
+}
+
+/// The example bundle plus a 10 MB sanctions list at `data.payment.sanctions`, as a tar.gz.
+fn large_bundle() -> Vec<u8> {
+    let files =
+        verdict::bundle::reader::read_tarball(verdict::EMBEDDED_BUNDLE, u64::MAX).expect("reads");
+    let entries: Vec<String> = (0..90_000)
+        .map(|i| {
+            format!(
+                r#"{{"id":"S-{i:08}","name":"Sanctioned Party {i}","country":"C{}","iban":"DE{:020}","listed":"2026-01-{:02}"}}"#,
+                i % 200,
+                i as u64 * 7919,
+                i % 28 + 1
+            )
+        })
+        .collect();
+    let data = format!(r#"{{"entries":[{}]}}"#, entries.join(","));
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    let mut add = |path: &str, bytes: &[u8]| {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, path, bytes)
+            .expect("tar entry");
+    };
+    for f in &files {
+        add(f.path.trim_start_matches('/'), &f.bytes);
+    }
+    add("payment/sanctions/data.json", data.as_bytes());
+    tar.into_inner().expect("tar").finish().expect("gzip")
 }
 
 /// An Envoy Check on the shipped `envoy/authz` policy, minus gRPC: build the input from the

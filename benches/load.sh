@@ -3,25 +3,31 @@
 # (examples/baseline.rs) measured in the same run, and writes the figures.
 #
 #   bash benches/load.sh     # DURATION=10s per run, REPEAT=3; results in benches/results/<time>/
-#   SUITES=grpc bash benches/load.sh   # only the gRPC runs (SUITES="http grpc" by default)
+#   SUITES=grpc bash benches/load.sh   # only the gRPC runs (SUITES="http grpc remote" by default)
 #
 # Runs: fixed rates of 5,000 and 10,000 req/s (oha's latency correction on, so queueing delay
 # counts), closed loop (as fast as 32 connections go), and 5,000 req/s while the bundle is
 # swapped every second. gRPC: Envoy ext_authz Check with a payment request, driven by
 # benches/grpc_load.rs (open loop at 5,000 calls/s, and closed loop) against verdict's gRPC
-# listener and a minimal tonic Authorization server (examples/grpc_baseline.rs). Machines here are shared and noisy, so verdict and the baseline take
-# turns, each run is repeated, and the summary gives medians and ratios within this one run.
+# listener and a minimal tonic Authorization server (examples/grpc_baseline.rs). Remote: a
+# second verdict polls a local bundle server (benches/bundle_server.py) for the example bundle
+# plus a 10 MB data.json, at 5,000 req/s with the bundle unchanged, then while a new revision
+# is published every 2 s (each one downloaded, verified, compiled and activated under load).
+# Machines here are shared and noisy, so verdict and the baseline take turns, each run is
+# repeated, and the summary gives medians and ratios within this one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10s}
-SUITES=${SUITES:-http grpc}
+SUITES=${SUITES:-http grpc remote}
 REPEAT=${REPEAT:-3}
 CONNECTIONS=${CONNECTIONS:-32}
 VERDICT_ADDR=127.0.0.1:18181
 BASELINE_ADDR=127.0.0.1:18282
 VERDICT_GRPC=127.0.0.1:19191
 BASELINE_GRPC=127.0.0.1:19292
+REMOTE_ADDR=127.0.0.1:18383
+BUNDLE_SERVER_PORT=18484
 OUT=benches/results/$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$OUT"
 WORK=$(mktemp -d)
@@ -32,7 +38,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for addr in "$VERDICT_ADDR" "$BASELINE_ADDR" "$VERDICT_GRPC" "$BASELINE_GRPC"; do
+for addr in "$VERDICT_ADDR" "$BASELINE_ADDR" "$VERDICT_GRPC" "$BASELINE_GRPC" "$REMOTE_ADDR" "127.0.0.1:$BUNDLE_SERVER_PORT"; do
     if (exec 3<>"/dev/tcp/${addr%:*}/${addr#*:}") 2>/dev/null; then
         echo "something already listens on $addr; stop it first" >&2
         exit 1
@@ -69,6 +75,18 @@ for addr in "$VERDICT_ADDR" "$BASELINE_ADDR"; do
 done
 echo "verdict answers: $(curl -s -X POST -d "$BODY" "http://$VERDICT_ADDR/v1/data/payment/decision")"
 
+# Replaces DEST by PREFIX-a.tar.gz and PREFIX-b.tar.gz in turn (atomic rename), every SECONDS.
+swap_loop() { # prefix dest seconds
+    local i=0
+    while true; do
+        i=$((i + 1))
+        local rev=a
+        [ $((i % 2)) -eq 1 ] && rev=b
+        cp "$1-$rev.tar.gz" "$2.tmp" && mv "$2.tmp" "$2"
+        sleep "$3"
+    done
+}
+
 load() { # name addr [oha args...]
     local name=$1 addr=$2
     shift 2
@@ -92,18 +110,8 @@ for rep in $(seq "$REPEAT"); do
 done
 
 # The same fixed rate while the bundle file is replaced (atomic rename) every second.
-swap_loop() {
-    local i=0
-    while true; do
-        i=$((i + 1))
-        local rev=a
-        [ $((i % 2)) -eq 1 ] && rev=b
-        cp "$WORK/bundle-$rev.tar.gz" "$WORK/bundle.tmp" && mv "$WORK/bundle.tmp" "$WORK/bundle.tar.gz"
-        sleep 1
-    done
-}
 activations_before=$(grep -c '"bundle activated"' "$OUT/verdict.log" || true)
-swap_loop &
+swap_loop "$WORK/bundle" "$WORK/bundle.tar.gz" 1 &
 SWAP_PID=$!
 PIDS+=("$SWAP_PID")
 for rep in $(seq "$REPEAT"); do
@@ -128,6 +136,53 @@ if [[ " $SUITES " == *" grpc "* ]]; then
         grpc_load "grpc-verdict-closed-$rep" "$VERDICT_GRPC" closed 32
         grpc_load "grpc-baseline-closed-$rep" "$BASELINE_GRPC" closed 32
     done
+fi
+
+if [[ " $SUITES " == *" remote "* ]]; then
+    # Two revisions of the example bundle with a 10 MB sanctions list each.
+    for rev in a b; do
+        mkdir -p "$WORK/large-$rev/payment/sanctions"
+        cp -r bundles/payment/. "$WORK/large-$rev/"
+        sed -i "s/\"revision\": \"[^\"]*\"/\"revision\": \"large-$rev\"/" "$WORK/large-$rev/.manifest"
+        python3 -c '
+import json, sys
+rev = sys.argv[2]
+entries = [{"id": "S-%08d" % i, "name": "Sanctioned Party %d %s" % (i, rev), "country": "C%d" % (i % 200),
+            "iban": "DE%020d" % (i * 7919), "listed": "2026-01-%02d" % (i % 28 + 1)} for i in range(90000)]
+json.dump({"entries": entries}, open(sys.argv[1], "w"))' "$WORK/large-$rev/payment/sanctions/data.json" "$rev"
+        tar -C "$WORK/large-$rev" -czf "$WORK/large-$rev.tar.gz" .
+    done
+    echo "large bundle: $(stat -c %s "$WORK/large-a/payment/sanctions/data.json") bytes of data.json, $(stat -c %s "$WORK/large-a.tar.gz") bytes gzipped"
+    cp "$WORK/large-a.tar.gz" "$WORK/served.tar.gz"
+    python3 benches/bundle_server.py "$BUNDLE_SERVER_PORT" "$WORK/served.tar.gz" &
+    PIDS+=($!)
+    cat >"$WORK/remote.yaml" <<YAML
+services:
+  ctl:
+    url: http://127.0.0.1:$BUNDLE_SERVER_PORT
+bundles:
+  payment:
+    service: ctl
+    resource: bundle.tar.gz
+    polling: {min_delay_seconds: 1, max_delay_seconds: 1}
+YAML
+    ./target/release/verdict run --addr "$REMOTE_ADDR" -c "$WORK/remote.yaml" --log-level info 2>"$OUT/verdict-remote.log" &
+    PIDS+=($!)
+    curl -sf --retry 100 --retry-connrefused --retry-delay 0 -o /dev/null "http://$REMOTE_ADDR/health?bundles"
+    oha --no-tui -n 20000 -c "$CONNECTIONS" -m POST -H "Content-Type: application/json" -d "$BODY" "http://$REMOTE_ADDR/v1/data/payment/decision" >/dev/null
+    for rep in $(seq "$REPEAT"); do
+        load "remote-steady-$rep" "$REMOTE_ADDR" -q 5000 --latency-correction
+    done
+    before=$(grep -c '"bundle activated"' "$OUT/verdict-remote.log" || true)
+    swap_loop "$WORK/large" "$WORK/served.tar.gz" 2 &
+    PUBLISH_PID=$!
+    PIDS+=("$PUBLISH_PID")
+    for rep in $(seq "$REPEAT"); do
+        load "remote-activating-$rep" "$REMOTE_ADDR" -q 5000 --latency-correction
+    done
+    kill "$PUBLISH_PID"
+    echo $(($(grep -c '"bundle activated"' "$OUT/verdict-remote.log") - before)) >"$OUT/remote-activations"
+    grep VmHWM "/proc/$(pgrep -f "verdict run --addr $REMOTE_ADDR" | head -1)/status" >"$OUT/remote-peak-rss" || true
 fi
 
 python3 - "$OUT" "$DURATION" "$CONNECTIONS" "$REPEAT" <<'PY'
@@ -187,6 +242,14 @@ if os.path.exists(os.path.join(out, "grpc-verdict-closed-1.json")):
     ratio = m["grpc-verdict-closed"]["rps"] / m["grpc-baseline-closed"]["rps"]
     lines += ["gRPC ext_authz Check (benches/grpc_load.rs, 4 HTTP/2 connections, 32 calls in flight when closed)", ""] + rows + ["",
               "closed-loop throughput, verdict / baseline: %.0f%%" % (ratio * 100), ""]
+if os.path.exists(os.path.join(out, "remote-activations")):
+    activations = int(open(os.path.join(out, "remote-activations")).read())
+    m, rows = table(["remote-steady", "remote-activating"], run)
+    spike = m["remote-activating"]["p99"] / m["remote-steady"]["p99"]
+    rss = open(os.path.join(out, "remote-peak-rss")).read().strip()
+    lines += ["Remote bundle with a 10 MB data.json, 5,000 req/s (oha, %s connections)" % conns, ""] + rows + ["",
+              "p99 while activating / p99 steady: %.2fx (%d activations of a new 10 MB revision during those runs)" % (spike, activations),
+              "verdict peak RSS: %s" % rss, ""]
 lines += ["each run: %s; %d repetitions, verdict and baseline alternating" % (duration, repeat)]
 text = "\n".join(lines) + "\n"
 open(os.path.join(out, "summary.md"), "w").write(text)

@@ -4,20 +4,24 @@
 //! (`policy`) evaluates it on the immutable `runtime::Snapshot` it loaded once, and the adapter
 //! writes OPA's response. Everything else happens beside that walk:
 //!
-//! - `bundle`: reading OPA bundles (directory or tar.gz), manifests, roots, limits.
+//! - `bundle`: reading and writing OPA bundles (directory or tar.gz), manifests, roots, limits,
+//!   signatures, and the persisted copy of downloaded bundles.
 //! - `policy`: compiling bundles into a `PolicySet` with regorus; evaluation; the test runner;
 //!   OPA-compatible JSON output.
 //! - `runtime`: the `ArcSwap` holding the live snapshot, the reloader (its only writer), the
-//!   file watcher, bundle status.
-//! - `server`: listeners and the HTTP API.
+//!   file watcher, bundle status, and the data pushed through the Data API with its SQLite store.
+//! - `remote`: bundle servers and status services: the HTTP client, the bundle poller, the
+//!   status upload.
+//! - `server`: listeners, the HTTP API and the gRPC services.
 //! - `telemetry`: logs.
 //! - `config`: OPA's configuration format plus verdict's own section.
-//! - `cli`: the `run`, `eval` and `test` commands.
+//! - `cli`: the `run`, `eval`, `test`, `build` and `sign` commands.
 
 pub mod bundle;
 pub mod cli;
 pub mod config;
 pub mod policy;
+pub mod remote;
 pub mod runtime;
 pub mod server;
 pub mod telemetry;

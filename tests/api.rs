@@ -16,7 +16,7 @@ const ALLOWED: &str = r#"{"input": {"method": "POST", "path": "/api/payment", "r
 
 async fn payment_server() -> Server {
     let config = test_config();
-    let bundles = sources(&config);
+    let bundles = sources(&config).unwrap();
     Server::start(config, bundles).await
 }
 
@@ -65,7 +65,7 @@ async fn payment_decisions_come_back_in_opas_envelope() {
         "/v1/data/payment/allow?input={}",
         percent_encode(&input)
     ));
-    let got: Json = reqwest::get(url).await.unwrap().json().await.unwrap();
+    let got: Json = common::get(url).await.unwrap().json().await.unwrap();
     assert_eq!(got, json!({"result": true}));
     let bare = serde_json::from_str::<Json>(ALLOWED).unwrap()["input"].to_string();
     let r = server
@@ -225,7 +225,7 @@ async fn malformed_bodies_get_opas_errors_and_nothing_breaks() {
     let mut config = test_config();
     config.server.decoding.max_length = 64 * 1024;
     config.server.decoding.gzip.max_length = 128 * 1024;
-    let bundles = sources(&config);
+    let bundles = sources(&config).unwrap();
     let server = Server::start(config, bundles).await;
     let path = "/v1/data/payment/decision";
     let malformed = "body contains malformed input document: ";
@@ -491,7 +491,7 @@ async fn health_policies_and_status() {
         json!({"error": "health check (data.system.health.startup) was undefined"})
     );
 
-    let list: Json = reqwest::get(server.url("/v1/policies"))
+    let list: Json = common::get(server.url("/v1/policies"))
         .await
         .unwrap()
         .json()
@@ -511,7 +511,7 @@ async fn health_policies_and_status() {
             "bundles/payment/system/health.rego"
         ]
     );
-    let one: Json = reqwest::get(server.url("/v1/policies/bundles/payment/system/health.rego"))
+    let one: Json = common::get(server.url("/v1/policies/bundles/payment/system/health.rego"))
         .await
         .unwrap()
         .json()
@@ -521,10 +521,10 @@ async fn health_policies_and_status() {
         .as_str()
         .unwrap()
         .contains("package system.health"));
-    let missing = reqwest::get(server.url("/v1/policies/nope")).await.unwrap();
+    let missing = common::get(server.url("/v1/policies/nope")).await.unwrap();
     assert_eq!(missing.status(), 404);
 
-    let status: Json = reqwest::get(server.url("/v1/status"))
+    let status: Json = common::get(server.url("/v1/status"))
         .await
         .unwrap()
         .json()
@@ -555,7 +555,7 @@ async fn serves_on_a_unix_socket() {
     let socket = dir.path().join("verdict.sock");
     let mut config = test_config();
     config.verdict.addr = vec![format!("unix://{}", socket.display())];
-    let bundles = sources(&config);
+    let bundles = sources(&config).unwrap();
     let server = Server::start(config, bundles).await;
     let stream = tokio::net::UnixStream::connect(&socket).await.unwrap();
     let r = common::raw_exchange(
@@ -575,7 +575,7 @@ async fn a_client_that_stalls_mid_body_gets_a_408() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut config = test_config();
     config.verdict.request_body_timeout_ms = 300;
-    let bundles = sources(&config);
+    let bundles = sources(&config).unwrap();
     let server = Server::start(config, bundles).await;
     let mut stalled = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
     stalled

@@ -191,7 +191,7 @@ async fn a_bad_bundle_is_refused_and_the_last_good_one_keeps_serving() {
             json!(true),
             "{what}: still serving the good bundle"
         );
-        let report: Json = reqwest::get(server.url("/v1/status"))
+        let report: Json = common::get(server.url("/v1/status"))
             .await
             .unwrap()
             .json()

@@ -32,7 +32,7 @@ fn grpc_config(authz: ExtAuthzConfig) -> Config {
 /// verdict with the built-in payment bundle and ext_authz on its default path.
 async fn payment_server() -> Server {
     let config = grpc_config(ExtAuthzConfig::default());
-    let sources = verdict::cli::run::sources(&config);
+    let sources = verdict::cli::run::sources(&config).unwrap();
     Server::start(config, sources).await
 }
 
@@ -118,7 +118,7 @@ async fn payments_are_decided_over_ext_authz_with_the_shipped_bundle() {
     let (http_status, body) = denied(&no);
     assert_eq!(http_status, 403);
     let reasons: Json = serde_json::from_str(&body).unwrap();
-    let via_http: Json = reqwest::Client::new()
+    let via_http: Json = common::http()
         .post(server.url("/v1/data/payment/decision"))
         .json(&json!({"input": {
             "method": "POST", "path": "/api/payment", "role": "customer",
@@ -149,7 +149,7 @@ async fn dry_run_allows_but_still_decides_and_still_fails_closed_on_errors() {
         dry_run: true,
         ..ExtAuthzConfig::default()
     });
-    let sources = verdict::cli::run::sources(&config);
+    let sources = verdict::cli::run::sources(&config).unwrap();
     let server = Server::start(config, sources).await;
     let mut client = common::grpc::authz_client(&server).await;
     let big = GOOD_PAYMENT.replace("2500", "50000");
@@ -188,7 +188,7 @@ async fn bad_requests_get_the_documented_denial_and_the_server_keeps_serving() {
         grpc_max_recv_msg_size: 256 << 10,
         ..ExtAuthzConfig::default()
     });
-    let sources = verdict::cli::run::sources(&config);
+    let sources = verdict::cli::run::sources(&config).unwrap();
     let server = Server::start(config, sources).await;
     let mut client = common::grpc::authz_client(&server).await;
 
@@ -272,7 +272,7 @@ async fn bad_requests_get_the_documented_denial_and_the_server_keeps_serving() {
         .unwrap()
         .into_inner();
     assert_eq!(status_code(&r), 0);
-    let health = reqwest::get(server.url("/health")).await.unwrap();
+    let health = common::get(server.url("/health")).await.unwrap();
     assert_eq!(health.status(), 200);
     server.stop().await;
 }
@@ -365,7 +365,7 @@ async fn grpc_health_is_serving_once_the_bundles_are_active() {
     let state = verdict::runtime::AppState::new(
         config.clone(),
         verdict::runtime::Snapshot::empty(),
-        vec![verdict::runtime::BundleStatus::new("remote")],
+        vec![verdict::runtime::BundleStatus::new("remote", true)],
     );
     let authz = config.plugins.envoy_ext_authz_grpc.clone().unwrap();
     let listener = verdict::server::Listener::bind("127.0.0.1:0")
@@ -437,7 +437,7 @@ async fn reflection_lists_the_services_only_when_enabled() {
         enable_reflection: true,
         ..ExtAuthzConfig::default()
     });
-    let sources = verdict::cli::run::sources(&config);
+    let sources = verdict::cli::run::sources(&config).unwrap();
     let server = Server::start(config, sources).await;
     let MessageResponse::ListServicesResponse(list) =
         ask(&server, MessageRequest::ListServices(String::new()))
@@ -492,7 +492,7 @@ async fn the_native_api_decides_like_the_data_api() {
         .unwrap()
         .into_inner();
     assert!(answer.defined);
-    let via_http: Json = reqwest::Client::new()
+    let via_http: Json = common::http()
         .post(server.url("/v1/data/payment/decision"))
         .json(&json!({ "input": input }))
         .send()
@@ -656,7 +656,7 @@ async fn ext_authz_is_served_on_a_unix_socket() {
     let mut config = config;
     config.plugins.envoy_ext_authz_grpc.as_mut().unwrap().addr =
         format!("unix://{}", socket.display());
-    let sources = verdict::cli::run::sources(&config);
+    let sources = verdict::cli::run::sources(&config).unwrap();
     let server = Server::start(config, sources).await;
     let path = socket.clone();
     let channel = tonic::transport::Endpoint::try_from("http://[::]:50051")

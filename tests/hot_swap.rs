@@ -70,7 +70,7 @@ async fn no_request_fails_or_mixes_revisions_during_swaps() {
     for _ in 0..4 {
         let (url, stop) = (url.clone(), stop.clone());
         clients.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
+            let client = common::http();
             let mut seen: BTreeMap<String, u64> = BTreeMap::new();
             let mut failures = Vec::new();
             while !stop.load(Ordering::Relaxed) {

@@ -4,12 +4,16 @@
 //! This module only reads files and checks the bundle against itself (and against the other
 //! bundles loaded beside it); compiling the Rego is the policy module's job.
 
+pub mod build;
 pub mod manifest;
+pub mod persist;
 pub mod reader;
+pub mod signing;
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use regorus::Value;
 
@@ -60,20 +64,46 @@ pub enum BundleError {
     DataFile { path: String, message: String },
     #[error("bundle read failed: {0} is not supported by verdict")]
     Unsupported(&'static str),
+    #[error("{0}")]
+    Signature(#[from] signing::SignatureError),
+    #[error("no bundle downloaded yet and none persisted")]
+    NotDownloaded,
 }
 
-/// Where a bundle comes from: a path on disk, or bytes built into the binary.
+/// Where a bundle comes from: a path on disk, bytes built into the binary, or a bundle
+/// service (whose downloads reach the reloader as bytes).
 #[derive(Debug, Clone)]
 pub enum Location {
     Path(PathBuf),
     Embedded(&'static [u8]),
+    /// Downloaded; kept in `persist_dir` between runs when persistence is on.
+    Remote {
+        persist_dir: Option<PathBuf>,
+    },
 }
 
-/// A bundle to load, named as OPA names `-b` bundles: by the path as given.
+/// How a bundle's signature is checked.
+#[derive(Debug, Clone, Default)]
+pub enum Verification {
+    /// No keys configured: unsigned bundles load, signed ones are refused for want of a key
+    /// (OPA's "verification key not provided").
+    #[default]
+    NoKeys,
+    /// Verified with these keys; a bundle that fails is never loaded.
+    Keys(Arc<signing::VerificationConfig>),
+    /// `--skip-verify`: signatures are not looked at.
+    Skip,
+}
+
+/// A bundle to load, named as OPA names `-b` bundles: by the path as given, or by its key in
+/// the `bundles` config section.
 #[derive(Debug, Clone)]
 pub struct Source {
     pub name: String,
     pub location: Location,
+    pub verification: Verification,
+    /// This bundle's own `size_limit_bytes`, over the runtime's.
+    pub size_limit: Option<u64>,
 }
 
 impl Source {
@@ -82,7 +112,30 @@ impl Source {
         Source {
             name: path.display().to_string(),
             location: Location::Path(path),
+            verification: Verification::NoKeys,
+            size_limit: None,
         }
+    }
+
+    pub fn embedded(name: &str, bytes: &'static [u8]) -> Self {
+        Source {
+            name: name.to_string(),
+            location: Location::Embedded(bytes),
+            verification: Verification::NoKeys,
+            size_limit: None,
+        }
+    }
+
+    /// The runtime's load options with this bundle's own size limit applied.
+    pub fn options(&self, mut options: LoadOptions) -> LoadOptions {
+        if let Some(limit) = self.size_limit {
+            options.size_limit = limit;
+        }
+        options
+    }
+
+    pub fn is_remote(&self) -> bool {
+        matches!(self.location, Location::Remote { .. })
     }
 
     /// True for a directory bundle, whose module file names carry the bundle's name as OPA's do.
@@ -151,17 +204,54 @@ pub struct LoadError {
 impl Bundle {
     /// Reads and checks the bundle from its source. Blocking: call it off the async runtime.
     pub fn load(source: &Source, options: LoadOptions) -> Result<Bundle, LoadError> {
+        let options = source.options(options);
         let files = match &source.location {
             Location::Path(path) => reader::read_path(path, options.size_limit),
             Location::Embedded(bytes) => reader::read_tarball(*bytes, options.size_limit),
+            Location::Remote {
+                persist_dir: Some(dir),
+            } => persist::read(dir)
+                .map_err(|error| BundleError::Io {
+                    path: persist::path(dir),
+                    error,
+                })
+                .and_then(|bytes| reader::read_tarball(bytes.as_slice(), options.size_limit)),
+            Location::Remote { persist_dir: None } => Err(BundleError::NotDownloaded),
         };
+        Bundle::checked(source, files, options)
+    }
+
+    /// Reads a downloaded bundle of the given source.
+    pub fn from_download(
+        source: &Source,
+        bytes: &[u8],
+        options: LoadOptions,
+    ) -> Result<Bundle, LoadError> {
+        let options = source.options(options);
+        let files = reader::read_tarball(bytes, options.size_limit);
+        Bundle::checked(source, files, options)
+    }
+
+    /// Verifies the signature (when configured) before anything in the files is parsed.
+    fn checked(
+        source: &Source,
+        files: Result<Vec<RawFile>, BundleError>,
+        options: LoadOptions,
+    ) -> Result<Bundle, LoadError> {
         let module_prefix = if source.is_dir() {
             source.name.as_str()
         } else {
             ""
         };
         files
-            .and_then(|files| Bundle::from_files(&source.name, module_prefix, files, options))
+            .and_then(|files| {
+                match &source.verification {
+                    Verification::NoKeys => signing::check(&files, module_prefix, None)?,
+                    Verification::Keys(keys) => signing::check(&files, module_prefix, Some(keys))?,
+                    Verification::Skip => {}
+                }
+                Bundle::from_files(&source.name, module_prefix, files, options)
+            })
             .map_err(|error| LoadError {
                 name: source.name.clone(),
                 error,

@@ -1,8 +1,10 @@
-//! The command line, shaped like OPA's: `run`, `eval`, `test`. Each subcommand lives in its
-//! own file and only parses arguments, calls the library and formats output.
+//! The command line, shaped like OPA's: `run`, `eval`, `test`, `build`, `sign`. Each subcommand
+//! lives in its own file and only parses arguments, calls the library and formats output.
 
+pub mod build;
 pub mod eval;
 pub mod run;
+pub mod sign;
 pub mod test;
 
 use std::path::PathBuf;
@@ -34,6 +36,10 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Run the `test_*` rules of policies, like `opa test`.
     Test(test::TestArgs),
+    /// Build a bundle tarball from policy and data files, like `opa build`.
+    Build(build::BuildArgs),
+    /// Write a bundle signature file, like `opa sign`.
+    Sign(sign::SignArgs),
 }
 
 /// Exit codes: 0 success, 1 failure, 64 a configuration the user must fix (EX_USAGE).
@@ -46,6 +52,8 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::main(args),
         Command::Eval(args) => eval::main(args),
         Command::Test(args) => test::main(args),
+        Command::Build(args) => build::main(args),
+        Command::Sign(args) => sign::main(args),
     }
 }
 

@@ -5,12 +5,16 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use anyhow::Context;
 use tokio::sync::mpsc;
 
-use crate::bundle::{LoadOptions, Location, Source};
+use crate::bundle::{signing, LoadOptions, Location, Source, Verification};
 use crate::config::Config;
 use crate::policy::CompileOptions;
+use crate::remote::{self, Poller, StatusUploader};
+use crate::runtime::store::PushedStore;
 use crate::runtime::{memory, watcher::Watcher, AppState, Reloader, Trigger};
 use crate::server::{self, Listener};
 use crate::telemetry::{self, LogFormat};
@@ -60,6 +64,29 @@ pub struct RunArgs {
     pub log_level: String,
     #[arg(long = "log-format", value_enum, default_value = "json")]
     pub log_format: LogFormat,
+    /// Verify `-b` bundles' signatures with this key: a PEM file, or the PEM or HMAC secret
+    /// itself (OPA's flag).
+    #[arg(long = "verification-key", value_name = "KEY")]
+    pub verification_key: Option<String>,
+    /// The key id the verification key is known by.
+    #[arg(
+        long = "verification-key-id",
+        default_value = "default",
+        value_name = "ID"
+    )]
+    pub verification_key_id: String,
+    /// Algorithm of the verification key.
+    #[arg(long = "signing-alg", default_value = "RS256", value_name = "ALG")]
+    pub signing_alg: String,
+    /// Scope the bundle signature must carry.
+    #[arg(long = "scope", value_name = "SCOPE")]
+    pub scope: Option<String>,
+    /// Bundle files left out of verification (glob patterns, repeatable).
+    #[arg(long = "exclude-files-verify", value_name = "GLOB")]
+    pub exclude_files_verify: Vec<String>,
+    /// Load signed `-b` bundles without verifying their signatures.
+    #[arg(long = "skip-verify", conflicts_with = "verification_key")]
+    pub skip_verify: bool,
     /// Accepted for OPA compatibility (verdict always runs as a server).
     #[arg(short = 's', long = "server", hide = true)]
     pub server: bool,
@@ -111,6 +138,19 @@ fn load_config(args: &RunArgs) -> anyhow::Result<Config> {
             .get_or_insert_with(Default::default)
             .addr = addr.clone();
     }
+    if args.skip_verify {
+        config.bundle_verification = Verification::Skip;
+    } else if let Some(key) = &args.verification_key {
+        let verification = signing::VerificationConfig::from_flags(
+            key,
+            &args.verification_key_id,
+            &args.signing_alg,
+            args.scope.as_deref(),
+            args.exclude_files_verify.clone(),
+        )
+        .context("--verification-key")?;
+        config.bundle_verification = Verification::Keys(Arc::new(verification));
+    }
     let v = &mut config.verdict;
     if !args.addr.is_empty() {
         v.addr = args.addr.clone();
@@ -136,22 +176,110 @@ fn load_config(args: &RunArgs) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-/// The bundles to serve: the configured paths, else the built-in example bundle.
-pub fn sources(config: &Config) -> Vec<Source> {
-    if config.verdict.bundles.is_empty() {
-        vec![Source {
-            name: crate::EMBEDDED_BUNDLE_NAME.into(),
-            location: Location::Embedded(crate::EMBEDDED_BUNDLE),
-        }]
-    } else {
-        config
-            .verdict
-            .bundles
-            .iter()
-            .cloned()
-            .map(Source::path)
-            .collect()
+/// The bundles to serve: the `-b` paths, then the `bundles` of the config in name order; the
+/// built-in example bundle when there are neither.
+pub fn sources(config: &Config) -> anyhow::Result<Vec<Source>> {
+    let remote = &config.remote;
+    if config.verdict.bundles.is_empty() && remote.bundles.is_empty() {
+        return Ok(vec![Source::embedded(
+            crate::EMBEDDED_BUNDLE_NAME,
+            crate::EMBEDDED_BUNDLE,
+        )]);
     }
+    let mut sources: Vec<Source> = config
+        .verdict
+        .bundles
+        .iter()
+        .cloned()
+        .map(|path| Source {
+            verification: config.bundle_verification.clone(),
+            ..Source::path(path)
+        })
+        .collect();
+    for (name, b) in &remote.bundles {
+        let verification = match &b.signing {
+            Some(signing) => Verification::Keys(Arc::new(
+                signing::VerificationConfig::from_config(remote.keys.clone(), signing)
+                    .with_context(|| format!("bundles.{name}.signing"))?,
+            )),
+            None => Verification::NoKeys,
+        };
+        sources.push(Source {
+            name: name.clone(),
+            location: Location::Remote {
+                persist_dir: b.persist.then(|| remote.persisted_bundle_dir(name)),
+            },
+            verification,
+            size_limit: b.size_limit_bytes,
+        });
+    }
+    Ok(sources)
+}
+
+/// The client and URL of the status service, when `status.service` is set. Blocking.
+fn status_upload(config: &Config) -> anyhow::Result<Option<(remote::Client, String)>> {
+    let Some(status) = config
+        .remote
+        .status
+        .as_ref()
+        .filter(|s| !s.service.is_empty())
+    else {
+        return Ok(None);
+    };
+    let Some(service) = config.remote.service(&status.service) else {
+        anyhow::bail!("status: unknown service {}", status.service);
+    };
+    let client = remote::Client::new(service)?;
+    let path = match &status.partition_name {
+        Some(partition) => format!("status/{partition}"),
+        None => "status".to_string(),
+    };
+    let url = client.url(&path);
+    Ok(Some((client, url)))
+}
+
+/// One poller per remote bundle, each with its service's client. Blocking: reads certificate
+/// files.
+fn pollers(
+    config: &Config,
+    sources: &[Source],
+    triggers: &mpsc::UnboundedSender<Trigger>,
+) -> anyhow::Result<Vec<Poller>> {
+    let remote = &config.remote;
+    let mut clients: BTreeMap<&str, remote::Client> = BTreeMap::new();
+    let mut pollers = Vec::new();
+    for (index, source) in sources.iter().enumerate() {
+        let Some(b) = remote
+            .bundles
+            .get(&source.name)
+            .filter(|_| source.is_remote())
+        else {
+            continue;
+        };
+        let Some(service) = remote.service(&b.service) else {
+            anyhow::bail!("bundle {}: unknown service {}", source.name, b.service);
+        };
+        let client = match clients.get(service.name.as_str()) {
+            Some(c) => c.clone(),
+            None => {
+                let c = remote::Client::new(service)?;
+                clients.insert(&service.name, c.clone());
+                c
+            }
+        };
+        pollers.push(Poller {
+            index,
+            name: source.name.clone(),
+            url: b.url(&source.name, service),
+            client,
+            polling: b.polling.clone(),
+            size_limit: b
+                .size_limit_bytes
+                .unwrap_or(config.verdict.bundle_size_limit_bytes),
+            triggers: triggers.clone(),
+        });
+    }
+    Ok(pollers)
 }
 
 /// A running verdict: what `start` hands back so that callers (main, tests) can serve it.
@@ -176,14 +304,27 @@ pub async fn start(config: Config, sources: Vec<Source>) -> anyhow::Result<Start
         check_overlap: true,
     };
     let memory_limit = config.verdict.memory_limit_bytes;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let pollers = {
+        let (config, tx) = (config.clone(), tx.clone());
+        let sources = sources.clone();
+        tokio::task::spawn_blocking(move || {
+            anyhow::Ok((pollers(&config, &sources, &tx)?, status_upload(&config)?))
+        })
+        .await
+        .context("service clients stopped unexpectedly")??
+    };
+    let (pollers, status_upload) = pollers;
+    let persistence = config.remote.persistence_directory.clone();
     let (reloader, snapshot, statuses) = tokio::task::spawn_blocking(move || {
         // Reading the cgroup's limit is file I/O: it belongs here, off the async threads.
         memory::apply(memory::limit(memory_limit, Path::new("/sys/fs/cgroup")));
-        Reloader::start(sources, load, compile)
+        let pushed = PushedStore::open(&persistence)?;
+        Reloader::start(sources, load, compile, pushed)
     })
     .await
     .context("bundle loading stopped unexpectedly")??;
-    let state = AppState::new(config.clone(), snapshot, statuses);
+    let state = AppState::with_writer(config.clone(), snapshot, statuses, tx.clone());
 
     let mut listeners = Vec::new();
     for addr in &config.verdict.addr {
@@ -197,7 +338,6 @@ pub async fn start(config: Config, sources: Vec<Source>) -> anyhow::Result<Start
         None => None,
     };
 
-    let (tx, rx) = mpsc::unbounded_channel();
     let watcher = if config.verdict.watch {
         match Watcher::start(reloader.sources(), tx.clone()) {
             Ok(w) => Some(w),
@@ -211,6 +351,17 @@ pub async fn start(config: Config, sources: Vec<Source>) -> anyhow::Result<Start
     };
     let debounce = Duration::from_millis(config.verdict.watch_debounce_ms);
     tokio::spawn(reloader.run(state.clone(), rx, debounce, watcher));
+    for poller in pollers {
+        tokio::spawn(poller.run());
+    }
+    if let Some(status) = &config.remote.status {
+        let uploader = StatusUploader {
+            upload: status_upload,
+            console: status.console,
+            state: state.clone(),
+        };
+        tokio::spawn(uploader.run());
+    }
     Ok(Started {
         state,
         listeners,
@@ -221,7 +372,7 @@ pub async fn start(config: Config, sources: Vec<Source>) -> anyhow::Result<Start
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let grace = Duration::from_secs(config.verdict.shutdown_grace_period_seconds);
-    let bundles = sources(&config);
+    let bundles = sources(&config)?;
     let started = start(config, bundles).await?;
     spawn_sighup(started.triggers.clone());
     let addrs: Vec<String> = started.listeners.iter().map(Listener::local_addr).collect();

@@ -12,7 +12,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 mod plugins;
+mod remote;
 pub use plugins::{ExtAuthzConfig, PluginsConfig};
+pub use remote::{
+    BearerConfig, ClientTlsConfig, PollingConfig, RemoteBundleConfig, RemoteConfig, ServiceConfig,
+    StatusConfig, TlsConfig,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -31,16 +36,11 @@ pub enum ConfigError {
 
 /// OPA top-level keys that verdict accepts but does not act on yet.
 const OPA_KEYS_NOT_IMPLEMENTED: &[&str] = &[
-    "services",
-    "bundles",
     "bundle",
     "decision_logs",
-    "status",
-    "keys",
     "discovery",
     "caching",
     "nd_builtin_cache",
-    "persistence_directory",
     "distributed_tracing",
     "storage",
 ];
@@ -61,6 +61,12 @@ pub struct Config {
     /// `/v1/config` echoes it as OPA does.
     #[serde(skip)]
     pub plugins: PluginsConfig,
+    /// `services`, `bundles`, `keys` and `persistence_directory`, read like `plugins`.
+    #[serde(skip)]
+    pub remote: RemoteConfig,
+    /// Verification of `-b` bundles, from OPA's `--verification-key` / `--skip-verify` flags.
+    #[serde(skip)]
+    pub bundle_verification: crate::bundle::Verification,
     #[serde(default)]
     pub verdict: VerdictConfig,
     /// OPA sections verdict does not type (or echoes as written), kept for `/v1/config`.
@@ -191,7 +197,8 @@ pub struct VerdictConfig {
     /// Treat bundles without a `rego_version` as Rego v0 (OPA's `--v0-compatible`).
     #[serde(default)]
     pub v0_compatible: bool,
-    /// Largest decompressed bundle accepted (OPA's `size_limit_bytes`).
+    /// Largest decompressed bundle accepted (OPA's `size_limit_bytes`), for every bundle that
+    /// does not set its own.
     #[serde(default = "default_bundle_size_limit")]
     pub bundle_size_limit_bytes: u64,
     /// Process memory above which evaluations are stopped with an error rather than the
@@ -247,8 +254,11 @@ fn default_eval_timeout_ms() -> u64 {
     500
 }
 
+/// OPA's default is 1 GiB. verdict's is 256 MiB: a sidecar sized at 512 MiB cannot hold a
+/// bigger bundle once parsed anyway, and a decompression bomb must stop well before the
+/// container's limit. A bundle's own `size_limit_bytes` overrides it.
 fn default_bundle_size_limit() -> u64 {
-    crate::bundle::DEFAULT_SIZE_LIMIT_BYTES
+    256 << 20
 }
 
 fn default_grace_seconds() -> u64 {
@@ -267,6 +277,8 @@ impl Default for Config {
             default_authorization_decision: default_authorization_decision(),
             server: ServerConfig::default(),
             plugins: PluginsConfig::default(),
+            remote: RemoteConfig::default(),
+            bundle_verification: crate::bundle::Verification::NoKeys,
             verdict: VerdictConfig::default(),
             not_implemented: BTreeMap::new(),
         }
@@ -327,6 +339,7 @@ impl Config {
             config.plugins = serde_json::from_value(plugins.clone())
                 .map_err(|e| ConfigError::Invalid(format!("plugins: {e}")))?;
         }
+        config.remote = RemoteConfig::from_sections(&config.not_implemented)?;
         config.validate()?;
         warnings.extend(config.plugins.warnings());
         Ok((config, warnings))
@@ -378,6 +391,11 @@ const KNOWN_KEYS: &[&str] = &[
     "default_authorization_decision",
     "server",
     "verdict",
+    "services",
+    "bundles",
+    "keys",
+    "persistence_directory",
+    "status",
 ];
 
 fn read_tree(path: &Path) -> Result<Json, ConfigError> {

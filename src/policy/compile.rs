@@ -16,7 +16,7 @@ use regorus::{Engine, Value};
 
 use super::error::{self, CompileError, RegoError};
 use super::rules::{rule_key, ModuleIndex};
-use super::{PolicyModule, PolicySet, TestCase};
+use super::{Definitions, PolicyModule, PolicySet, TestCase};
 use crate::bundle::{self, is_prefix, Bundle};
 
 /// Interpreter work units between two reads of the clock for the evaluation time limit. One
@@ -51,14 +51,68 @@ pub fn compile(
     bundles: &[Arc<Bundle>],
     options: CompileOptions,
 ) -> Result<PolicySet, CompileError> {
+    compile_with_data(bundles, options, &Value::new_object())
+}
+
+/// Compiles the bundles with the data pushed through the Data API beside theirs (`pushed`:
+/// an object, already cleared of the bundles' roots).
+pub fn compile_with_data(
+    bundles: &[Arc<Bundle>],
+    options: CompileOptions,
+    pushed: &Value,
+) -> Result<PolicySet, CompileError> {
     // Parsing and merging run inside regorus too: a panic there refuses the bundles.
-    catch_unwind(AssertUnwindSafe(|| compile_unguarded(bundles, options)))
+    catch_unwind(AssertUnwindSafe(|| {
+        compile_unguarded(bundles, options, pushed)
+    }))
+    .unwrap_or(Err(CompileError::EngineFault))
+}
+
+impl PolicySet {
+    /// The same modules and bundle data with another pushed-data tree: what a Data API write
+    /// publishes. Modules are neither parsed nor validated again (static errors do not depend
+    /// on data); the data is merged into the bundle-only engine, checked against the rules as
+    /// at activation, and the engine warmed. Blocking: run it on a blocking thread.
+    pub fn with_pushed_data(&self, pushed: &Value) -> Result<PolicySet, CompileError> {
+        catch_unwind(AssertUnwindSafe(|| {
+            let mut engine = self.base.clone();
+            add_pushed(&mut engine, pushed)?;
+            check_rules_against_data(&engine.get_data(), &self.definitions.rule_paths)?;
+            warm(&mut engine)?;
+            Ok(PolicySet {
+                id: super::next_id(),
+                template: engine,
+                base: self.base.clone(),
+                definitions: self.definitions.clone(),
+                eval_timeout: self.eval_timeout,
+            })
+        }))
         .unwrap_or(Err(CompileError::EngineFault))
+    }
+}
+
+fn add_pushed(engine: &mut Engine, pushed: &Value) -> Result<(), CompileError> {
+    if pushed.as_object().is_ok_and(|o| o.is_empty()) {
+        return Ok(());
+    }
+    engine
+        .add_data(pushed.clone())
+        .map_err(|e| CompileError::PushedData(format!("{e:#}")))
+}
+
+/// The first evaluation runs regorus's analysis (safety, scheduling) and leaves the engine
+/// prepared, so that per-request clones start warm.
+fn warm(engine: &mut Engine) -> Result<(), CompileError> {
+    engine
+        .eval_query("true".into(), false)
+        .map(|_| ())
+        .map_err(|e| CompileError::Modules(vec![error::classify(&format!("{e:#}"))]))
 }
 
 fn compile_unguarded(
     bundles: &[Arc<Bundle>],
     options: CompileOptions,
+    pushed: &Value,
 ) -> Result<PolicySet, CompileError> {
     let refs: Vec<&Bundle> = bundles.iter().map(Arc::as_ref).collect();
     if options.check_overlap {
@@ -134,20 +188,15 @@ fn compile_unguarded(
         rule_paths.extend(index.rules);
         function_paths.extend(index.functions);
     }
+    let base = engine.clone();
+    add_pushed(&mut engine, pushed)?;
     check_rules_against_data(&engine.get_data(), &rule_paths)?;
 
-    // The first evaluation runs regorus's analysis (safety, scheduling) and leaves the engine
-    // prepared, so that per-request clones start warm.
-    // A panic here is caught by `compile` itself.
-    if let Err(e) = engine.eval_query("true".into(), false) {
-        return Err(CompileError::Modules(vec![error::classify(&format!(
-            "{e:#}"
-        ))]));
-    }
+    // A panic here is caught by `compile_with_data` itself.
+    warm(&mut engine)?;
     validate_rules(&engine, &rule_paths)?;
 
-    Ok(PolicySet {
-        id: super::next_id(),
+    let definitions = Definitions {
         rule_keys: rule_paths
             .iter()
             .map(|p| rule_key(p))
@@ -162,8 +211,13 @@ fn compile_unguarded(
         function_paths,
         modules,
         tests,
-        eval_timeout: options.eval_timeout,
+    };
+    Ok(PolicySet {
+        id: super::next_id(),
         template: engine,
+        base,
+        definitions: Arc::new(definitions),
+        eval_timeout: options.eval_timeout,
     })
 }
 
@@ -199,7 +253,7 @@ fn check_packages_in_roots(
 }
 
 /// A rule and a base document may not claim the same path (regorus would silently return
-/// the data; OPA refuses the bundle).
+/// the data; OPA refuses the bundle, and refuses a Data API write with `ast.CheckPathConflicts`).
 fn check_rules_against_data(
     data: &Value,
     rules: &BTreeSet<Vec<String>>,
@@ -254,5 +308,83 @@ fn validate_rules(template: &Engine, rules: &BTreeSet<Vec<String>>) -> Result<()
         Ok(())
     } else {
         Err(CompileError::Modules(errors))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::{LoadOptions, RawFile};
+    use crate::policy::{DataPath, Query};
+
+    fn set(files: &[(&str, &str)]) -> PolicySet {
+        let files = files
+            .iter()
+            .map(|(path, text)| RawFile {
+                path: path.to_string(),
+                bytes: text.as_bytes().to_vec(),
+            })
+            .collect();
+        let bundle = Bundle::from_files("b", "", files, LoadOptions::default()).unwrap();
+        compile(&[Arc::new(bundle)], CompileOptions::default()).unwrap()
+    }
+
+    fn eval(set: &PolicySet, path: &str) -> Option<Value> {
+        let path = DataPath::parse(path).unwrap();
+        let query = Query {
+            path: &path,
+            input: None,
+            strict_builtin_errors: false,
+        };
+        set.evaluate(query).unwrap().result
+    }
+
+    fn json(text: &str) -> Value {
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn pushed_data_joins_the_bundle_data_and_can_be_taken_back() {
+        let manifest = r#"{"roots": ["app", "limits/roles"]}"#;
+        let s = set(&[
+            ("/.manifest", manifest),
+            ("/app/p.rego", "package app\n\nn := count(data.keys)\n"),
+            ("/limits/roles/data.json", r#"{"admin": 1}"#),
+        ]);
+        assert_eq!(eval(&s, "app/n"), None);
+        let pushed = s
+            .with_pushed_data(&json(r#"{"keys": {"a": 1, "b": 2}, "limits": {"max": 9}}"#))
+            .unwrap();
+        assert_eq!(eval(&pushed, "app/n"), Some(Value::from(2u64)));
+        assert_eq!(
+            eval(&pushed, "limits"),
+            Some(json(r#"{"max": 9, "roles": {"admin": 1}}"#))
+        );
+        // Rebuilt from the bundle-only engine: a removal really removes.
+        let emptied = pushed.with_pushed_data(&Value::new_object()).unwrap();
+        assert_eq!(eval(&emptied, "app/n"), None);
+        assert_eq!(
+            eval(&emptied, "limits"),
+            Some(json(r#"{"roles": {"admin": 1}}"#))
+        );
+    }
+
+    #[test]
+    fn pushed_data_may_not_collide_with_rules_or_bundle_data() {
+        let s = set(&[
+            ("/.manifest", r#"{"roots": ["app", "limits/roles"]}"#),
+            ("/app/p.rego", "package app\n\nallow := true\n"),
+            ("/limits/roles/data.json", r#"{"admin": 1}"#),
+        ]);
+        let err = s
+            .with_pushed_data(&json(r#"{"app": {"allow": false}}"#))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("conflicting rule for data path app/allow found"),
+            "{err}"
+        );
+        let err = s.with_pushed_data(&json(r#"{"limits": 5}"#)).unwrap_err();
+        assert!(matches!(err, CompileError::PushedData(_)), "{err}");
     }
 }

@@ -58,6 +58,10 @@ pub enum CompileError {
         package: String,
         file: String,
     },
+    /// Data pushed through the Data API that cannot merge with the bundles' data (a value
+    /// where a bundle needs an object to hold its root).
+    #[error("pushed data conflicts with bundle data: {0}")]
+    PushedData(String),
     /// The engine panicked while preparing the policies.
     #[error("the engine failed while preparing the policies")]
     EngineFault,

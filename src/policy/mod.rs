@@ -16,13 +16,14 @@ use std::cell::RefCell;
 use std::collections::{BTreeSet, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use regorus::{Engine, Value};
 
 use crate::bundle;
 
-pub use compile::{compile, CompileOptions};
+pub use compile::{compile, compile_with_data, CompileOptions};
 pub use error::{CompileError, EvalError, Location, RegoError};
 pub use path::DataPath;
 use path::Segment;
@@ -62,12 +63,23 @@ pub struct Decision {
     pub prepared: bool,
 }
 
-/// All modules and data of the active bundles, compiled and warmed once per bundle revision.
+/// All modules and data of the active bundles (and the pushed data beside them), compiled and
+/// warmed once per bundle revision and rebuilt cheaply per data write.
 #[derive(Debug)]
 pub struct PolicySet {
     /// Unique per compilation; names the set in each thread's warm engine slot.
     id: u64,
     template: Engine,
+    /// The engine before pushed data joined it: modules and bundle data only. A data write
+    /// rebuilds from here without parsing or checking a module again.
+    base: Engine,
+    definitions: Arc<Definitions>,
+    eval_timeout: Duration,
+}
+
+/// What the modules define: shared by every data revision of one compilation.
+#[derive(Debug, Default)]
+struct Definitions {
     rule_keys: HashSet<String>,
     rule_paths: BTreeSet<Vec<String>>,
     function_paths: BTreeSet<Vec<String>>,
@@ -75,7 +87,6 @@ pub struct PolicySet {
     rule_depth: usize,
     modules: Vec<PolicyModule>,
     tests: Vec<TestCase>,
-    eval_timeout: Duration,
 }
 
 impl PolicySet {
@@ -84,23 +95,19 @@ impl PolicySet {
         compile::compile(&[], CompileOptions::default()).unwrap_or_else(|_| PolicySet {
             id: next_id(),
             template: Engine::new(),
-            rule_keys: HashSet::new(),
-            rule_paths: BTreeSet::new(),
-            function_paths: BTreeSet::new(),
-            rule_depth: 0,
-            modules: Vec::new(),
-            tests: Vec::new(),
+            base: Engine::new(),
+            definitions: Arc::default(),
             eval_timeout: CompileOptions::default().eval_timeout,
         })
     }
 
     pub fn modules(&self) -> &[PolicyModule] {
-        &self.modules
+        &self.definitions.modules
     }
 
     /// The `test_*` rules, for the test runner.
     pub fn tests(&self) -> &[TestCase] {
-        &self.tests
+        &self.definitions.tests
     }
 
     /// True when some rule defines the document at `path` or below it (OPA's "document
@@ -109,7 +116,8 @@ impl PolicySet {
         let Some(prefix) = plain_segments(path) else {
             return false;
         };
-        self.rule_paths
+        self.definitions
+            .rule_paths
             .iter()
             .any(|r| bundle::is_prefix(&prefix, r) || bundle::is_prefix(r, &prefix))
     }
@@ -117,7 +125,7 @@ impl PolicySet {
     /// Evaluates one decision on this policy set.
     pub fn evaluate(&self, query: Query<'_>) -> Result<Decision, EvalError> {
         if let Some(segments) = plain_segments(query.path) {
-            if self.function_paths.contains(&segments) {
+            if self.definitions.function_paths.contains(&segments) {
                 return Err(EvalError::FunctionPath(query.path.display_ref()));
             }
         }
@@ -174,7 +182,10 @@ impl PolicySet {
     /// exact-rule fast path; otherwise the leading keys are queried (packages, base data).
     /// Whatever lies past that prefix (sub-keys, array indexes) is walked in the result.
     fn plan(&self, path: &DataPath) -> Plan {
-        if let Some(key) = path.rule_key().filter(|k| self.rule_keys.contains(*k)) {
+        if let Some(key) = path
+            .rule_key()
+            .filter(|k| self.definitions.rule_keys.contains(*k))
+        {
             return Plan::Rule {
                 key: key.to_string(),
                 rest: path.segments().len(),
@@ -182,11 +193,11 @@ impl PolicySet {
         }
         // Below the deepest rule there is only base data: query no deeper than that and walk
         // the rest, so an absurdly long path stays a cheap lookup.
-        let keys = path.leading_keys().min(self.rule_depth + 1);
+        let keys = path.leading_keys().min(self.definitions.rule_depth + 1);
         for n in (1..=keys).rev() {
             if let Some(key) = path
                 .prefix_rule_key(n)
-                .filter(|k| self.rule_keys.contains(k))
+                .filter(|k| self.definitions.rule_keys.contains(k))
             {
                 return Plan::Rule { key, rest: n };
             }

@@ -1,25 +1,29 @@
 //! Live state: the immutable `Snapshot` every request reads, the `AppState` that publishes it
-//! through `ArcSwap`, and the reloader (the only writer) fed by the file watcher and SIGHUP.
+//! through `ArcSwap`, and the reloader (the only writer) fed by the file watcher, SIGHUP, the
+//! bundle pollers and Data API writes; the pushed data and its durable store.
 //!
 //! Readers take one snapshot per request and use it to the end, so a swap never mixes two
-//! bundle revisions in one decision and never makes a reader wait.
+//! bundle revisions, or a bundle and half a data write, in one decision and never makes a
+//! reader wait.
 
 pub mod decision;
 pub mod memory;
+pub mod pushed;
 pub mod reloader;
 pub mod status;
+pub mod store;
 pub mod watcher;
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::config::Config;
 use crate::policy::PolicySet;
 pub use decision::Decided;
-pub use reloader::{Reloader, StartupError, Trigger};
+pub use reloader::{Reloader, RemoteEvent, StartupError, Trigger, WriteRequest};
 pub use status::BundleStatus;
 
 /// A bundle as the active snapshot serves it: for provenance and status.
@@ -57,6 +61,10 @@ pub struct ReloadProgress {
     pub attempts: u64,
     /// Generation of the snapshot now serving.
     pub generation: u64,
+    /// Bundle status records published, reloads and poller news alike.
+    pub status_updates: u64,
+    /// Data API writes published.
+    pub data_writes: u64,
 }
 
 /// Shared state of a running verdict: read by every transport, written only by the reloader.
@@ -65,22 +73,48 @@ pub struct AppState {
     current: ArcSwap<Snapshot>,
     bundle_status: ArcSwap<Vec<BundleStatus>>,
     progress: watch::Sender<ReloadProgress>,
+    /// The reloader's channel, for Data API writes; `None` where nothing applies them. Weak:
+    /// the reloader holds this state, and must still end when its last real sender goes.
+    writer: Option<mpsc::WeakUnboundedSender<Trigger>>,
     pub config: Arc<Config>,
     /// OPA's `labels.id`: a fresh identifier per process.
     pub instance_id: String,
 }
 
 impl AppState {
+    /// State without a writer: Data API writes answer that no writer is available.
     pub fn new(config: Arc<Config>, snapshot: Snapshot, bundles: Vec<BundleStatus>) -> Arc<Self> {
+        Self::build(config, snapshot, bundles, None)
+    }
+
+    /// State whose Data API writes go to the reloader behind `writer`.
+    pub fn with_writer(
+        config: Arc<Config>,
+        snapshot: Snapshot,
+        bundles: Vec<BundleStatus>,
+        writer: mpsc::UnboundedSender<Trigger>,
+    ) -> Arc<Self> {
+        Self::build(config, snapshot, bundles, Some(writer.downgrade()))
+    }
+
+    fn build(
+        config: Arc<Config>,
+        snapshot: Snapshot,
+        bundles: Vec<BundleStatus>,
+        writer: Option<mpsc::WeakUnboundedSender<Trigger>>,
+    ) -> Arc<Self> {
         let generation = snapshot.generation;
         let (progress, _) = watch::channel(ReloadProgress {
             attempts: 0,
             generation,
+            status_updates: 0,
+            data_writes: 0,
         });
         Arc::new(AppState {
             current: ArcSwap::from_pointee(snapshot),
             bundle_status: ArcSwap::from_pointee(bundles),
             progress,
+            writer,
             config,
             instance_id: uuid::Uuid::new_v4().to_string(),
         })
@@ -101,7 +135,7 @@ impl AppState {
         self.bundle_status
             .load()
             .iter()
-            .all(|b| b.last_successful_activation.is_some())
+            .all(BundleStatus::is_activated)
     }
 
     /// Subscribe to reload progress; tests wait on this instead of sleeping.
@@ -111,16 +145,47 @@ impl AppState {
 
     /// Publishes a new snapshot. Only the reloader calls this.
     fn publish(&self, snapshot: Snapshot) {
-        self.current.store(Arc::new(snapshot));
+        let old = self.current.swap(Arc::new(snapshot));
+        retire(old);
     }
 
-    /// Records the outcome of one reload. Only the reloader calls this.
-    fn record(&self, statuses: Vec<BundleStatus>) {
+    /// Publishes the snapshot of a Data API write. Only the reloader calls this.
+    fn publish_write(&self, snapshot: Snapshot) {
+        let generation = snapshot.generation;
+        self.publish(snapshot);
+        self.progress.send_modify(|p| {
+            p.generation = generation;
+            p.data_writes += 1;
+        });
+    }
+
+    /// Records bundle statuses after a reload (`reload`) or a poller's news. Only the
+    /// reloader calls this.
+    fn record(&self, statuses: Vec<BundleStatus>, reload: bool) {
         self.bundle_status.store(Arc::new(statuses));
         let generation = self.current.load().generation;
         self.progress.send_modify(|p| {
-            p.attempts += 1;
+            p.attempts += u64::from(reload);
             p.generation = generation;
+            p.status_updates += 1;
         });
     }
+}
+
+/// How long a replaced snapshot is kept before it is freed.
+const RETIRE_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Frees a replaced snapshot off the request path. Whoever drops the last reference to a
+/// policy set pays for freeing its data, which takes milliseconds for a large data.json:
+/// without this, that is the request that happens to finish last on the old snapshot, or a
+/// worker replacing its warm engine. Kept for a moment, the snapshot outlives those, and the
+/// free happens here on a blocking thread.
+fn retire(old: Arc<Snapshot>) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        tokio::time::sleep(RETIRE_AFTER).await;
+        let _ = tokio::task::spawn_blocking(move || drop(old)).await;
+    });
 }

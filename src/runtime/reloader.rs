@@ -1,32 +1,70 @@
 //! The reloader: the only writer of the live snapshot.
 //!
-//! Triggers (file events, SIGHUP) arrive on one channel and are coalesced over a short quiet
-//! period. Each changed bundle is read and compiled together with the last good version of the
-//! others on a blocking thread; only a set that compiles and validates is published. A bundle
-//! that fails keeps its last good version serving, and the failure is logged and recorded in
-//! its status.
+//! Triggers (file events, SIGHUP, downloads from the bundle pollers) arrive on one channel
+//! and are coalesced over a short quiet period. Each changed bundle is read and compiled
+//! together with the last good version of the others on a blocking thread; only a set that
+//! compiles and validates is published. A bundle that fails keeps its last good version
+//! serving, and the failure is logged and recorded in its status. An activated download is
+//! then persisted, when its bundle asks for it.
+//!
+//! Data API writes come through the same channel (see `writes`), so bundles and pushed data
+//! change one at a time, and every snapshot holds the bundles with the pushed data beside them.
+//! An activation erases the pushed data under the bundle's roots, as OPA's does.
 
-use std::collections::BTreeSet;
+mod remote;
+mod writes;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::mpsc;
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use regorus::Value;
+
+use super::pushed;
 use super::status::BundleStatus;
+use super::store::{PushedStore, StoreError};
 use super::watcher::Watcher;
 use super::{ActiveBundle, AppState, Snapshot};
-use crate::bundle::{Bundle, LoadError, LoadOptions, Source};
+use crate::bundle::{Bundle, LoadError, LoadOptions, Location, Source};
 use crate::policy::{self, CompileError, CompileOptions};
+pub use remote::RemoteEvent;
+pub use writes::WriteRequest;
 
 /// Why a reload was asked for.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Trigger {
     /// Files of these bundles (indexes into the sources) changed.
     Bundles(Vec<usize>),
     /// Re-read everything (SIGHUP).
     All,
+    /// News from the poller of the remote bundle at this index.
+    Remote(usize, RemoteEvent),
+    /// A Data API write, answered once it is stored and published.
+    Write(WriteRequest),
+}
+
+/// Triggers gathered over one quiet period.
+#[derive(Default)]
+struct Batch {
+    which: BTreeSet<usize>,
+    downloads: BTreeMap<usize, Bytes>,
+    replies: Vec<(usize, oneshot::Sender<bool>)>,
+    /// A status changed without a reload (a 304, a failed request).
+    status_changed: bool,
+    /// Data API writes, applied in order after the reload.
+    writes: Vec<WriteRequest>,
+}
+
+/// What one reload did.
+struct Reloaded {
+    snapshot: Option<(Snapshot, Vec<ActiveBundle>)>,
+    /// Downloads whose content is now the active one (new or unchanged).
+    accepted: BTreeSet<usize>,
 }
 
 /// A bundle set that cannot start: OPA exits on these for `-b` bundles, and so does verdict.
@@ -36,42 +74,95 @@ pub enum StartupError {
     Load(LoadError),
     #[error("initialization error: {0}")]
     Compile(CompileError),
+    /// The pushed-data store exists but cannot be read: starting without the data clients
+    /// pushed would answer wrongly and silently.
+    #[error("pushed data store unreadable (move it aside to start without pushed data): {0}")]
+    PushedData(StoreError),
+}
+
+/// Not `#[from]`: that would also make the store error the source, and printed as a chain
+/// (`{:#}`), its text would appear twice.
+impl From<StoreError> for StartupError {
+    fn from(e: StoreError) -> Self {
+        StartupError::PushedData(e)
+    }
 }
 
 pub struct Reloader {
     sources: Vec<Source>,
-    /// The last good version of each source, in source order.
-    active: Vec<Arc<Bundle>>,
+    /// The last good version of each source, in source order; `None` for a remote bundle
+    /// that has not been activated yet.
+    active: Vec<Option<Arc<Bundle>>>,
     statuses: Vec<BundleStatus>,
     load: LoadOptions,
     compile: CompileOptions,
     generation: u64,
+    /// The data pushed through the Data API, as the active snapshot holds it.
+    pushed: Value,
+    store: PushedStore,
 }
 
 impl Reloader {
     /// Loads and compiles every bundle once. Blocking: run before serving or on a blocking
-    /// thread.
+    /// thread. A local bundle that fails is fatal, as in OPA; a remote bundle starts from its
+    /// persisted copy when that is whole and verified, and otherwise waits for its server.
+    /// The pushed data read from `store` joins the first snapshot, less what lies under the
+    /// roots of the bundles activated here.
     pub fn start(
         sources: Vec<Source>,
         load: LoadOptions,
         compile: CompileOptions,
+        (store, stored): (PushedStore, Value),
     ) -> Result<(Reloader, Snapshot, Vec<BundleStatus>), StartupError> {
-        let mut active = Vec::with_capacity(sources.len());
-        for source in &sources {
-            active.push(Arc::new(
-                Bundle::load(source, load).map_err(StartupError::Load)?,
-            ));
-        }
-        let policy = policy::compile(&active, compile).map_err(StartupError::Compile)?;
         let now = SystemTime::now();
-        let statuses = active
-            .iter()
-            .map(|b| {
-                let mut s = BundleStatus::new(&b.name);
-                s.activated(b.revision(), b.size, now);
-                s
-            })
-            .collect::<Vec<_>>();
+        let mut active = Vec::with_capacity(sources.len());
+        let mut statuses = Vec::with_capacity(sources.len());
+        for source in &sources {
+            let mut status = BundleStatus::new(&source.name, source.is_remote());
+            let bundle = match Bundle::load(source, load) {
+                Ok(b) => Some(Arc::new(b)),
+                Err(e) if source.is_remote() => {
+                    remote::note_unusable_persisted(source, &e);
+                    None
+                }
+                Err(e) => return Err(StartupError::Load(e)),
+            };
+            if let Some(b) = &bundle {
+                // OPA leaves the size out for a bundle read back from persistence.
+                let size = if source.is_remote() { 0 } else { b.size };
+                status.activated(b.revision(), size, now);
+            }
+            active.push(bundle);
+            statuses.push(status);
+        }
+        let pushed_for = |active: &[Option<Arc<Bundle>>]| writes::erase_roots(&stored, active);
+        let policy = match policy::compile_with_data(
+            &present(&active),
+            compile,
+            &pushed_for(&active),
+        ) {
+            Ok(set) => set,
+            Err(e)
+                if active
+                    .iter()
+                    .zip(&sources)
+                    .any(|(b, s)| b.is_some() && s.is_remote()) =>
+            {
+                // A persisted bundle that no longer fits the local ones: serve without it
+                // until its server sends one that does.
+                tracing::error!(error = %e, "persisted bundles do not compile with the others; ignored until downloaded again");
+                for (i, source) in sources.iter().enumerate() {
+                    if source.is_remote() {
+                        active[i] = None;
+                        statuses[i] = BundleStatus::new(&source.name, true);
+                    }
+                }
+                policy::compile_with_data(&present(&active), compile, &pushed_for(&active))
+                    .map_err(StartupError::Compile)?
+            }
+            Err(e) => return Err(StartupError::Compile(e)),
+        };
+        let pushed = pushed_for(&active);
         let mut reloader = Reloader {
             sources,
             active,
@@ -79,10 +170,16 @@ impl Reloader {
             load,
             compile,
             generation: 0,
+            pushed: stored,
+            store,
         };
+        reloader.keep_pushed(pushed);
         let snapshot = reloader.snapshot(policy, now);
-        for b in &reloader.active {
-            tracing::info!(bundle = %b.name, revision = %b.revision(), "bundle activated");
+        for (b, s) in reloader.active.iter().zip(&reloader.sources) {
+            if let Some(b) = b {
+                let from = if s.is_remote() { "persistence" } else { "disk" };
+                tracing::info!(bundle = %b.name, revision = %b.revision(), from, "bundle activated");
+            }
         }
         Ok((reloader, snapshot, statuses))
     }
@@ -99,6 +196,7 @@ impl Reloader {
             bundles: self
                 .active
                 .iter()
+                .flatten()
                 .map(|b| ActiveBundle {
                     name: b.name.clone(),
                     revision: b.revision().to_string(),
@@ -108,41 +206,70 @@ impl Reloader {
         }
     }
 
-    /// Re-reads the given bundles and returns the snapshot to publish, if anything changed,
-    /// with the bundles it activates. Blocking and CPU-bound.
-    pub fn reload(&mut self, which: &BTreeSet<usize>) -> Option<(Snapshot, Vec<ActiveBundle>)> {
+    /// Re-reads the given bundles (remote ones from their downloads) and returns the snapshot
+    /// to publish, if anything changed. Blocking and CPU-bound.
+    fn reload(&mut self, which: &BTreeSet<usize>, downloads: &BTreeMap<usize, Bytes>) -> Reloaded {
         let mut compiled = None;
         let mut activated = Vec::new();
+        let mut accepted = BTreeSet::new();
+        // The pushed data as the activations below leave it.
+        let mut pushed = self.pushed.clone();
         for &i in which {
             let Some(source) = self.sources.get(i) else {
                 continue;
             };
             let now = SystemTime::now();
-            let bundle = match Bundle::load(source, self.load) {
+            let loaded = match (&source.location, downloads.get(&i)) {
+                (Location::Remote { .. }, Some(bytes)) => {
+                    Bundle::from_download(source, bytes, self.load)
+                }
+                // Nothing new to read for a remote bundle on SIGHUP: its poller brings it.
+                (Location::Remote { .. }, None) => continue,
+                _ => Bundle::load(source, self.load),
+            };
+            let bundle = match loaded {
                 Ok(b) => Arc::new(b),
                 Err(e) => {
                     tracing::error!(bundle = %source.name, error = %e, "bundle rejected; the last good revision keeps serving");
-                    self.statuses[i].failed_load(e.to_string(), now);
+                    // OPA's status names a remote bundle by its key already, so its message
+                    // is the bare cause; a local bundle's message says which one failed.
+                    let message = if source.is_remote() {
+                        e.error.to_string()
+                    } else {
+                        e.to_string()
+                    };
+                    self.statuses[i].failed_load(message, now);
                     continue;
                 }
             };
-            if bundle.fingerprint == self.active[i].fingerprint {
+            let unchanged = self.active[i]
+                .as_ref()
+                .is_some_and(|b| b.fingerprint == bundle.fingerprint);
+            if unchanged {
                 // Same content as the one serving (an editor touching files, a no-op swap):
                 // nothing to activate, and any earlier error is now stale.
                 self.statuses[i].last_request = Some(now);
                 self.statuses[i].clear_error();
+                accepted.insert(i);
                 continue;
             }
             let mut candidate = self.active.clone();
-            candidate[i] = bundle.clone();
-            match policy::compile(&candidate, self.compile) {
+            candidate[i] = Some(bundle.clone());
+            let erased = pushed::erase(&pushed, &bundle.manifest.root_paths());
+            match policy::compile_with_data(&present(&candidate), self.compile, &erased) {
                 Ok(set) => {
+                    pushed = erased;
                     activated.push(ActiveBundle {
                         name: bundle.name.clone(),
                         revision: bundle.revision().to_string(),
                     });
-                    self.statuses[i].activated(bundle.revision(), bundle.size, now);
+                    // OPA reports a download's size as it came over the wire.
+                    let size = downloads
+                        .get(&i)
+                        .map_or(bundle.size, |bytes| bytes.len() as u64);
+                    self.statuses[i].activated(bundle.revision(), size, now);
                     self.active = candidate;
+                    accepted.insert(i);
                     compiled = Some((set, now));
                 }
                 Err(e) => {
@@ -151,7 +278,11 @@ impl Reloader {
                 }
             }
         }
-        compiled.map(|(set, at)| (self.snapshot(set, at), activated))
+        self.keep_pushed(pushed);
+        Reloaded {
+            snapshot: compiled.map(|(set, at)| (self.snapshot(set, at), activated)),
+            accepted,
+        }
     }
 
     /// Marks a reload that panicked as failed for every bundle it was reading.
@@ -165,6 +296,16 @@ impl Reloader {
         }
     }
 
+    /// Folds one trigger into the batch. Status-only news is recorded at once.
+    fn add(&mut self, batch: &mut Batch, trigger: Trigger) {
+        match trigger {
+            Trigger::Bundles(ids) => batch.which.extend(ids),
+            Trigger::All => batch.which.extend(0..self.sources.len()),
+            Trigger::Write(request) => batch.writes.push(request),
+            Trigger::Remote(i, event) => self.remote_event(batch, i, event),
+        }
+    }
+
     /// Consumes triggers until the channel closes. Reloads run on blocking threads; triggers
     /// arriving within `debounce` of each other are handled as one.
     pub async fn run(
@@ -174,31 +315,53 @@ impl Reloader {
         debounce: Duration,
         mut watcher: Option<Watcher>,
     ) {
-        let all: BTreeSet<usize> = (0..self.sources.len()).collect();
         while let Some(first) = triggers.recv().await {
-            let mut which = BTreeSet::new();
-            add(&mut which, first, &all);
+            let mut batch = Batch::default();
+            self.add(&mut batch, first);
+            if batch.which.is_empty() {
+                if batch.writes.is_empty() {
+                    // A 304 or a failed request: nothing to read or compile.
+                    state.record(self.statuses.clone(), false);
+                } else {
+                    // A data write waits for nothing: no quiet period to gather others.
+                    match self.write_all(&state, batch.writes).await {
+                        Some(reloader) => self = reloader,
+                        None => return,
+                    }
+                }
+                continue;
+            }
             let deadline = Instant::now() + debounce;
             loop {
                 tokio::select! {
                     more = triggers.recv() => match more {
-                        Some(t) => add(&mut which, t, &all),
+                        Some(t) => self.add(&mut batch, t),
                         None => break,
                     },
                     _ = tokio::time::sleep_until(deadline) => break,
                 }
             }
+            let Batch {
+                which,
+                downloads,
+                replies,
+                writes,
+                ..
+            } = batch;
             let job = tokio::task::spawn_blocking(move || {
                 // A panic in a parser or the engine must cost this reload, not every later one.
-                let snapshot = catch_unwind(AssertUnwindSafe(|| self.reload(&which)));
-                let snapshot = snapshot.unwrap_or_else(|_| {
+                let reloaded = catch_unwind(AssertUnwindSafe(|| self.reload(&which, &downloads)));
+                let reloaded = reloaded.unwrap_or_else(|_| {
                     self.internal_failure(&which);
-                    None
+                    Reloaded {
+                        snapshot: None,
+                        accepted: BTreeSet::new(),
+                    }
                 });
-                (self, snapshot, which)
+                (self, reloaded, which, downloads)
             })
             .await;
-            let (reloader, snapshot, which) = match job {
+            let (reloader, reloaded, which, downloads) = match job {
                 Ok(done) => done,
                 Err(e) => {
                     // A panic in the reload lost the reloader; the last snapshot keeps serving.
@@ -212,7 +375,7 @@ impl Reloader {
                     w.rearm(i);
                 }
             }
-            if let Some((snapshot, activated)) = snapshot {
+            if let Some((snapshot, activated)) = reloaded.snapshot {
                 let generation = snapshot.generation;
                 state.publish(snapshot);
                 // Logged once serving: whoever reads this line gets the new revision.
@@ -220,14 +383,24 @@ impl Reloader {
                     tracing::info!(bundle = %b.name, revision = %b.revision, generation, "bundle activated");
                 }
             }
-            state.record(self.statuses.clone());
+            self.persist(&reloaded.accepted, downloads).await;
+            state.record(self.statuses.clone(), true);
+            for (i, done) in replies {
+                // The poller may have stopped; it then has no ETag to move forward.
+                let _ = done.send(reloaded.accepted.contains(&i));
+            }
+            // Writes that came during the quiet period see the bundles it activated.
+            if !writes.is_empty() {
+                match self.write_all(&state, writes).await {
+                    Some(reloader) => self = reloader,
+                    None => return,
+                }
+            }
         }
     }
 }
 
-fn add(which: &mut BTreeSet<usize>, trigger: Trigger, all: &BTreeSet<usize>) {
-    match trigger {
-        Trigger::Bundles(ids) => which.extend(ids),
-        Trigger::All => which.extend(all.iter().copied()),
-    }
+/// The bundles that are active, for compiling.
+fn present(active: &[Option<Arc<Bundle>>]) -> Vec<Arc<Bundle>> {
+    active.iter().flatten().cloned().collect()
 }

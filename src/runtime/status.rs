@@ -1,10 +1,12 @@
 //! Per-bundle status in OPA's status-API shape: active revision, last activation, and the
 //! error of the last failed load, so a rejected bundle is visible while the old one serves.
 
-use std::time::SystemTime;
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
 
 use serde::{Serialize, Serializer};
 
+use super::AppState;
 use crate::policy::{CompileError, RegoError};
 
 #[derive(Debug, Clone, Serialize)]
@@ -12,16 +14,29 @@ pub struct BundleStatus {
     pub name: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub active_revision: String,
+    /// OPA writes Go's zero time for a remote bundle never activated, and leaves the field out
+    /// for a local one.
     #[serde(
-        serialize_with = "rfc3339_opt",
-        skip_serializing_if = "Option::is_none"
+        serialize_with = "time_field",
+        skip_serializing_if = "Timestamp::is_absent"
     )]
-    pub last_successful_activation: Option<SystemTime>,
-    #[serde(rename = "type")]
+    pub last_successful_activation: Timestamp,
+    /// Set once a bundle has been activated.
+    #[serde(rename = "type", skip_serializing_if = "str::is_empty")]
     pub kind: &'static str,
     #[serde(skip_serializing_if = "is_zero")]
     pub size: u64,
-    /// When verdict last read the bundle's files, successfully or not.
+    #[serde(
+        serialize_with = "time_field",
+        skip_serializing_if = "Timestamp::is_absent"
+    )]
+    pub last_successful_download: Timestamp,
+    #[serde(
+        serialize_with = "time_field",
+        skip_serializing_if = "Timestamp::is_absent"
+    )]
+    pub last_successful_request: Timestamp,
+    /// When verdict last read the bundle's files or asked its server, successfully or not.
     #[serde(
         serialize_with = "rfc3339_opt",
         skip_serializing_if = "Option::is_none"
@@ -33,6 +48,37 @@ pub struct BundleStatus {
     pub message: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<RegoError>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<RequestMetrics>,
+    /// The HTTP status of a failed download.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_code: Option<u16>,
+}
+
+/// A status time: absent for local bundles, Go's zero time for remote ones until it happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timestamp {
+    Absent,
+    Never,
+    At(SystemTime),
+}
+
+impl Timestamp {
+    fn is_absent(&self) -> bool {
+        matches!(self, Timestamp::Absent)
+    }
+
+    pub fn at(&self) -> Option<SystemTime> {
+        match self {
+            Timestamp::At(t) => Some(*t),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RequestMetrics {
+    pub timer_bundle_request_ns: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -40,25 +86,43 @@ fn is_zero(n: &u64) -> bool {
 }
 
 impl BundleStatus {
-    pub fn new(name: &str) -> Self {
+    /// A bundle not activated yet; `remote` bundles carry OPA's download fields.
+    pub fn new(name: &str, remote: bool) -> Self {
+        let unset = if remote {
+            Timestamp::Never
+        } else {
+            Timestamp::Absent
+        };
         BundleStatus {
             name: name.to_string(),
             active_revision: String::new(),
-            last_successful_activation: None,
-            kind: "snapshot",
+            last_successful_activation: unset,
+            kind: "",
             size: 0,
+            last_successful_download: unset,
+            last_successful_request: unset,
             last_request: None,
             code: String::new(),
             message: String::new(),
             errors: Vec::new(),
+            metrics: None,
+            http_code: None,
         }
+    }
+
+    pub fn is_activated(&self) -> bool {
+        self.last_successful_activation.at().is_some()
     }
 
     pub fn activated(&mut self, revision: &str, size: u64, at: SystemTime) {
         self.active_revision = revision.to_string();
         self.size = size;
-        self.last_successful_activation = Some(at);
-        self.last_request = Some(at);
+        self.kind = "snapshot";
+        self.last_successful_activation = Timestamp::At(at);
+        // A remote bundle's last request is its download, recorded by the poller's news.
+        if self.last_successful_download.is_absent() {
+            self.last_request = Some(at);
+        }
         self.clear_error();
     }
 
@@ -66,19 +130,68 @@ impl BundleStatus {
         self.code.clear();
         self.message.clear();
         self.errors.clear();
+        self.http_code = None;
     }
 
     /// Records a failed load or activation the way OPA's bundle plugin does.
     pub fn failed_load(&mut self, message: String, at: SystemTime) {
-        self.last_request = Some(at);
+        if self.last_successful_download.is_absent() {
+            self.last_request = Some(at);
+        }
         self.code = "bundle_error".into();
         self.message = message;
         self.errors.clear();
+        self.http_code = None;
     }
 
     pub fn failed_compile(&mut self, error: &CompileError, at: SystemTime) {
         self.failed_load(error.status_message(), at);
         self.errors = error.errors().to_vec();
+    }
+
+    /// A download that succeeded; whether it activates is recorded next.
+    pub fn downloaded(&mut self, at: SystemTime, request_time: Duration) {
+        self.last_successful_download = Timestamp::At(at);
+        self.not_modified(at, request_time);
+    }
+
+    pub fn not_modified(&mut self, at: SystemTime, request_time: Duration) {
+        self.last_successful_request = Timestamp::At(at);
+        self.last_request = Some(at);
+        self.metrics = Some(RequestMetrics::from(request_time));
+    }
+
+    pub fn failed_request(
+        &mut self,
+        message: String,
+        http_code: Option<u16>,
+        at: SystemTime,
+        request_time: Duration,
+    ) {
+        self.last_request = Some(at);
+        self.metrics = Some(RequestMetrics::from(request_time));
+        self.code = "bundle_error".into();
+        self.message = message;
+        self.errors.clear();
+        self.http_code = http_code;
+    }
+}
+
+impl From<Duration> for RequestMetrics {
+    fn from(d: Duration) -> Self {
+        RequestMetrics {
+            timer_bundle_request_ns: u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
+        }
+    }
+}
+
+/// Go's zero `time.Time`, as OPA prints a time that has not happened.
+const GO_ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+fn time_field<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Timestamp::At(t) => s.serialize_str(&rfc3339(*t)),
+        _ => s.serialize_str(GO_ZERO_TIME),
     }
 }
 
@@ -92,5 +205,61 @@ fn rfc3339_opt<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::
     match t {
         Some(t) => s.serialize_str(&rfc3339(*t)),
         None => s.serialize_none(),
+    }
+}
+
+/// A plugin's state in OPA's status report.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PluginState {
+    pub state: &'static str,
+}
+
+/// OPA's status report: what `GET /v1/status` answers and the status plugin uploads.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub bundles: BTreeMap<String, BundleStatus>,
+    pub plugins: BTreeMap<&'static str, PluginState>,
+}
+
+/// OPA's labels: the configured ones plus `id` (per process) and `version`.
+pub fn labels(state: &AppState) -> BTreeMap<String, String> {
+    let mut labels = state.config.labels.clone();
+    labels.insert("id".into(), state.instance_id.clone());
+    labels.insert("version".into(), env!("CARGO_PKG_VERSION").into());
+    labels
+}
+
+/// Plugin states as OPA names them: bundle loading is the "bundle" plugin, and the status
+/// upload is the "status" plugin.
+pub fn plugin_states(state: &AppState) -> BTreeMap<&'static str, &'static str> {
+    let mut plugins = BTreeMap::new();
+    if !state.bundle_status().is_empty() {
+        let ready = if state.bundles_ready() {
+            "OK"
+        } else {
+            "NOT_READY"
+        };
+        plugins.insert("bundle", ready);
+    }
+    if state.config.remote.status.is_some() {
+        plugins.insert("status", "OK");
+    }
+    plugins
+}
+
+pub fn report(state: &AppState) -> Report {
+    Report {
+        labels: labels(state),
+        bundles: state
+            .bundle_status()
+            .iter()
+            .map(|b| (b.name.clone(), b.clone()))
+            .collect(),
+        plugins: plugin_states(state)
+            .into_iter()
+            .map(|(name, state)| (name, PluginState { state }))
+            .collect(),
     }
 }

@@ -32,7 +32,7 @@ impl Watcher {
             .iter()
             .map(|s| match &s.location {
                 Location::Path(p) => Some(target(p)),
-                Location::Embedded(_) => None,
+                Location::Embedded(_) | Location::Remote { .. } => None,
             })
             .collect();
         let matching = targets.clone();

@@ -15,7 +15,9 @@ use verdict::config::Config;
 use verdict::runtime::{AppState, Trigger};
 use verdict::server::{self, Listener};
 
+pub mod bundle_server;
 pub mod grpc;
+pub mod pki;
 
 /// How long any test waits for an event before failing.
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -33,11 +35,17 @@ pub fn golden(rel: &str) -> PathBuf {
 }
 
 /// A config for tests: one ephemeral TCP port and a quick debounce (watching is on, as in
-/// `verdict run`; tests that must not watch turn it off).
+/// `verdict run`; tests that must not watch turn it off). Its persistence directory is a path
+/// of its own that nothing creates until data is pushed, so no two servers share pushed data
+/// (tests that push data give a temporary directory they clean up).
 pub fn test_config() -> Config {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let mut config = Config::default();
     config.verdict.addr = vec!["127.0.0.1:0".into()];
     config.verdict.watch_debounce_ms = 50;
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    config.remote.persistence_directory =
+        std::env::temp_dir().join(format!("verdict-test-{}-{n}", std::process::id()));
     config
 }
 
@@ -342,4 +350,15 @@ pub fn bundle_tar(files: &[(String, Vec<u8>)]) -> Vec<u8> {
         .map(|(n, b)| (n.as_str(), b.as_slice()))
         .collect();
     tar_gz(&entries)
+}
+
+/// An HTTP client for talking to the server under test. verdict's rustls has no crypto
+/// provider compiled in by default (it picks ring at start), so tests install it the same way.
+pub fn http() -> reqwest::Client {
+    verdict::remote::client::install_crypto_provider();
+    reqwest::Client::new()
+}
+
+pub async fn get(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::Response> {
+    http().get(url).send().await
 }

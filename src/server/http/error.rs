@@ -48,6 +48,12 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "resource_not_found", message)
     }
 
+    /// 404 `resource_conflict`: OPA's answer to a write through a document that is not an
+    /// object (its writer maps storage write conflicts to 404).
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "resource_conflict", message)
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", message)
     }

@@ -23,6 +23,7 @@ use super::response;
 use crate::policy::json;
 use crate::policy::path::{DataPath, Segment};
 use crate::policy::Query;
+use crate::runtime::status::plugin_states;
 use crate::runtime::AppState;
 
 #[derive(Serialize)]
@@ -44,20 +45,6 @@ fn failed(message: &str) -> Response {
         StatusCode::INTERNAL_SERVER_ERROR,
         json::to_body(&Failure { error: message }, false),
     )
-}
-
-/// Plugin states as OPA names them; verdict's bundle loading is its "bundle" plugin.
-fn plugin_states(state: &AppState) -> BTreeMap<&'static str, &'static str> {
-    let mut plugins = BTreeMap::new();
-    if !state.bundle_status().is_empty() {
-        let ready = if state.bundles_ready() {
-            "OK"
-        } else {
-            "NOT_READY"
-        };
-        plugins.insert("bundle", ready);
-    }
-    plugins
 }
 
 /// `GET /health`.

@@ -9,6 +9,7 @@ pub mod query;
 pub mod request;
 pub mod response;
 pub mod status;
+pub mod write;
 
 use std::sync::Arc;
 
@@ -26,8 +27,21 @@ use crate::runtime::AppState;
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", post(data::post_default))
-        .route("/v1/data", get(data::get_v1).post(data::post_v1))
-        .route("/v1/data/{*path}", get(data::get_v1).post(data::post_v1))
+        .route(
+            "/v1/data",
+            get(data::get_v1)
+                .post(data::post_v1)
+                .put(write::put_data)
+                .patch(write::patch_data),
+        )
+        .route(
+            "/v1/data/{*path}",
+            get(data::get_v1)
+                .post(data::post_v1)
+                .put(write::put_data)
+                .patch(write::patch_data)
+                .delete(write::delete_data),
+        )
         .route("/v0/data", post(data::post_v0))
         .route("/v0/data/{*path}", post(data::post_v0))
         .route("/v1/policies", get(policies::list_policies))
@@ -73,6 +87,7 @@ async fn opa_routing(req: Request, next: Next) -> Response {
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
     }
     let path = req.uri().path().to_string();
+    let method = req.method().clone();
     let cleaned = clean_path(&path);
     let with_body = req.method() == Method::GET;
     let mut response = if cleaned != path && cleaned != path.trim_end_matches('/') {
@@ -91,10 +106,11 @@ async fn opa_routing(req: Request, next: Next) -> Response {
     if method_not_allowed && METHOD_SPECIFIC_ROUTES.contains(&path.as_str()) {
         return go_text_error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
     }
-    // OPA's Data API handlers sit behind its gzip handler, which sets Vary on all they answer,
-    // redirects included; the mux's own 405 never reaches them.
+    // OPA's gzip handler wraps GET and POST on the Data API and sets Vary on all they answer,
+    // redirects included; writes and the mux's own 405 never pass through it.
     let data_api = path.starts_with("/v1/data") || path.starts_with("/v0/data");
-    if data_api && !method_not_allowed {
+    let compressible = method == Method::GET || method == Method::POST;
+    if data_api && compressible && !method_not_allowed {
         response
             .headers_mut()
             .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));

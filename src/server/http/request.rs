@@ -155,6 +155,16 @@ pub fn parse_input(bytes: &[u8], yaml: bool) -> Result<Value, String> {
     }
 }
 
+/// A whole document written with the Data API (`PUT`): OPA decodes the first JSON value and
+/// ignores what follows, and an empty body is Go's `EOF`. Never YAML, whatever the content type.
+pub fn parse_document(bytes: &[u8]) -> Result<Value, String> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err("EOF".into());
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    serde::Deserialize::deserialize(&mut de).map_err(|e| go_json_error(e, bytes))
+}
+
 /// Parses JSON text from a query parameter (`GET ?input=`).
 pub fn parse_json_param(text: &str) -> Result<Value, String> {
     serde_json::from_str(text).map_err(|e| go_json_error(e, text.as_bytes()))

@@ -16,52 +16,17 @@ use serde_json::Value as Json;
 use super::request::Params;
 use super::response;
 use crate::policy::json;
-use crate::runtime::{AppState, BundleStatus};
+use crate::runtime::{status, AppState};
 
 #[derive(Serialize)]
 struct Envelope<T> {
     result: T,
 }
 
-#[derive(Serialize)]
-struct PluginStatus {
-    state: &'static str,
-}
-
-#[derive(Serialize)]
-struct Status<'a> {
-    labels: BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    bundles: BTreeMap<&'a str, &'a BundleStatus>,
-    plugins: BTreeMap<&'static str, PluginStatus>,
-}
-
-/// OPA's labels: the configured ones plus `id` (per process) and `version`.
-fn labels(state: &AppState) -> BTreeMap<String, String> {
-    let mut labels = state.config.labels.clone();
-    labels.insert("id".into(), state.instance_id.clone());
-    labels.insert("version".into(), env!("CARGO_PKG_VERSION").into());
-    labels
-}
-
 /// `GET /v1/status`.
 pub async fn get_status(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
     let pretty = Params::parse(uri.query()).flag("pretty");
-    let statuses = state.bundle_status();
-    let mut plugins = BTreeMap::new();
-    if !statuses.is_empty() {
-        let s = if state.bundles_ready() {
-            "OK"
-        } else {
-            "NOT_READY"
-        };
-        plugins.insert("bundle", PluginStatus { state: s });
-    }
-    let result = Status {
-        labels: labels(&state),
-        bundles: statuses.iter().map(|b| (b.name.as_str(), b)).collect(),
-        plugins,
-    };
+    let result = status::report(&state);
     response::json(StatusCode::OK, json::to_body(&Envelope { result }, pretty))
 }
 
@@ -84,7 +49,7 @@ pub async fn get_config(State(state): State<Arc<AppState>>, uri: Uri) -> Respons
     );
     result.insert(
         "labels".into(),
-        serde_json::to_value(labels(&state)).unwrap_or(Json::Null),
+        serde_json::to_value(status::labels(&state)).unwrap_or(Json::Null),
     );
     response::json(StatusCode::OK, json::to_body(&Envelope { result }, pretty))
 }
@@ -96,12 +61,16 @@ fn redact(section: &str, mut value: Json) -> Json {
         "keys" => &["key", "private_key"],
         _ => return value,
     };
-    if let Json::Object(entries) = &mut value {
-        for entry in entries.values_mut() {
-            if let Json::Object(fields) = entry {
-                for f in field_sets {
-                    fields.remove(*f);
-                }
+    // `services` may be a mapping by name or a list of named services.
+    let entries: Vec<&mut Json> = match &mut value {
+        Json::Object(entries) => entries.values_mut().collect(),
+        Json::Array(entries) => entries.iter_mut().collect(),
+        _ => Vec::new(),
+    };
+    for entry in entries {
+        if let Json::Object(fields) = entry {
+            for f in field_sets {
+                fields.remove(*f);
             }
         }
     }

@@ -1,0 +1,81 @@
+//! The status plugin: uploads OPA's status report to a service on start and whenever a
+//! bundle's status changes, and logs it when `console` is on.
+//!
+//! Only the latest report matters, so changes that arrive during an upload or a backoff are
+//! folded into the next one; a failed upload is retried with backoff and jitter.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::CONTENT_TYPE;
+
+use super::poller::backoff;
+use super::Client;
+use crate::runtime::{status, AppState};
+
+/// The longest wait between retries of a failed upload.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
+
+pub struct StatusUploader {
+    /// Absent when only `console` is on.
+    pub upload: Option<(Client, String)>,
+    pub console: bool,
+    pub state: Arc<AppState>,
+}
+
+impl StatusUploader {
+    pub async fn run(self) {
+        let mut changes = self.state.subscribe();
+        let mut failures = 0u32;
+        loop {
+            changes.borrow_and_update();
+            let report = status::report(&self.state);
+            if self.console {
+                match serde_json::to_string(&report) {
+                    Ok(text) => tracing::info!(report = %text, "status report"),
+                    Err(e) => tracing::warn!(error = %e, "cannot encode the status report"),
+                }
+            }
+            let sent = match &self.upload {
+                Some((client, url)) => self.send(client, url, &report).await,
+                None => Ok(()),
+            };
+            match sent {
+                Ok(()) => {
+                    failures = 0;
+                    if changes.changed().await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(error = %e, "status upload failed; retrying");
+                    tokio::time::sleep(backoff(failures, MAX_RETRY_DELAY)).await;
+                }
+            }
+        }
+    }
+
+    async fn send(
+        &self,
+        client: &Client,
+        url: &str,
+        report: &status::Report,
+    ) -> Result<(), String> {
+        let body = serde_json::to_vec(report).map_err(|e| e.to_string())?;
+        let request = client
+            .post(url)
+            .await?
+            .header(CONTENT_TYPE, "application/json")
+            .body(body);
+        let response = tokio::time::timeout(client.response_header_timeout, request.send())
+            .await
+            .map_err(|_| "no response from the status service".to_string())?
+            .map_err(|e| e.to_string())?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("status service replied with {}", response.status()))
+        }
+    }
+}
