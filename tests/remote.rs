@@ -221,9 +221,18 @@ async fn faults_keep_the_last_good_bundle_serving_and_show_in_status_as_in_opa()
         (Mode::Hang, "no response from the server within 2s", None),
     ];
     for (mode, error, opa_case) in cases {
+        let before = server.state.bundle_status()[0].last_successful_download;
         bundles.set(mode);
         let status = server.wait_for_error(error).await;
         assert_eq!(status.active_revision, "payments-2025-01-02.1", "{error}");
+        // As in OPA: a bundle that reads but does not activate was still downloaded; one that
+        // cannot be read, or a failed request, was not.
+        let read = error == "var x is unsafe" || error == "do not permit data";
+        assert_eq!(
+            status.last_successful_download != before,
+            read,
+            "{error}: last_successful_download"
+        );
         assert_eq!(
             allowed(&server).await,
             json!(true),
@@ -240,6 +249,19 @@ async fn faults_keep_the_last_good_bundle_serving_and_show_in_status_as_in_opa()
     server.wait_for_revision("payments-2025-01-01.1").await;
     assert_eq!(allowed(&server).await, json!(false));
     assert_like_opa("D-status-recovered", &status_entry(&server).await);
+
+    // An outage, then the same bundle again: a 304 ends the error, as OPA's does.
+    bundles.set(Mode::Status(503));
+    server.wait_for_error("Service Unavailable").await;
+    bundles.set(bundle(variant("v1"), "v1"));
+    server
+        .wait_until("the error cleared by a 304", |s| {
+            s.bundle_status()[0].code.is_empty()
+        })
+        .await;
+    let status = server.state.bundle_status()[0].clone();
+    assert_eq!(status.http_code, None);
+    assert_eq!(bundles.requests().last().unwrap().status, 304);
 }
 
 #[tokio::test]

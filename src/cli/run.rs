@@ -197,9 +197,16 @@ pub fn sources(config: &Config) -> anyhow::Result<Vec<Source>> {
         })
         .collect();
     for (name, b) in &remote.bundles {
-        let verification = match &b.signing {
+        // OPA verifies with every configured key when a bundle has no `signing` section of
+        // its own, so that `keys` alone already protects every bundle.
+        let signing_config = match &b.signing {
+            Some(signing) => Some(signing.clone()),
+            None if !remote.keys.is_empty() => Some(signing::SigningConfig::default()),
+            None => None,
+        };
+        let verification = match signing_config {
             Some(signing) => Verification::Keys(Arc::new(
-                signing::VerificationConfig::from_config(remote.keys.clone(), signing)
+                signing::VerificationConfig::from_config(remote.keys.clone(), &signing)
                     .with_context(|| format!("bundles.{name}.signing"))?,
             )),
             None => Verification::NoKeys,

@@ -216,12 +216,6 @@ impl RemoteConfig {
     /// Fills in each bundle's service and checks references, so that a typo fails at start.
     fn resolve(&mut self) -> Result<(), ConfigError> {
         if let Some(status) = &mut self.status {
-            // OPA uploads to the first service when the section names none.
-            if status.service.is_empty() {
-                if let Some(first) = self.services.first() {
-                    status.service = first.name.clone();
-                }
-            }
             let known = self.services.iter().any(|s| s.name == status.service);
             if !status.service.is_empty() && !known {
                 return Err(ConfigError::Invalid(format!(
@@ -245,15 +239,29 @@ impl RemoteConfig {
         }
         for (name, b) in &mut self.bundles {
             if b.service.is_empty() {
-                // OPA picks the only service when a bundle names none.
-                match self.services.as_slice() {
-                    [only] => b.service = only.name.clone(),
-                    _ => {
+                // OPA picks the first service when a bundle names none.
+                match self.services.first() {
+                    Some(first) => b.service = first.name.clone(),
+                    None => {
                         return Err(ConfigError::Invalid(format!(
-                            "invalid configuration for bundle {name:?}: service name is required when more than one service is configured"
+                            "invalid configuration for bundle {name:?}: no services configured"
                         )))
                     }
                 }
+            }
+            // OPA reads a `file://` resource from disk; verdict takes local bundles with
+            // `-b`/`verdict.bundles` and says so rather than asking a server for that path.
+            if b.resource
+                .as_deref()
+                .is_some_and(|r| r.starts_with("file://"))
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "invalid configuration for bundle {name:?}: file:// resources are not supported; use -b or verdict.bundles for local bundles"
+                )));
+            }
+            // OPA falls back to its default for a limit that is not positive.
+            if b.size_limit_bytes == Some(0) {
+                b.size_limit_bytes = None;
             }
             if !self.services.iter().any(|s| s.name == b.service) {
                 return Err(ConfigError::Invalid(format!(
@@ -347,7 +355,8 @@ mod tests {
     fn wrong_references_and_values_are_refused() {
         let bad = [
             json!({"services": {"a": {"url": "https://a"}}, "bundles": {"x": {"service": "nope"}}}),
-            json!({"services": [{"name": "a", "url": "https://a"}, {"name": "b", "url": "https://b"}], "bundles": {"x": {}}}),
+            json!({"bundles": {"x": {}}}),
+            json!({"services": {"a": {"url": "https://a"}}, "bundles": {"x": {"resource": "file:///b.tar.gz"}}}),
             json!({"services": {"a": {"url": "ftp://a"}}}),
             json!({"services": {"a": {"url": "https://a"}}, "bundles": {"x": {"polling": {"min_delay_seconds": 9, "max_delay_seconds": 1}}}}),
             json!({"services": {"a": {"url": "https://a", "credentials": {"oauth2": {}}}}}),

@@ -8,6 +8,7 @@ use crate::config::ServiceConfig;
 
 /// OPA's default time to wait for response headers.
 const DEFAULT_RESPONSE_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+const NO_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -114,10 +115,12 @@ impl Client {
         let http = builder
             .build()
             .map_err(|e| invalid(format!("cannot build the HTTP client: {e}")))?;
-        let response_header_timeout = service
-            .response_header_timeout_seconds
-            .map(Duration::from_secs)
-            .unwrap_or(DEFAULT_RESPONSE_HEADER_TIMEOUT);
+        let response_header_timeout = match service.response_header_timeout_seconds {
+            None => DEFAULT_RESPONSE_HEADER_TIMEOUT,
+            // 0 is "no timeout" in OPA (Go's transport); a year stands for that here.
+            Some(0) => NO_TIMEOUT,
+            Some(s) => Duration::from_secs(s),
+        };
         Ok(Client {
             service: service.clone(),
             http,

@@ -66,9 +66,16 @@ impl Poller {
             let result = self.fetch(etag.as_deref(), wait).await;
             let at = SystemTime::now();
             let request_time = started.elapsed();
+            // Straight back to the server only while it holds long polls: after a new bundle
+            // (the next request, with its ETag, will be held) or after a 304 that was held.
+            // A 304 that comes at once (a proxy ignoring `wait`) or a bundle without an ETag
+            // would otherwise turn the loop into a busy one.
+            let mut again_at_once = false;
             let ok = match result {
                 Ok(Fetched::NotModified) => {
                     tracing::debug!(bundle = %self.name, "bundle not modified");
+                    again_at_once =
+                        wait.is_some_and(|w| request_time * 2 >= Duration::from_secs(w));
                     self.send(RemoteEvent::NotModified { at, request_time })
                         .then_some(true)
                 }
@@ -90,6 +97,7 @@ impl Poller {
                     }
                     match activated.await {
                         Ok(true) => {
+                            again_at_once = new_etag.is_some();
                             etag = new_etag;
                             Some(true)
                         }
@@ -111,7 +119,7 @@ impl Poller {
             let Some(ok) = ok else { return };
             let delay = if ok {
                 failures = 0;
-                if long_poll {
+                if long_poll && again_at_once {
                     Duration::ZERO
                 } else {
                     between(
@@ -155,8 +163,10 @@ impl Poller {
             request = request.header(IF_NONE_MATCH, etag);
         }
         // The server may hold a long poll for `wait` seconds before it answers.
-        let header_timeout =
-            self.client.response_header_timeout + Duration::from_secs(wait.unwrap_or(0));
+        let header_timeout = self
+            .client
+            .response_header_timeout
+            .saturating_add(Duration::from_secs(wait.unwrap_or(0)));
         let response = match tokio::time::timeout(header_timeout, request.send()).await {
             Err(_) => {
                 return Err(failed(format!(
@@ -255,7 +265,10 @@ fn between(min_seconds: u64, max_seconds: u64) -> Duration {
 /// that nodes that lost the server together do not come back together.
 pub fn backoff(failures: u32, max: Duration) -> Duration {
     let exp = RETRY_BASE.saturating_mul(1u32 << failures.saturating_sub(1).min(20));
-    exp.min(max).mul_f64(0.8 + 0.4 * fastrand::f64())
+    // Never below the first step, even with `max_delay_seconds: 0`: a dead server must not
+    // be asked in a busy loop.
+    exp.min(max.max(RETRY_BASE))
+        .mul_f64(0.8 + 0.4 * fastrand::f64())
 }
 
 #[cfg(test)]
@@ -270,6 +283,7 @@ mod tests {
             assert!(d <= max.mul_f64(1.2), "{failures}: {d:?}");
         }
         assert!(backoff(1, max) < Duration::from_millis(130));
+        assert!(backoff(9, Duration::ZERO) >= Duration::from_millis(80));
         assert!(backoff(6, max) >= Duration::from_millis(2400));
         let d = between(2, 3);
         assert!(d >= Duration::from_secs(2) && d <= Duration::from_secs(3));

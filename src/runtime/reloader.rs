@@ -19,7 +19,6 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -32,6 +31,7 @@ use super::watcher::Watcher;
 use super::{ActiveBundle, AppState, Snapshot};
 use crate::bundle::{Bundle, LoadError, LoadOptions, Location, Source};
 use crate::policy::{self, CompileError, CompileOptions};
+use remote::Download;
 pub use remote::RemoteEvent;
 pub use writes::WriteRequest;
 
@@ -52,7 +52,7 @@ pub enum Trigger {
 #[derive(Default)]
 struct Batch {
     which: BTreeSet<usize>,
-    downloads: BTreeMap<usize, Bytes>,
+    downloads: BTreeMap<usize, Download>,
     replies: Vec<(usize, oneshot::Sender<bool>)>,
     /// A status changed without a reload (a 304, a failed request).
     status_changed: bool,
@@ -100,6 +100,9 @@ pub struct Reloader {
     /// The data pushed through the Data API, as the active snapshot holds it.
     pushed: Value,
     store: PushedStore,
+    /// Fingerprint of each remote bundle's persisted copy, so that an unchanged download is
+    /// not written again, and a write that failed is tried again.
+    persisted: Vec<Option<u64>>,
 }
 
 impl Reloader {
@@ -163,6 +166,11 @@ impl Reloader {
             Err(e) => return Err(StartupError::Compile(e)),
         };
         let pushed = pushed_for(&active);
+        let persisted = active
+            .iter()
+            .zip(&sources)
+            .map(|(b, s)| b.as_ref().filter(|_| s.is_remote()).map(|b| b.fingerprint))
+            .collect();
         let mut reloader = Reloader {
             sources,
             active,
@@ -172,6 +180,7 @@ impl Reloader {
             generation: 0,
             pushed: stored,
             store,
+            persisted,
         };
         reloader.keep_pushed(pushed);
         let snapshot = reloader.snapshot(policy, now);
@@ -208,7 +217,11 @@ impl Reloader {
 
     /// Re-reads the given bundles (remote ones from their downloads) and returns the snapshot
     /// to publish, if anything changed. Blocking and CPU-bound.
-    fn reload(&mut self, which: &BTreeSet<usize>, downloads: &BTreeMap<usize, Bytes>) -> Reloaded {
+    fn reload(
+        &mut self,
+        which: &BTreeSet<usize>,
+        downloads: &BTreeMap<usize, Download>,
+    ) -> Reloaded {
         let mut compiled = None;
         let mut activated = Vec::new();
         let mut accepted = BTreeSet::new();
@@ -219,9 +232,12 @@ impl Reloader {
                 continue;
             };
             let now = SystemTime::now();
-            let loaded = match (&source.location, downloads.get(&i)) {
-                (Location::Remote { .. }, Some(bytes)) => {
-                    Bundle::from_download(source, bytes, self.load)
+            let download = downloads.get(&i);
+            let loaded = match (&source.location, download) {
+                (Location::Remote { .. }, Some(d)) => {
+                    let loaded = Bundle::from_download(source, &d.bytes, self.load);
+                    d.record(&mut self.statuses[i], &loaded);
+                    loaded
                 }
                 // Nothing new to read for a remote bundle on SIGHUP: its poller brings it.
                 (Location::Remote { .. }, None) => continue,
@@ -246,10 +262,16 @@ impl Reloader {
                 .as_ref()
                 .is_some_and(|b| b.fingerprint == bundle.fingerprint);
             if unchanged {
-                // Same content as the one serving (an editor touching files, a no-op swap):
-                // nothing to activate, and any earlier error is now stale.
-                self.statuses[i].last_request = Some(now);
-                self.statuses[i].clear_error();
+                // Same content as the one serving (an editor touching files, a no-op swap,
+                // a download of what persistence started with): nothing to compile, and any
+                // earlier error is now stale. OPA counts a download as an activation.
+                match download {
+                    Some(d) => self.statuses[i].activated(bundle.revision(), d.size(), now),
+                    None => {
+                        self.statuses[i].last_request = Some(now);
+                        self.statuses[i].clear_error();
+                    }
+                }
                 accepted.insert(i);
                 continue;
             }
@@ -264,9 +286,7 @@ impl Reloader {
                         revision: bundle.revision().to_string(),
                     });
                     // OPA reports a download's size as it came over the wire.
-                    let size = downloads
-                        .get(&i)
-                        .map_or(bundle.size, |bytes| bytes.len() as u64);
+                    let size = download.map_or(bundle.size, Download::size);
                     self.statuses[i].activated(bundle.revision(), size, now);
                     self.active = candidate;
                     accepted.insert(i);
@@ -349,9 +369,12 @@ impl Reloader {
                 ..
             } = batch;
             let job = tokio::task::spawn_blocking(move || {
-                // A panic in a parser or the engine must cost this reload, not every later one.
+                // A panic in a parser or the engine must cost this reload, not every later one,
+                // and must not leave the reloader believing in bundles it never published.
+                let before = (self.active.clone(), self.statuses.clone());
                 let reloaded = catch_unwind(AssertUnwindSafe(|| self.reload(&which, &downloads)));
                 let reloaded = reloaded.unwrap_or_else(|_| {
+                    (self.active, self.statuses) = before;
                     self.internal_failure(&which);
                     Reloaded {
                         snapshot: None,
@@ -383,11 +406,14 @@ impl Reloader {
                     tracing::info!(bundle = %b.name, revision = %b.revision, generation, "bundle activated");
                 }
             }
-            self.persist(&reloaded.accepted, downloads).await;
+            let unpersisted = self.persist(&reloaded.accepted, downloads).await;
             state.record(self.statuses.clone(), true);
             for (i, done) in replies {
-                // The poller may have stopped; it then has no ETag to move forward.
-                let _ = done.send(reloaded.accepted.contains(&i));
+                // The ETag moves on once the download serves and is kept: a copy that could
+                // not be persisted is downloaded and written again. The poller may have
+                // stopped; it then has no ETag to move forward.
+                let kept = reloaded.accepted.contains(&i) && !unpersisted.contains(&i);
+                let _ = done.send(kept);
             }
             // Writes that came during the quiet period see the bundles it activated.
             if !writes.is_empty() {

@@ -149,16 +149,24 @@ impl BundleStatus {
         self.errors = error.errors().to_vec();
     }
 
-    /// A download that succeeded; whether it activates is recorded next.
+    /// A download that could be read; whether it activates is recorded next.
     pub fn downloaded(&mut self, at: SystemTime, request_time: Duration) {
         self.last_successful_download = Timestamp::At(at);
-        self.not_modified(at, request_time);
+        self.last_successful_request = Timestamp::At(at);
+        self.requested(at, request_time);
     }
 
-    pub fn not_modified(&mut self, at: SystemTime, request_time: Duration) {
-        self.last_successful_request = Timestamp::At(at);
+    /// A request whose outcome is recorded separately.
+    pub fn requested(&mut self, at: SystemTime, request_time: Duration) {
         self.last_request = Some(at);
         self.metrics = Some(RequestMetrics::from(request_time));
+    }
+
+    /// A 304: the active bundle is the server's, so an earlier error is over (OPA clears it).
+    pub fn not_modified(&mut self, at: SystemTime, request_time: Duration) {
+        self.last_successful_request = Timestamp::At(at);
+        self.requested(at, request_time);
+        self.clear_error();
     }
 
     pub fn failed_request(

@@ -8,7 +8,37 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::{Batch, Reloader};
-use crate::bundle::{persist, LoadError, Location, Source};
+use crate::bundle::{persist, Bundle, BundleError, LoadError, Location, Source};
+use crate::runtime::BundleStatus;
+
+/// A downloaded bundle waiting in a batch.
+pub(super) struct Download {
+    pub bytes: Bytes,
+    pub at: SystemTime,
+    pub request_time: Duration,
+}
+
+impl Download {
+    /// OPA reports a download's size as it came over the wire.
+    pub fn size(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
+    /// Records the request in the status. As in OPA, a download that cannot be read (not
+    /// gzip, torn, unverified, bad manifest) is a failed request, while one that reads but
+    /// does not activate (data outside its roots, a compile error) was still downloaded.
+    pub fn record(&self, status: &mut BundleStatus, loaded: &Result<Bundle, LoadError>) {
+        let downloaded = match loaded {
+            Ok(_) => true,
+            Err(e) => matches!(e.error, BundleError::DataOutsideRoots { .. }),
+        };
+        if downloaded {
+            status.downloaded(self.at, self.request_time);
+        } else {
+            status.requested(self.at, self.request_time);
+        }
+    }
+}
 
 /// What a bundle poller reports.
 #[derive(Debug)]
@@ -48,9 +78,15 @@ impl Reloader {
                 request_time,
                 done,
             } => {
-                status.downloaded(at, request_time);
                 batch.which.insert(i);
-                batch.downloads.insert(i, bytes);
+                batch.downloads.insert(
+                    i,
+                    Download {
+                        bytes,
+                        at,
+                        request_time,
+                    },
+                );
                 batch.replies.push((i, done));
             }
             RemoteEvent::NotModified { at, request_time } => {
@@ -69,14 +105,16 @@ impl Reloader {
         }
     }
 
-    /// Writes activated downloads to their persistence directories, in activation order. A
-    /// failure (a full disk) is logged and the bundle keeps serving from memory.
+    /// Writes activated downloads whose content is not persisted yet to their persistence
+    /// directories, in activation order, and returns the bundles whose write failed. A
+    /// failure (a full disk) shows in the status; the bundle serves from memory meanwhile.
     pub(super) async fn persist(
-        &self,
+        &mut self,
         accepted: &BTreeSet<usize>,
-        downloads: BTreeMap<usize, Bytes>,
-    ) {
-        for (i, bytes) in downloads {
+        downloads: BTreeMap<usize, Download>,
+    ) -> BTreeSet<usize> {
+        let mut failed = BTreeSet::new();
+        for (i, download) in downloads {
             let Some(source) = self.sources.get(i) else {
                 continue;
             };
@@ -86,20 +124,28 @@ impl Reloader {
             else {
                 continue;
             };
-            if !accepted.contains(&i) {
+            let fingerprint = self.active[i].as_ref().map(|b| b.fingerprint);
+            if !accepted.contains(&i) || self.persisted[i] == fingerprint {
                 continue;
             }
             let dir = dir.clone();
             let name = source.name.clone();
+            let bytes = download.bytes;
             let written = tokio::task::spawn_blocking(move || persist::write(&dir, &bytes)).await;
-            match written {
-                Ok(Ok(())) => tracing::debug!(bundle = %name, "bundle persisted"),
-                Ok(Err(e)) => {
-                    tracing::error!(bundle = %name, error = %e, "cannot persist the bundle; it serves from memory and the previous persisted copy stays")
+            let error = match written {
+                Ok(Ok(())) => {
+                    tracing::debug!(bundle = %name, "bundle persisted");
+                    self.persisted[i] = fingerprint;
+                    continue;
                 }
-                Err(e) => tracing::error!(bundle = %name, error = %e, "bundle persistence stopped"),
-            }
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => e.to_string(),
+            };
+            tracing::error!(bundle = %name, error = %error, "cannot persist the bundle; it serves from memory, and the download is retried");
+            self.statuses[i].failed_load(format!("failed to persist bundle: {error}"), download.at);
+            failed.insert(i);
         }
+        failed
     }
 }
 
