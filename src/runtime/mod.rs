@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::Config;
 use crate::policy::PolicySet;
+use crate::telemetry::metrics::Metrics;
 pub use decision::Decided;
 pub use reloader::{Reloader, RemoteEvent, StartupError, Trigger, WriteRequest};
 pub use status::BundleStatus;
@@ -79,6 +80,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// OPA's `labels.id`: a fresh identifier per process.
     pub instance_id: String,
+    /// `None` only if the registry could not be built, which `/metrics` then reports.
+    pub metrics: Option<Metrics>,
 }
 
 impl AppState {
@@ -117,6 +120,9 @@ impl AppState {
             writer,
             config,
             instance_id: uuid::Uuid::new_v4().to_string(),
+            metrics: Metrics::new()
+                .map_err(|e| tracing::error!(error = %e, "metrics are off"))
+                .ok(),
         })
     }
 

@@ -53,6 +53,11 @@ pub struct BundleStatus {
     /// The HTTP status of a failed download.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_code: Option<u16>,
+    /// Activations and failures so far, for the Prometheus counters.
+    #[serde(skip)]
+    pub loaded: u64,
+    #[serde(skip)]
+    pub failed: u64,
 }
 
 /// A status time: absent for local bundles, Go's zero time for remote ones until it happens.
@@ -107,6 +112,8 @@ impl BundleStatus {
             errors: Vec::new(),
             metrics: None,
             http_code: None,
+            loaded: 0,
+            failed: 0,
         }
     }
 
@@ -118,6 +125,7 @@ impl BundleStatus {
         self.active_revision = revision.to_string();
         self.size = size;
         self.kind = "snapshot";
+        self.loaded += 1;
         self.last_successful_activation = Timestamp::At(at);
         // A remote bundle's last request is its download, recorded by the poller's news.
         if self.last_successful_download.is_absent() {
@@ -142,6 +150,7 @@ impl BundleStatus {
         self.message = message;
         self.errors.clear();
         self.http_code = None;
+        self.failed += 1;
     }
 
     pub fn failed_compile(&mut self, error: &CompileError, at: SystemTime) {
@@ -182,6 +191,7 @@ impl BundleStatus {
         self.message = message;
         self.errors.clear();
         self.http_code = http_code;
+        self.failed += 1;
     }
 }
 

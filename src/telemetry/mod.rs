@@ -1,5 +1,8 @@
 //! Logging: structured lines on stderr (JSON by default, as OPA writes them), a level from the
-//! command line, and panics reported through the log instead of a bare stderr dump.
+//! command line, and panics reported through the log instead of a bare stderr dump. Metrics
+//! live in `metrics`.
+
+pub mod metrics;
 
 use tracing_subscriber::EnvFilter;
 

@@ -4,6 +4,7 @@
 pub mod data;
 pub mod error;
 pub mod health;
+pub mod metrics;
 pub mod policies;
 pub mod query;
 pub mod request;
@@ -51,8 +52,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/config", get(status::get_config))
         .route("/health", get(health::get_health))
         .route("/health/{*path}", get(health::get_health_policy))
+        .route("/metrics", get(metrics::get_metrics))
         .fallback(not_found)
         .layer(middleware::from_fn(opa_routing))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::record,
+        ))
         .with_state(state)
 }
 

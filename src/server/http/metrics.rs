@@ -1,0 +1,81 @@
+//! `GET /metrics` in Prometheus' text format, and the timing of every API request under
+//! OPA's handler names.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::runtime::status::plugin_states;
+use crate::runtime::AppState;
+
+/// `GET /metrics`.
+pub async fn get_metrics(State(state): State<Arc<AppState>>) -> Response {
+    let Some(metrics) = &state.metrics else {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "metrics are unavailable\n",
+        )
+            .into_response();
+    };
+    let plugins: Vec<(&str, &str)> = plugin_states(&state).into_iter().collect();
+    let body = metrics.render(&state.bundle_status(), &plugins);
+    let mut r = (StatusCode::OK, body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
+}
+
+/// OPA's `handler` label for a request path; `None` for paths OPA does not instrument.
+fn handler(path: &str) -> Option<&'static str> {
+    let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
+    Some(match path {
+        "/" => "index",
+        _ if under("/v1/data") => "v1/data",
+        _ if under("/v0/data") => "v0/data",
+        _ if under("/v1/policies") => "v1/policies",
+        _ if under("/v1/query") => "v1/query",
+        _ if under("/health") => "health",
+        "/v1/status" => "v1/status",
+        "/v1/config" => "v1/config",
+        "/metrics" => "metrics",
+        _ => return None,
+    })
+}
+
+/// Times each request to the end of its handler, as OPA's instrumentation does.
+pub async fn record(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let (Some(metrics), Some(handler)) = (&state.metrics, handler(req.uri().path())) else {
+        return next.run(req).await;
+    };
+    let method = req.method().as_str().to_ascii_lowercase();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    metrics.http_request(
+        handler,
+        &method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::handler;
+
+    #[test]
+    fn handler_names_are_opas() {
+        assert_eq!(handler("/"), Some("index"));
+        assert_eq!(handler("/v1/data/payment/allow"), Some("v1/data"));
+        assert_eq!(handler("/v1/data"), Some("v1/data"));
+        assert_eq!(handler("/v1/dataset"), None);
+        assert_eq!(handler("/health/live"), Some("health"));
+        assert_eq!(handler("/nope"), None);
+    }
+}

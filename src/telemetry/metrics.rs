@@ -1,0 +1,238 @@
+//! Prometheus metrics: OPA's families under OPA's names (HTTP request durations, bundle
+//! loads and activations, plugin states) and verdict's own (decisions by path and outcome,
+//! evaluation latency), plus the process's CPU, memory and file descriptors.
+//!
+//! Labels carry only bounded values: handler names, status codes, bundle names and
+//! revisions, and decision paths that the loaded policy defines. Never input values.
+
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prometheus::{
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::runtime::status::BundleStatus;
+
+/// OPA's buckets for `http_request_duration_seconds`.
+const HTTP_BUCKETS: &[f64] = &[1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 1e-2, 1e-1, 1.0];
+
+/// Finer buckets for evaluation alone, around the tens of microseconds a decision takes.
+const EVAL_BUCKETS: &[f64] = &[
+    1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 5e-2, 0.25, 1.0,
+];
+
+#[derive(Debug, thiserror::Error)]
+#[error("metrics: {0}")]
+pub struct MetricsError(#[from] prometheus::Error);
+
+/// Every metric verdict exports, in one registry.
+pub struct Metrics {
+    registry: Registry,
+    http: HistogramVec,
+    decisions: IntCounterVec,
+    eval: Histogram,
+    bundle_loaded: IntCounterVec,
+    bundle_failed: IntCounterVec,
+    last_activation: GaugeVec,
+    last_request: GaugeVec,
+    last_download: GaugeVec,
+    last_success_request: GaugeVec,
+    plugins: IntGaugeVec,
+    /// Serialises scrapes, which bring the bundle counters up to the statuses.
+    scrape: Mutex<()>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+/// How a decision came out, for the `outcome` label.
+#[derive(Debug, Clone, Copy)]
+pub enum Outcome {
+    Allow,
+    Deny,
+    /// Defined, but neither a boolean nor an object with a boolean `allow`.
+    Defined,
+    Undefined,
+    Error,
+}
+
+impl Outcome {
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Allow => "allow",
+            Outcome::Deny => "deny",
+            Outcome::Defined => "defined",
+            Outcome::Undefined => "undefined",
+            Outcome::Error => "error",
+        }
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Result<Metrics, MetricsError> {
+        let registry = Registry::new();
+        let http = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "A histogram of duration for requests.",
+            )
+            .buckets(HTTP_BUCKETS.to_vec()),
+            &["code", "handler", "method"],
+        )?;
+        let decisions = IntCounterVec::new(
+            Opts::new(
+                "verdict_decisions_total",
+                "Decisions by the policy path asked for and their outcome.",
+            ),
+            &["path", "outcome"],
+        )?;
+        let eval = Histogram::with_opts(
+            HistogramOpts::new(
+                "verdict_evaluation_duration_seconds",
+                "Time spent evaluating policy for one decision.",
+            )
+            .buckets(EVAL_BUCKETS.to_vec()),
+        )?;
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            IntCounterVec::new(Opts::new(name, help), labels)
+        };
+        let gauge =
+            |name: &str, help: &str, labels: &[&str]| GaugeVec::new(Opts::new(name, help), labels);
+        let metrics = Metrics {
+            http,
+            decisions,
+            eval,
+            bundle_loaded: counter(
+                "bundle_loaded_counter",
+                "Counter for the bundle loaded.",
+                &["name"],
+            )?,
+            bundle_failed: counter(
+                "bundle_failed_load_counter",
+                "Counter for the failed bundle load.",
+                &["name", "code"],
+            )?,
+            last_activation: gauge(
+                "last_success_bundle_activation",
+                "Gauge for the last success bundle activation.",
+                &["name", "active_revision"],
+            )?,
+            last_request: gauge(
+                "last_bundle_request",
+                "Gauge for the last bundle request.",
+                &["name"],
+            )?,
+            last_download: gauge(
+                "last_success_bundle_download",
+                "Gauge for the last success bundle download.",
+                &["name"],
+            )?,
+            last_success_request: gauge(
+                "last_success_bundle_request",
+                "Gauge for the last success bundle request.",
+                &["name"],
+            )?,
+            plugins: IntGaugeVec::new(
+                Opts::new("plugin_status_gauge", "Gauge for the plugin by status."),
+                &["name", "status"],
+            )?,
+            registry,
+            scrape: Mutex::new(()),
+        };
+        let r = &metrics.registry;
+        r.register(Box::new(metrics.http.clone()))?;
+        r.register(Box::new(metrics.decisions.clone()))?;
+        r.register(Box::new(metrics.eval.clone()))?;
+        r.register(Box::new(metrics.bundle_loaded.clone()))?;
+        r.register(Box::new(metrics.bundle_failed.clone()))?;
+        r.register(Box::new(metrics.last_activation.clone()))?;
+        r.register(Box::new(metrics.last_request.clone()))?;
+        r.register(Box::new(metrics.last_download.clone()))?;
+        r.register(Box::new(metrics.last_success_request.clone()))?;
+        r.register(Box::new(metrics.plugins.clone()))?;
+        let info = IntGaugeVec::new(
+            Opts::new("verdict_info", "Information about the verdict build."),
+            &["version"],
+        )?;
+        info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        r.register(Box::new(info))?;
+        r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        Ok(metrics)
+    }
+
+    /// One HTTP request answered, under OPA's handler name.
+    pub fn http_request(&self, handler: &str, method: &str, code: u16, took: Duration) {
+        self.http
+            .with_label_values(&[code.to_string().as_str(), handler, method])
+            .observe(took.as_secs_f64());
+    }
+
+    /// One decision. `path` must be bounded by the policy (see `runtime::decision`).
+    pub fn decision(&self, path: &str, outcome: Outcome, eval: Option<Duration>) {
+        self.decisions
+            .with_label_values(&[path, outcome.label()])
+            .inc();
+        if let Some(took) = eval {
+            self.eval.observe(took.as_secs_f64());
+        }
+    }
+
+    /// The text exposition, with the bundle families brought up to `bundles` first.
+    pub fn render(&self, bundles: &[BundleStatus], plugins: &[(&str, &str)]) -> Vec<u8> {
+        let _one_at_a_time = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
+        self.last_activation.reset();
+        self.plugins.reset();
+        for b in bundles {
+            let name = b.name.as_str();
+            let loaded = self.bundle_loaded.with_label_values(&[name]);
+            loaded.inc_by(b.loaded.saturating_sub(loaded.get()));
+            let failed = self
+                .bundle_failed
+                .with_label_values(&[name, "bundle_error"]);
+            failed.inc_by(b.failed.saturating_sub(failed.get()));
+            if let Some(at) = b.last_successful_activation.at() {
+                self.last_activation
+                    .with_label_values(&[name, b.active_revision.as_str()])
+                    .set(unix_nanos(at));
+            }
+            if let Some(at) = b.last_request {
+                self.last_request
+                    .with_label_values(&[name])
+                    .set(unix_nanos(at));
+            }
+            if let Some(at) = b.last_successful_download.at() {
+                self.last_download
+                    .with_label_values(&[name])
+                    .set(unix_nanos(at));
+            }
+            if let Some(at) = b.last_successful_request.at() {
+                self.last_success_request
+                    .with_label_values(&[name])
+                    .set(unix_nanos(at));
+            }
+        }
+        for (name, status) in plugins {
+            self.plugins.with_label_values(&[name, status]).set(1);
+        }
+        let mut out = Vec::new();
+        // Encoding into memory fails only for metric families that cannot exist here.
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::warn!(error = %e, "cannot encode metrics");
+        }
+        out
+    }
+}
+
+/// OPA's bundle gauges hold times as Unix nanoseconds.
+fn unix_nanos(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as f64)
+        .unwrap_or(0.0)
+}
