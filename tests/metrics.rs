@@ -153,3 +153,89 @@ async fn promtool_accepts_the_exposition() {
         .collect();
     assert!(faults.is_empty(), "promtool: {report}");
 }
+
+/// Metric names in a PromQL expression: identifiers followed by a selector or a range.
+fn metric_names(expr: &str) -> Vec<String> {
+    let re = regex::Regex::new(r"([A-Za-z_:][A-Za-z0-9_:]*)\s*[\{\[]").unwrap();
+    let label_values = regex::Regex::new(r"label_values\(\s*([A-Za-z_:][A-Za-z0-9_:]*)").unwrap();
+    re.captures_iter(expr)
+        .chain(label_values.captures_iter(expr))
+        .map(|c| c[1].to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_dashboard_queries_only_metrics_verdict_emits() {
+    let server = serve().await;
+    decide(&server, "/v1/data/payment/decision", 100).await;
+    let text = common::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // Every family, with the series names a histogram adds.
+    let mut emitted = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("# TYPE ") else {
+            continue;
+        };
+        let (name, kind) = rest.split_once(' ').unwrap();
+        emitted.insert(name.to_string());
+        if kind == "histogram" {
+            for suffix in ["_bucket", "_sum", "_count"] {
+                emitted.insert(format!("{name}{suffix}"));
+            }
+        }
+    }
+    let dashboard: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(common::repo().join("deploy/grafana/verdict-dashboard.json")).unwrap(),
+    )
+    .unwrap();
+    let mut exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().clone())
+        .map(|t| t["expr"].as_str().unwrap().to_string())
+        .collect();
+    for var in dashboard["templating"]["list"].as_array().unwrap() {
+        exprs.push(var["query"]["query"].as_str().unwrap().to_string());
+    }
+    assert!(exprs.len() >= 10, "{exprs:?}");
+    let mut used = std::collections::BTreeSet::new();
+    for expr in &exprs {
+        let names = metric_names(expr);
+        assert!(!names.is_empty(), "no metric in {expr}");
+        for name in names {
+            assert!(emitted.contains(&name), "{name} (in {expr}) is not emitted");
+            used.insert(name);
+        }
+    }
+    // What the dashboard must show: decision rate and outcomes, latency, bundle revision and
+    // failures.
+    for needed in [
+        "verdict_decisions_total",
+        "http_request_duration_seconds_bucket",
+        "verdict_evaluation_duration_seconds_bucket",
+        "last_success_bundle_activation",
+        "bundle_failed_load_counter",
+    ] {
+        assert!(used.contains(needed), "the dashboard does not use {needed}");
+    }
+}
+
+#[test]
+fn the_prometheus_scrape_config_is_valid() {
+    let out = Command::new("promtool")
+        .args(["check", "config", "--syntax-only"])
+        .arg(common::repo().join("deploy/prometheus/prometheus.yml"))
+        .output()
+        .unwrap_or_else(|e| panic!("promtool not found ({e}): apt-get install prometheus"));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -48,20 +48,19 @@ fn handler(path: &str) -> Option<&'static str> {
     })
 }
 
-/// Times each request to the end of its handler, as OPA's instrumentation does.
+/// Times each request to the end of its handler, as OPA's instrumentation does, and logs it
+/// at debug: method, path and status, never the body.
 pub async fn record(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let (Some(metrics), Some(handler)) = (&state.metrics, handler(req.uri().path())) else {
-        return next.run(req).await;
-    };
     let method = req.method().as_str().to_ascii_lowercase();
+    let path = req.uri().path().to_string();
     let started = Instant::now();
     let response = next.run(req).await;
-    metrics.http_request(
-        handler,
-        &method,
-        response.status().as_u16(),
-        started.elapsed(),
-    );
+    let took = started.elapsed();
+    let code = response.status().as_u16();
+    tracing::debug!(%method, %path, code, duration_us = took.as_micros() as u64, "request");
+    if let (Some(metrics), Some(handler)) = (&state.metrics, handler(&path)) {
+        metrics.http_request(handler, &method, code, took);
+    }
     response
 }
 
