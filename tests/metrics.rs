@@ -29,6 +29,18 @@ async fn decide(server: &Server, path: &str, amount: u64) {
     assert_eq!(r.status(), 200);
 }
 
+/// `/metrics` of a fresh server after one payment decision.
+async fn scrape_after_a_decision() -> String {
+    let server = serve().await;
+    decide(&server, "/v1/data/payment/decision", 100).await;
+    common::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// The value of the sample whose name and labels are exactly `series`.
 fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines()
@@ -110,14 +122,7 @@ async fn metrics_count_requests_and_decisions_with_bounded_labels() {
 
 #[tokio::test]
 async fn promtool_accepts_the_exposition() {
-    let server = serve().await;
-    decide(&server, "/v1/data/payment/decision", 100).await;
-    let text = common::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = scrape_after_a_decision().await;
     // Debian's prometheus package; .ci/run installs it, as README's set-up does.
     let mut promtool = Command::new("promtool")
         .args(["check", "metrics"])
@@ -166,14 +171,7 @@ fn metric_names(expr: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn the_dashboard_queries_only_metrics_verdict_emits() {
-    let server = serve().await;
-    decide(&server, "/v1/data/payment/decision", 100).await;
-    let text = common::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = scrape_after_a_decision().await;
     // Every family, with the series names a histogram adds.
     let mut emitted = std::collections::BTreeSet::new();
     for line in text.lines() {
