@@ -715,3 +715,38 @@ async fn a_download_whose_roots_overlap_another_bundle_is_refused() {
         "payment v1 still decides"
     );
 }
+
+#[test]
+fn the_commented_remote_example_in_the_deploy_config_is_valid() {
+    // deploy/verdict.yaml carries the remote-bundle sections commented out; uncommented, they
+    // must make a config verdict accepts.
+    let text = std::fs::read_to_string(common::repo().join("deploy/verdict.yaml")).unwrap();
+    let start = text.find("# services:").unwrap();
+    let end = text[start..].find("\n\n").map_or(text.len(), |e| start + e);
+    let uncommented: String = text[start..end]
+        .lines()
+        // Prose comments start with a capital; the commented-out YAML does not.
+        .filter(|l| {
+            !l.trim_start_matches(['#', ' '])
+                .starts_with(char::is_uppercase)
+        })
+        .map(|l| l.strip_prefix("# ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("remote.yaml");
+    std::fs::write(&path, &uncommented).unwrap();
+    let (config, warnings) = Config::load(Some(&path), &[]).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let payment = &config.remote.bundles["payment"];
+    assert_eq!(payment.service, "ctl");
+    assert!(payment.persist);
+    assert_eq!(payment.polling.long_polling_timeout_seconds, Some(60));
+    assert_eq!(
+        config.remote.persistence_directory,
+        std::path::PathBuf::from("/var/lib/verdict")
+    );
+    let sources = verdict::cli::run::sources(&config).unwrap();
+    assert_eq!(sources.len(), 1);
+    assert!(sources[0].is_remote());
+}
