@@ -750,3 +750,44 @@ fn the_commented_remote_example_in_the_deploy_config_is_valid() {
     assert_eq!(sources.len(), 1);
     assert!(sources[0].is_remote());
 }
+
+#[test]
+fn a_signature_covers_files_verdict_does_not_read() {
+    use verdict::bundle::{build, reader, signing, Bundle, Location, Source, Verification};
+    // A signed tarball with a README, as `opa build` signs every file of a bundle.
+    let mut files = reader::read_tarball(variant("v1").as_slice(), u64::MAX).unwrap();
+    files.push(reader::RawFile {
+        path: "/README.md".into(),
+        bytes: b"payment policy\n".to_vec(),
+    });
+    let key_path = common::fixture("sign/rsa-private.pem");
+    let key = signing::SigningKey::new(key_path.to_str().unwrap(), "RS256", None).unwrap();
+    let signatures = signing::sign(&files, &key, None).unwrap();
+    build::add_signatures(&mut files, signatures);
+    let tarball = |files: &[reader::RawFile]| {
+        let mut out = Vec::new();
+        build::write_tarball(files, &mut out).unwrap();
+        out
+    };
+    let public = std::fs::read_to_string(common::fixture("sign/rsa-public.pem")).unwrap();
+    let verification =
+        signing::VerificationConfig::from_flags(&public, "default", "RS256", None, Vec::new())
+            .unwrap();
+    let source = Source {
+        location: Location::Remote { persist_dir: None },
+        verification: Verification::Keys(std::sync::Arc::new(verification)),
+        ..Source::path("payment")
+    };
+    let options = verdict::bundle::LoadOptions::default();
+    let bundle = Bundle::from_download(&source, &tarball(&files), options).unwrap();
+    assert_eq!(bundle.revision(), "payments-2025-01-01.1");
+
+    // The README changed after signing: refused, as OPA refuses it.
+    let readme = files.iter_mut().find(|f| f.path == "/README.md").unwrap();
+    readme.bytes = b"tampered\n".to_vec();
+    let err = Bundle::from_download(&source, &tarball(&files), options).unwrap_err();
+    assert!(
+        err.to_string().contains("README.md: digest mismatch"),
+        "{err}"
+    );
+}

@@ -23,7 +23,8 @@ pub struct RawFile {
     pub bytes: Vec<u8>,
 }
 
-/// Files a bundle may carry; anything else in a directory or archive is skipped unread.
+/// Files a bundle directory may carry; anything else in a directory is skipped unread (an
+/// archive keeps every regular file, for its signature).
 fn is_bundle_file(name: &str) -> bool {
     matches!(
         name,
@@ -83,9 +84,9 @@ pub fn read_tarball(reader: impl Read, size_limit: u64) -> Result<Vec<RawFile>, 
         if !kind.is_file() {
             continue;
         }
-        if !is_bundle_file(file_name(&path)) {
-            continue;
-        }
+        // Every regular file of an archive is kept, not only those verdict reads: a signature
+        // covers them all (OPA's verifier and `opa sign` list every file), so a README in a
+        // signed tarball must be there to be checked. The size budget bounds them the same.
         let declared = entry.header().size().map_err(over_budget_or)?;
         if declared > size_limit {
             return Err(BundleError::TooLarge { limit: size_limit });
@@ -216,10 +217,6 @@ fn normalize_entry(raw: &str) -> Result<String, BundleError> {
         return Err(refuse());
     }
     Ok(format!("/{}", parts.join("/")))
-}
-
-fn file_name(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
 }
 
 /// Counts decompressed bytes against the bundle's size limit.
