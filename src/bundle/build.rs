@@ -3,7 +3,6 @@
 //! the JSON that OPA writes and hashes: Go's encoding, with number literals kept as written.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -345,42 +344,12 @@ pub fn write_tarball(files: &[RawFile], out: impl Write) -> io::Result<()> {
     tar.into_inner()?.finish()?.flush()
 }
 
-/// Writes `bytes` to `path` so that a reader sees the old file or the new one, never a part:
-/// a temporary file in the same directory, synced, then renamed over the target.
+/// Writes the output file atomically (see `persist::write_atomic`).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BuildError> {
-    let fail = |error| BuildError::Write {
+    super::persist::write_atomic(path, bytes).map_err(|error| BuildError::Write {
         path: path.to_path_buf(),
         error,
-    };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        file_name.unwrap_or_else(|| "bundle".into()),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        // The rename itself is durable once the directory is synced; not every platform can.
-        if let Ok(d) = fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(fail)
+    })
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use verdict::server::{self, Listener};
 pub mod bundle_server;
 pub mod grpc;
 pub mod pki;
+pub mod remote;
 
 /// How long any test waits for an event before failing.
 pub const WAIT: Duration = Duration::from_secs(20);

@@ -33,7 +33,10 @@ pub async fn get_metrics(State(state): State<Arc<AppState>>) -> Response {
 
 /// OPA's `handler` label for a request path; `None` for paths OPA does not instrument.
 fn handler(path: &str) -> Option<&'static str> {
-    let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
+    let under = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
     Some(match path {
         "/" => "index",
         _ if under("/v1/data") => "v1/data",
@@ -52,13 +55,15 @@ fn handler(path: &str) -> Option<&'static str> {
 /// at debug: method, path and status, never the body.
 pub async fn record(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let method = req.method().as_str().to_ascii_lowercase();
-    let path = req.uri().path().to_string();
+    // A clone of the URI shares its bytes: no copy of the path per request.
+    let uri = req.uri().clone();
+    let path = uri.path();
     let started = Instant::now();
     let response = next.run(req).await;
     let took = started.elapsed();
     let code = response.status().as_u16();
     tracing::debug!(%method, %path, code, duration_us = took.as_micros() as u64, "request");
-    if let (Some(metrics), Some(handler)) = (&state.metrics, handler(&path)) {
+    if let (Some(metrics), Some(handler)) = (&state.metrics, handler(path)) {
         metrics.http_request(handler, &method, code, took);
     }
     response
