@@ -8,12 +8,10 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use common::running::{Running, BIN};
 use common::{bundle_tar, raw_exchange, replace_file, repo, request, simple_bundle, WAIT};
 use serde_json::{json, Value as Json};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, ChildStderr};
-
-const BIN: &str = env!("CARGO_BIN_EXE_verdict");
 
 fn verdict(args: &[&str]) -> std::process::Output {
     Command::new(BIN)
@@ -124,78 +122,6 @@ fn eval_prints_opas_result_set() {
     let out = verdict(&["eval", "-d", "bundles/payment", "data.payment["]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("rego_parse_error"));
-}
-
-/// A running `verdict run`, its stderr log read line by line.
-struct Running {
-    child: Child,
-    log: tokio::io::Lines<BufReader<ChildStderr>>,
-    /// Every log line read so far.
-    seen: Vec<String>,
-}
-
-impl Running {
-    fn spawn(args: &[&str]) -> Running {
-        Running::spawn_with_env(args, &[])
-    }
-
-    fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Running {
-        let mut child = tokio::process::Command::new(BIN)
-            .arg("run")
-            .args(args)
-            .envs(env.iter().copied())
-            .current_dir(repo())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let log = BufReader::new(child.stderr.take().unwrap()).lines();
-        Running {
-            child,
-            log,
-            seen: Vec::new(),
-        }
-    }
-
-    /// The next log line containing `text`, as JSON.
-    async fn wait_for_log(&mut self, text: &str) -> Json {
-        let found = tokio::time::timeout(WAIT, async {
-            while let Some(line) = self.log.next_line().await.unwrap() {
-                self.seen.push(line.clone());
-                if line.contains(text) {
-                    return serde_json::from_str::<Json>(&line).unwrap();
-                }
-            }
-            panic!("verdict exited before logging {text:?}");
-        })
-        .await;
-        found.unwrap_or_else(|_| panic!("no log line with {text:?} in time"))
-    }
-
-    /// The TCP address from the "server started" line.
-    async fn address(&mut self) -> String {
-        let line = self.wait_for_log("server started").await;
-        let addrs: Vec<String> = serde_json::from_str(line["addrs"].as_str().unwrap()).unwrap();
-        addrs[0].clone()
-    }
-
-    fn signal(&self, name: &str) {
-        let pid = self.child.id().unwrap().to_string();
-        assert!(Command::new("kill")
-            .args(["-s", name, &pid])
-            .status()
-            .unwrap()
-            .success());
-    }
-
-    async fn exit_code(mut self) -> Option<i32> {
-        tokio::time::timeout(WAIT, self.child.wait())
-            .await
-            .unwrap()
-            .unwrap()
-            .code()
-    }
 }
 
 async fn post(addr: &str, path: &str, body: &[u8]) -> Json {

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::bundle::{signing, LoadOptions, Location, Source, Verification};
 use crate::config::Config;
+use crate::decision_log::DecisionLog;
 use crate::policy::CompileOptions;
 use crate::remote::{self, Poller, StatusUploader};
 use crate::runtime::store::PushedStore;
@@ -332,6 +333,18 @@ pub async fn start(config: Config, sources: Vec<Source>) -> anyhow::Result<Start
     .await
     .context("bundle loading stopped unexpectedly")??;
     let state = AppState::with_writer(config.clone(), snapshot, statuses, tx.clone());
+    let uploader = {
+        let labels = crate::runtime::status::labels(&state);
+        let spool_metrics = state.metrics.as_ref().map(|m| m.spool());
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || DecisionLog::open(&config, &labels, spool_metrics))
+            .await
+            .context("decision log start stopped unexpectedly")??
+            .and_then(|(log, uploader)| {
+                state.attach_decision_log(log);
+                uploader
+            })
+    };
 
     let mut listeners = Vec::new();
     for addr in &config.verdict.addr {
@@ -360,6 +373,9 @@ pub async fn start(config: Config, sources: Vec<Source>) -> anyhow::Result<Start
     tokio::spawn(reloader.run(state.clone(), rx, debounce, watcher));
     for poller in pollers {
         tokio::spawn(poller.run());
+    }
+    if let Some(uploader) = uploader {
+        tokio::spawn(uploader.run());
     }
     if let Some(status) = &config.remote.status {
         let uploader = StatusUploader {

@@ -16,9 +16,11 @@ use verdict::runtime::{AppState, Trigger};
 use verdict::server::{self, Listener};
 
 pub mod bundle_server;
+pub mod collector;
 pub mod grpc;
 pub mod pki;
 pub mod remote;
+pub mod running;
 
 /// How long any test waits for an event before failing.
 pub const WAIT: Duration = Duration::from_secs(20);
