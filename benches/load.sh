@@ -3,7 +3,7 @@
 # (examples/baseline.rs) measured in the same run, and writes the figures.
 #
 #   bash benches/load.sh     # DURATION=10s per run, REPEAT=3; results in benches/results/<time>/
-#   SUITES=grpc bash benches/load.sh   # only the gRPC runs (SUITES="http grpc remote" by default)
+#   SUITES=grpc bash benches/load.sh   # only the gRPC runs (SUITES="http grpc remote decisionlog")
 #
 # Runs: fixed rates of 5,000 and 10,000 req/s (oha's latency correction on, so queueing delay
 # counts), closed loop (as fast as 32 connections go), and 5,000 req/s while the bundle is
@@ -13,13 +13,16 @@
 # second verdict polls a local bundle server (benches/bundle_server.py) for the example bundle
 # plus a 10 MB data.json, at 5,000 req/s with the bundle unchanged, then while a new revision
 # is published every 2 s (each one downloaded, verified, compiled and activated under load).
+# Decision log: a second verdict on the same bundle logs every decision (spooled to SQLite
+# before it is answered, uploaded every 1-2 s to benches/collector.py), measured in turns with
+# the first, which logs nothing, at 5,000 req/s and closed loop.
 # Machines here are shared and noisy, so verdict and the baseline take turns, each run is
 # repeated, and the summary gives medians and ratios within this one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10s}
-SUITES=${SUITES:-http grpc remote}
+SUITES=${SUITES:-http grpc remote decisionlog}
 REPEAT=${REPEAT:-3}
 CONNECTIONS=${CONNECTIONS:-32}
 VERDICT_ADDR=127.0.0.1:18181
@@ -28,6 +31,8 @@ VERDICT_GRPC=127.0.0.1:19191
 BASELINE_GRPC=127.0.0.1:19292
 REMOTE_ADDR=127.0.0.1:18383
 BUNDLE_SERVER_PORT=18484
+LOGGED_ADDR=127.0.0.1:18585
+COLLECTOR_PORT=18686
 OUT=benches/results/$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$OUT"
 WORK=$(mktemp -d)
@@ -38,7 +43,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for addr in "$VERDICT_ADDR" "$BASELINE_ADDR" "$VERDICT_GRPC" "$BASELINE_GRPC" "$REMOTE_ADDR" "127.0.0.1:$BUNDLE_SERVER_PORT"; do
+for addr in "$VERDICT_ADDR" "$BASELINE_ADDR" "$VERDICT_GRPC" "$BASELINE_GRPC" "$REMOTE_ADDR" "127.0.0.1:$BUNDLE_SERVER_PORT" "$LOGGED_ADDR" "127.0.0.1:$COLLECTOR_PORT"; do
     if (exec 3<>"/dev/tcp/${addr%:*}/${addr#*:}") 2>/dev/null; then
         echo "something already listens on $addr; stop it first" >&2
         exit 1
@@ -185,6 +190,40 @@ YAML
     grep VmHWM "/proc/$(pgrep -f "verdict run --addr $REMOTE_ADDR" | head -1)/status" >"$OUT/remote-peak-rss" || true
 fi
 
+if [[ " $SUITES " == *" decisionlog "* ]]; then
+    python3 benches/collector.py "$COLLECTOR_PORT" &
+    PIDS+=($!)
+    cat >"$WORK/logged.yaml" <<YAML
+services:
+  collector:
+    url: http://127.0.0.1:$COLLECTOR_PORT
+decision_logs:
+  service: collector
+  reporting: {min_delay_seconds: 1, max_delay_seconds: 2}
+persistence_directory: $WORK/logged
+YAML
+    ./target/release/verdict run --addr "$LOGGED_ADDR" -c "$WORK/logged.yaml" -b "$WORK/bundle.tar.gz" \
+        --log-level info 2>"$OUT/verdict-logged.log" &
+    PIDS+=($!)
+    curl -sf --retry 100 --retry-connrefused --retry-delay 0 -o /dev/null "http://$LOGGED_ADDR/health?bundles"
+    for addr in "$VERDICT_ADDR" "$LOGGED_ADDR"; do
+        oha --no-tui -n 20000 -c "$CONNECTIONS" -m POST -H "Content-Type: application/json" -d "$BODY" "http://$addr/v1/data/payment/decision" >/dev/null
+    done
+    for rep in $(seq "$REPEAT"); do
+        load "log-off-rate5000-$rep" "$VERDICT_ADDR" -q 5000 --latency-correction
+        load "log-on-rate5000-$rep" "$LOGGED_ADDR" -q 5000 --latency-correction
+        load "log-off-closed-$rep" "$VERDICT_ADDR"
+        load "log-on-closed-$rep" "$LOGGED_ADDR"
+    done
+    # Every decision the logged verdict answered must reach the collector.
+    answered=$(curl -s "http://$LOGGED_ADDR/metrics" | awk '/^verdict_decisions_total/ {s += $2} END {print s}')
+    for _ in $(seq 120); do
+        [ "$(curl -s "http://127.0.0.1:$COLLECTOR_PORT/count")" -ge "$answered" ] && break
+        sleep 0.5
+    done
+    echo "$answered $(curl -s "http://127.0.0.1:$COLLECTOR_PORT/count")" >"$OUT/log-delivery"
+fi
+
 python3 - "$OUT" "$DURATION" "$CONNECTIONS" "$REPEAT" <<'PY'
 import json, os, statistics, sys
 out, duration, conns, repeat = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
@@ -250,6 +289,15 @@ if os.path.exists(os.path.join(out, "remote-activations")):
     lines += ["Remote bundle with a 10 MB data.json, 5,000 req/s (oha, %s connections)" % conns, ""] + rows + ["",
               "p99 while activating / p99 steady: %.2fx (%d activations of a new 10 MB revision during those runs)" % (spike, activations),
               "verdict peak RSS: %s" % rss, ""]
+if os.path.exists(os.path.join(out, "log-delivery")):
+    answered, delivered = open(os.path.join(out, "log-delivery")).read().split()
+    m, rows = table(["log-off-rate5000", "log-on-rate5000", "log-off-closed", "log-on-closed"], run)
+    p99 = m["log-on-rate5000"]["p99"] / m["log-off-rate5000"]["p99"]
+    rps = m["log-on-closed"]["rps"] / m["log-off-closed"]["rps"]
+    lines += ["Decision logging on (spooled, uploaded to a local collector) next to off (oha, %s connections)" % conns, ""] + rows + ["",
+              "p99 at 5,000 req/s, logging on / off: %.2fx" % p99,
+              "closed-loop throughput, logging on / off: %.0f%%" % (rps * 100),
+              "decisions answered by the logging verdict: %s; distinct decision ids at the collector: %s" % (answered, delivered), ""]
 lines += ["each run: %s; %d repetitions, verdict and baseline alternating" % (duration, repeat)]
 text = "\n".join(lines) + "\n"
 open(os.path.join(out, "summary.md"), "w").write(text)

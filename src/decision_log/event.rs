@@ -29,7 +29,7 @@ pub struct EventParts<'a> {
     pub path: &'a str,
     pub input: Option<Value>,
     pub result: Option<Value>,
-    pub error: Option<&'a EvalError>,
+    pub error: Option<Value>,
     pub request: &'a RequestInfo,
     pub timestamp: SystemTime,
     pub metrics: &'a BTreeMap<&'static str, u64>,
@@ -79,7 +79,7 @@ impl EventParts<'_> {
             put("result", result);
         }
         if let Some(error) = self.error {
-            put("error", error_value(error));
+            put("error", error);
         }
         if !self.request.requested_by.is_empty() {
             put("requested_by", s(&self.request.requested_by));
@@ -130,7 +130,7 @@ fn rego_error(e: &RegoError) -> Value {
 
 /// The event's `error`: one evaluation error as an object, several (or a query's parse errors)
 /// as an array, as OPA logs them.
-fn error_value(e: &EvalError) -> Value {
+pub fn error_value(e: &EvalError) -> Value {
     let coded = |code: &'static str| object([("code", s(code)), ("message", s(&e.to_string()))]);
     match e {
         EvalError::Policy(errors) if errors.len() == 1 => rego_error(&errors[0]),
@@ -142,6 +142,11 @@ fn error_value(e: &EvalError) -> Value {
         EvalError::FunctionPath(_) => coded("rego_type_error"),
         EvalError::EngineFault | EvalError::Refused(_) => coded("internal_error"),
     }
+}
+
+/// The error of a decision that is undefined where a value is required (the v0 API).
+pub fn undefined(message: &str) -> Value {
+    object([("code", s("undefined_document")), ("message", s(message))])
 }
 
 /// Go's `time.RFC3339Nano` in UTC: nanoseconds with trailing zeros trimmed.

@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime};
 use regorus::Value;
 
 use super::{AppState, Snapshot};
-use crate::decision_log::{EventParts, RequestInfo};
+use crate::decision_log::{event, EventParts, RequestInfo};
 use crate::policy::{DataPath, Decision, EvalError, Query};
 use crate::telemetry::metrics::Outcome;
 
@@ -51,6 +51,9 @@ pub struct Ask<'a> {
     pub started: Instant,
     /// Time spent parsing the input, when the transport parsed one.
     pub input_parse_ns: Option<u128>,
+    /// An undefined result is an error for this transport (the v0 API, the default decision),
+    /// and its log event says so, as OPA's do.
+    pub undefined_is_error: bool,
 }
 
 /// OPA's performance metrics of one decision, under OPA's names: `?metrics` responses and
@@ -75,6 +78,16 @@ pub fn opa_metrics(
     metrics
 }
 
+/// OPA's message for an undefined decision: "missing" when no rule could define it.
+pub fn undefined_message(snapshot: &Snapshot, path: &DataPath) -> String {
+    let why = if snapshot.policy.has_rules_at(path) {
+        "document undefined"
+    } else {
+        "document missing"
+    };
+    format!("{why}: {}", path.display_ref())
+}
+
 impl AppState {
     /// Evaluates `ask.path` with its input on the snapshot active now, which the decision
     /// keeps however many swaps happen meanwhile; then logs it, when decisions are logged,
@@ -88,6 +101,17 @@ impl AppState {
             input: ask.input,
             strict_builtin_errors: ask.strict_builtin_errors,
         });
+        if ask.path.is_root() {
+            // OPA leaves the reserved `system` namespace out of the whole data document.
+            if let Ok(Decision {
+                result: Some(root), ..
+            }) = &mut outcome
+            {
+                if let Ok(map) = root.as_object_mut() {
+                    map.remove(&Value::from("system"));
+                }
+            }
+        }
         self.count(&snapshot, ask.path, &outcome);
         let decision_id = uuid::Uuid::new_v4().to_string();
         if let Some(log) = log {
@@ -103,7 +127,13 @@ impl AppState {
                 path: &ask.path.slashed(),
                 input: logged_input,
                 result: outcome.as_ref().ok().and_then(|d| d.result.clone()),
-                error: outcome.as_ref().err(),
+                error: match &outcome {
+                    Err(e) => Some(event::error_value(e)),
+                    Ok(d) if d.result.is_none() && ask.undefined_is_error => {
+                        Some(event::undefined(&undefined_message(&snapshot, ask.path)))
+                    }
+                    Ok(_) => None,
+                },
                 request: ask.request,
                 timestamp: SystemTime::now(),
                 metrics: &metrics,

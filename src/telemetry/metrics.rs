@@ -238,6 +238,10 @@ impl Metrics {
     }
 }
 
+/// Why decision log events are lost: the spool was full and dropped its oldest, an event was
+/// larger than the whole spool, or the spool could not be written.
+pub const DROP_REASONS: [&str; 3] = ["spool_full", "too_large", "spool_error"];
+
 /// The decision log spool and its uploads: how much waits on disk, what reached the
 /// collector, what was lost and why, and what the mask policy could not do.
 #[derive(Clone)]
@@ -295,6 +299,11 @@ impl SpoolMetrics {
     }
 
     fn register(&self, r: &Registry) -> Result<(), prometheus::Error> {
+        // Every reason shows, at 0, before anything is lost: an absent series would read as
+        // "not measured" on a dashboard.
+        for reason in DROP_REASONS {
+            self.dropped.with_label_values(&[reason]);
+        }
         r.register(Box::new(self.events.clone()))?;
         r.register(Box::new(self.bytes.clone()))?;
         r.register(Box::new(self.uploaded.clone()))?;
@@ -317,7 +326,7 @@ impl SpoolMetrics {
         self.upload_failures.inc();
     }
 
-    /// `reason` is one of a fixed few: `spool_full`, `spool_error`.
+    /// `reason` is one of `DROP_REASONS`.
     pub fn dropped(&self, reason: &'static str, events: u64) {
         if events > 0 {
             self.dropped.with_label_values(&[reason]).inc_by(events);

@@ -24,11 +24,16 @@ impl Running {
     }
 
     pub fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Running {
+        Running::spawn_in(&repo(), args, env)
+    }
+
+    /// Runs in `dir`, so that `-b` paths are named as the user typed them.
+    pub fn spawn_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Running {
         let mut child = tokio::process::Command::new(BIN)
             .arg("run")
             .args(args)
             .envs(env.iter().copied())
-            .current_dir(repo())
+            .current_dir(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true)

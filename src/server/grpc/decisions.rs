@@ -55,6 +55,7 @@ impl Decisions for DecisionService {
                 request: &info,
                 started,
                 input_parse_ns: None,
+                undefined_is_error: false,
             })
             .await;
         let decision = decided.outcome.map_err(|e| error_status(&e))?;

@@ -20,7 +20,7 @@ use super::response;
 use crate::decision_log::RequestInfo;
 use crate::policy::json::{self, ObjectWriter};
 use crate::policy::DataPath;
-use crate::runtime::decision::opa_metrics;
+use crate::runtime::decision::{opa_metrics, undefined_message};
 use crate::runtime::{AppState, Ask, Snapshot};
 
 /// The request as its decision log event describes it.
@@ -137,19 +137,12 @@ async fn respond_v1(
             request: &request,
             started,
             input_parse_ns: Some(parse_ns),
+            undefined_is_error: false,
         })
         .await;
     let snapshot = decided.snapshot;
     let decision = decided.outcome?;
-    let result = match decision.result.as_ref() {
-        // OPA leaves the reserved `system` namespace out of the whole data document.
-        Some(Value::Object(root)) if path.is_root() => {
-            let mut root = root.as_ref().clone();
-            root.remove(&Value::from("system"));
-            Some(Value::from(root))
-        }
-        other => other.cloned(),
-    };
+    let result = decision.result.as_ref();
     let pretty = params.flag("pretty");
     let mut body = Vec::with_capacity(256);
     let mut envelope = ObjectWriter::new(&mut body, pretty.then_some(0));
@@ -265,20 +258,13 @@ async fn respond_bare(
             request: &request,
             started,
             input_parse_ns: None,
+            undefined_is_error: true,
         })
         .await;
     let snapshot = decided.snapshot;
     let decision = decided.outcome?;
     let Some(result) = decision.result else {
-        let why = if snapshot.policy.has_rules_at(path) {
-            "document undefined"
-        } else {
-            "document missing"
-        };
-        return Err(ApiError::undefined(format!(
-            "{why}: {}",
-            path.display_ref()
-        )));
+        return Err(ApiError::undefined(undefined_message(&snapshot, path)));
     };
     let mut body = Vec::with_capacity(128);
     json::write_value(&mut body, &result, params.flag("pretty").then_some(0));

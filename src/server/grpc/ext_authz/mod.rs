@@ -74,6 +74,7 @@ impl ExtAuthz {
                 request: info,
                 started,
                 input_parse_ns: None,
+                undefined_is_error: false,
             })
             .await;
         let decision = decided.outcome.map_err(|e| {
