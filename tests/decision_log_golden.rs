@@ -7,7 +7,7 @@
 mod common;
 
 use common::running::Running;
-use common::{golden, raw_exchange, request, WAIT};
+use common::{golden, raw_exchange, recorded_request, WAIT};
 use serde_json::{json, Value as Json};
 
 /// Cases where verdict logs no line or a different one, with the reason; they are not
@@ -96,21 +96,8 @@ async fn console_lines_are_opas() {
             .filter(|l| l.contains("\"Decision Log\""))
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        let headers: Vec<(String, String)> = req["headers"]
-            .as_object()
-            .map(|h| {
-                h.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let headers: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let body = req["body"].as_str().unwrap_or("").as_bytes();
         let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
-        raw_exchange(stream, &request(method, path, &headers, body)).await;
+        raw_exchange(stream, &recorded_request(req)).await;
         let Some(want) = opa.into_iter().next() else {
             continue;
         };

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use base64::Engine as _;
-use common::{golden, request, test_config, Server};
+use common::{golden, recorded_request, request, test_config, Server};
 use regex::Regex;
 use serde_json::Value as Json;
 use verdict::bundle::Source;
@@ -53,19 +53,6 @@ fn load_cases() -> Vec<Case> {
         .map(|line| {
             let c: Json = serde_json::from_str(line).unwrap();
             let req = &c["request"];
-            let headers: Vec<(String, String)> = req["headers"]
-                .as_object()
-                .map(|h| {
-                    h.iter()
-                        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let header_refs: Vec<(&str, &str)> = headers
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
-            let body = req["body"].as_str().unwrap_or("").as_bytes().to_vec();
             let resp = &c["response"];
             let response_headers = resp["headers"]
                 .as_array()
@@ -90,12 +77,7 @@ fn load_cases() -> Vec<Case> {
             Case {
                 name: c["name"].as_str().unwrap().to_string(),
                 instance: c["instance"].as_str().unwrap()[..1].to_string(),
-                request: request(
-                    req["method"].as_str().unwrap(),
-                    req["path"].as_str().unwrap(),
-                    &header_refs,
-                    &body,
-                ),
+                request: recorded_request(req),
                 status: resp["status"].as_u64().unwrap() as u16,
                 headers: response_headers,
                 body: expected_body,

@@ -13,8 +13,9 @@ use crate::policy::{json, EvalError, RegoError};
 /// What the transport knows about the request behind a decision.
 #[derive(Debug, Clone, Default)]
 pub struct RequestInfo {
-    /// The client's address, `ip:port`; empty over a Unix socket.
-    pub requested_by: String,
+    /// The client's address; none over a Unix socket. Formatted only when an event is built,
+    /// so that a request pays nothing for it while decisions are not logged.
+    pub requested_by: Option<std::net::SocketAddr>,
     /// The server's sequence number of the request (OPA's `req_id`).
     pub req_id: u64,
     /// The configured `request_context.http.headers` that the request carried.
@@ -39,15 +40,18 @@ fn s(text: &str) -> Value {
     Value::from(text)
 }
 
-fn object(entries: impl IntoIterator<Item = (&'static str, Value)>) -> Value {
-    let map: BTreeMap<Value, Value> = entries.into_iter().map(|(k, v)| (s(k), v)).collect();
+/// A Rego object of string keys.
+fn object<K: AsRef<str>>(entries: impl IntoIterator<Item = (K, Value)>) -> Value {
+    let map: BTreeMap<Value, Value> = entries
+        .into_iter()
+        .map(|(k, v)| (s(k.as_ref()), v))
+        .collect();
     Value::from(Object::from(map))
 }
 
 /// The `labels` object: the configured labels plus `id` and `version`.
 pub fn labels(labels: &BTreeMap<String, String>) -> Value {
-    let map: BTreeMap<Value, Value> = labels.iter().map(|(k, v)| (s(k), s(v))).collect();
-    Value::from(Object::from(map))
+    object(labels.iter().map(|(k, v)| (k, s(v))))
 }
 
 impl EventParts<'_> {
@@ -62,7 +66,7 @@ impl EventParts<'_> {
         if !self.bundles.is_empty() {
             put(
                 "bundles",
-                object_of(
+                object(
                     self.bundles
                         .iter()
                         .map(|(name, rev)| (*name, object([("revision", s(rev))]))),
@@ -81,19 +85,19 @@ impl EventParts<'_> {
         if let Some(error) = self.error {
             put("error", error);
         }
-        if !self.request.requested_by.is_empty() {
-            put("requested_by", s(&self.request.requested_by));
+        if let Some(peer) = self.request.requested_by {
+            put("requested_by", s(&peer.to_string()));
         }
         put("timestamp", s(&go_rfc3339_nano(self.timestamp)));
         put(
             "metrics",
-            object_of(self.metrics.iter().map(|(k, v)| (*k, Value::from(*v)))),
+            object(self.metrics.iter().map(|(k, v)| (*k, Value::from(*v)))),
         );
         if self.request.req_id != 0 {
             put("req_id", Value::from(self.request.req_id));
         }
         if !self.request.http_headers.is_empty() {
-            let headers = object_of(self.request.http_headers.iter().map(|(name, values)| {
+            let headers = object(self.request.http_headers.iter().map(|(name, values)| {
                 (
                     name.as_str(),
                     Value::from(values.iter().map(|v| s(v)).collect::<Vec<_>>()),
@@ -106,11 +110,6 @@ impl EventParts<'_> {
         }
         Value::from(Object::from(event))
     }
-}
-
-fn object_of<'k>(entries: impl Iterator<Item = (&'k str, Value)>) -> Value {
-    let map: BTreeMap<Value, Value> = entries.map(|(k, v)| (s(k), v)).collect();
-    Value::from(Object::from(map))
 }
 
 fn rego_error(e: &RegoError) -> Value {
@@ -202,7 +201,7 @@ mod tests {
         let labels = labels(&BTreeMap::from([("id".into(), "x".into())]));
         let metrics = BTreeMap::from([("timer_server_handler_ns", 5)]);
         let request = RequestInfo {
-            requested_by: "127.0.0.1:4000".into(),
+            requested_by: "127.0.0.1:4000".parse().ok(),
             req_id: 3,
             http_headers: vec![("X-Request-Id".into(), vec!["r1".into()])],
         };

@@ -31,13 +31,28 @@ pub enum SpoolError {
 /// Events as the uploader takes them: their sequence numbers and JSON.
 pub type Rows = Vec<(i64, Vec<u8>)>;
 
+fn storage_error(path: &Path, e: &dyn std::fmt::Display) -> SpoolError {
+    SpoolError::Storage {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// Where the writer thread answers one command.
+type Reply<T> = oneshot::Sender<Result<T, SpoolError>>;
+
 /// An event waiting for its commit, and who to tell.
-type Pending = (Vec<u8>, oneshot::Sender<Result<(), SpoolError>>);
+type Pending = (Vec<u8>, Reply<()>);
 
 enum Command {
-    Append(Vec<u8>, oneshot::Sender<Result<(), SpoolError>>),
-    Peek(usize, oneshot::Sender<Result<Rows, SpoolError>>),
-    Ack(i64, i64, oneshot::Sender<Result<u64, SpoolError>>),
+    Append(Pending),
+    Upload(Upload),
+}
+
+/// The uploader's side: read the oldest events, delete the ones a collector took.
+enum Upload {
+    Peek(usize, Reply<Rows>),
+    Ack(i64, i64, Reply<u64>),
 }
 
 /// The limits and the policy when they are reached.
@@ -63,10 +78,7 @@ impl Spool {
         metrics: Option<SpoolMetrics>,
     ) -> Result<Spool, SpoolError> {
         let path = dir.join(FILE_NAME);
-        let storage = |e: &dyn std::fmt::Display| SpoolError::Storage {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        };
+        let storage = |e: &dyn std::fmt::Display| storage_error(&path, e);
         std::fs::create_dir_all(dir).map_err(|e| storage(&e))?;
         let conn = Connection::open(&path).map_err(|e| storage(&e))?;
         let sync = match config.synchronous {
@@ -114,27 +126,26 @@ impl Spool {
 
     /// Commits one event; returns once it is durable (or refused).
     pub async fn append(&self, event: Vec<u8>) -> Result<(), SpoolError> {
-        let (done, wait) = oneshot::channel();
-        self.tx
-            .send(Command::Append(event, done))
-            .map_err(|_| SpoolError::Stopped)?;
-        wait.await.map_err(|_| SpoolError::Stopped)?
+        self.call(|done| Command::Append((event, done))).await
     }
 
     /// The oldest events, at most `max_bytes` of them (at least one).
     pub async fn peek(&self, max_bytes: usize) -> Result<Rows, SpoolError> {
-        let (done, wait) = oneshot::channel();
-        self.tx
-            .send(Command::Peek(max_bytes, done))
-            .map_err(|_| SpoolError::Stopped)?;
-        wait.await.map_err(|_| SpoolError::Stopped)?
+        self.call(|done| Command::Upload(Upload::Peek(max_bytes, done)))
+            .await
     }
 
     /// Deletes the events `first..=last` a collector has taken; returns how many there were.
     pub async fn ack(&self, first: i64, last: i64) -> Result<u64, SpoolError> {
+        self.call(|done| Command::Upload(Upload::Ack(first, last, done)))
+            .await
+    }
+
+    /// Hands one command to the writer thread and waits for its answer.
+    async fn call<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, SpoolError> {
         let (done, wait) = oneshot::channel();
         self.tx
-            .send(Command::Ack(first, last, done))
+            .send(command(done))
             .map_err(|_| SpoolError::Stopped)?;
         wait.await.map_err(|_| SpoolError::Stopped)?
     }
@@ -165,12 +176,12 @@ impl Writer {
     fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
         while let Some(first) = rx.blocking_recv() {
             let mut appends = Vec::new();
-            let mut others = Vec::new();
+            let mut uploads = Vec::new();
             let mut next = Some(first);
             while let Some(command) = next.take() {
                 match command {
-                    Command::Append(event, done) => appends.push((event, done)),
-                    other => others.push(other),
+                    Command::Append(pending) => appends.push(pending),
+                    Command::Upload(upload) => uploads.push(upload),
                 }
                 if appends.len() < MAX_GROUP {
                     next = rx.try_recv().ok();
@@ -179,15 +190,14 @@ impl Writer {
             if !appends.is_empty() {
                 self.commit(appends);
             }
-            for command in others {
-                match command {
-                    Command::Peek(max, done) => {
+            for upload in uploads {
+                match upload {
+                    Upload::Peek(max, done) => {
                         let _ = done.send(self.peek(max));
                     }
-                    Command::Ack(first, last, done) => {
+                    Upload::Ack(first, last, done) => {
                         let _ = done.send(self.ack(first, last));
                     }
-                    Command::Append(..) => {}
                 }
             }
             self.publish();
@@ -195,10 +205,7 @@ impl Writer {
     }
 
     fn error(&self, e: &dyn std::fmt::Display) -> SpoolError {
-        SpoolError::Storage {
-            path: self.path.display().to_string(),
-            message: e.to_string(),
-        }
+        storage_error(&self.path, e)
     }
 
     /// One transaction for the whole group; every waiter learns the outcome of its own event.

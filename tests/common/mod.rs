@@ -357,6 +357,25 @@ pub fn bundle_tar(files: &[(String, Vec<u8>)]) -> Vec<u8> {
 
 /// An HTTP client for talking to the server under test. verdict's rustls has no crypto
 /// provider compiled in by default (it picks ring at start), so tests install it the same way.
+/// The raw HTTP/1.1 request of a recorded case's `request` (tests/golden/cases.jsonl).
+pub fn recorded_request(req: &serde_json::Value) -> Vec<u8> {
+    let headers: Vec<(&str, &str)> = req["headers"]
+        .as_object()
+        .map(|h| {
+            h.iter()
+                .map(|(k, v)| (k.as_str(), v.as_str().unwrap()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let body = req["body"].as_str().unwrap_or("").as_bytes();
+    request(
+        req["method"].as_str().unwrap(),
+        req["path"].as_str().unwrap(),
+        &headers,
+        body,
+    )
+}
+
 pub fn http() -> reqwest::Client {
     verdict::remote::client::install_crypto_provider();
     reqwest::Client::new()

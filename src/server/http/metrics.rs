@@ -56,8 +56,8 @@ fn handler(path: &str) -> Option<&'static str> {
 #[derive(Debug, Clone, Default)]
 pub struct RequestMeta {
     pub req_id: u64,
-    /// `ip:port`; empty over a Unix socket.
-    pub requested_by: String,
+    /// None over a Unix socket.
+    pub requested_by: Option<SocketAddr>,
 }
 
 /// Numbers each request, times it to the end of its handler as OPA's instrumentation does,
@@ -67,8 +67,7 @@ pub async fn record(State(state): State<Arc<AppState>>, mut req: Request, next: 
     let requested_by = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.to_string())
-        .unwrap_or_default();
+        .map(|c| c.0);
     req.extensions_mut().insert(RequestMeta {
         req_id,
         requested_by,

@@ -19,6 +19,7 @@ use super::request::{self, Params};
 use super::response;
 use crate::policy::path::percent_decode;
 use crate::policy::{json, CompileError};
+use crate::runtime::decision::opa_metrics;
 use crate::runtime::pushed::{Patch, PatchKind, StoragePath, WriteError, WriteOp, Written};
 use crate::runtime::AppState;
 use crate::server::gojson::go_json_error;
@@ -90,13 +91,7 @@ fn answer(written: Written, uri: &Uri, parse_ns: Option<u128>, started: Instant)
     if !Params::parse(uri.query()).flag("metrics") {
         return StatusCode::NO_CONTENT.into_response();
     }
-    let ns = |n: u128| u64::try_from(n).unwrap_or(u64::MAX);
-    let mut metrics =
-        BTreeMap::from([("timer_server_handler_ns", ns(started.elapsed().as_nanos()))]);
-    if let Some(parse_ns) = parse_ns {
-        metrics.insert("timer_rego_input_parse_ns", ns(parse_ns));
-    }
-    let body = BTreeMap::from([("metrics", metrics)]);
+    let body = BTreeMap::from([("metrics", opa_metrics(None, parse_ns, started))]);
     response::json(StatusCode::OK, json::to_body(&body, false))
 }
 

@@ -25,10 +25,7 @@ use crate::runtime::{AppState, Ask};
 /// The caller of a gRPC request, as decision log events name it.
 pub fn request_info<T>(request: &Request<T>) -> RequestInfo {
     RequestInfo {
-        requested_by: request
-            .remote_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default(),
+        requested_by: request.remote_addr(),
         ..RequestInfo::default()
     }
 }
