@@ -380,6 +380,18 @@ pub async fn start(config: Config, sources: Vec<Source>) -> anyhow::Result<Start
 async fn serve(config: Config) -> anyhow::Result<()> {
     let grace = Duration::from_secs(config.verdict.shutdown_grace_period_seconds);
     let bundles = sources(&config)?;
+    let admission = match config.verdict.admission.clone() {
+        Some(admission) => {
+            let debounce = Duration::from_millis(config.verdict.watch_debounce_ms);
+            let webhook =
+                crate::admission::http::Webhook::start(admission, config.verdict.watch, debounce)
+                    .await?;
+            Some(tokio::spawn(
+                webhook.serve(server::shutdown_signal(), grace),
+            ))
+        }
+        None => None,
+    };
     let started = start(config, bundles).await?;
     spawn_sighup(started.triggers.clone());
     let addrs: Vec<String> = started.listeners.iter().map(Listener::local_addr).collect();
@@ -406,6 +418,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         grace,
     )
     .await;
+    if let Some(admission) = admission {
+        let _ = admission.await;
+    }
     Ok(())
 }
 
