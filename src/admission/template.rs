@@ -19,6 +19,9 @@ const CHECK_INTERVAL: std::num::NonZeroU32 = match std::num::NonZeroU32::new(64)
     None => std::num::NonZeroU32::MIN,
 };
 
+/// How long validating one template's rules may take (each review sets its own limit).
+const COMPILE_LIMIT: Duration = Duration::from_secs(2);
+
 /// A compiled template: its engine holds the template's modules and `data.inventory`, and has
 /// evaluated once, so that per-review clones start warm.
 #[derive(Clone)]
@@ -99,6 +102,11 @@ fn compile_unguarded(doc: &TemplateDoc, data: &Value) -> Result<Template, LoadEr
     let mut engine = Engine::new();
     // Gatekeeper runs OPA with its default: a failing builtin is undefined, not an error.
     engine.set_strict_builtin_errors(false);
+    // Validation runs every rule: a loop that never ends must not hang the reloader.
+    engine.set_execution_timer_config(ExecutionTimerConfig {
+        limit: COMPILE_LIMIT,
+        check_interval: CHECK_INTERVAL,
+    });
     engine.set_rego_v0(!doc.rego.v1);
     let package = engine
         .add_policy(format!("{}/template.rego", doc.name), doc.rego.rego.clone())

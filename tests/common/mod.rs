@@ -15,6 +15,7 @@ use verdict::config::Config;
 use verdict::runtime::{AppState, Trigger};
 use verdict::server::{self, Listener};
 
+pub mod admission;
 pub mod bundle_server;
 pub mod grpc;
 pub mod pki;
