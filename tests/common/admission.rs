@@ -109,6 +109,38 @@ impl Hook {
         r.json().await.unwrap()
     }
 
+    /// Sends raw bytes over TLS as one HTTP/1.1 exchange. The body is written from a task of
+    /// its own, so that a server answering before it has read everything (a size limit) is
+    /// seen answering rather than as a failed write.
+    pub async fn raw(&self, request: Vec<u8>) -> super::RawResponse {
+        use rustls::pki_types::pem::PemObject;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(self.pki.ca_pem.as_bytes()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let tcp = tokio::net::TcpStream::connect(&self.url["https://".len()..])
+            .await
+            .unwrap();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let tls = connector.connect(name, tcp).await.unwrap();
+        let (mut reader, mut writer) = tokio::io::split(tls);
+        tokio::spawn(async move {
+            let _ = writer.write_all(&request).await;
+        });
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(WAIT, reader.read_to_end(&mut buf)).await;
+        assert!(read.is_ok(), "response in time");
+        super::parse_response(&buf)
+    }
+
     pub fn generation(&self) -> Generation {
         *self.state.subscribe().borrow()
     }
