@@ -116,27 +116,32 @@ pub fn spawn_reloader(state: Arc<AdmissionState>, debounce: Duration) -> notify:
             let _ = tx.send(());
         }
     })?;
-    for (path, mode) in watched(&state.config) {
-        if let Err(e) = watcher.watch(&path, mode) {
-            tracing::warn!(path = %path.display(), error = %e, "cannot watch admission path");
-        }
-    }
+    arm(&mut watcher, &state.config);
     tokio::spawn(async move {
-        // The watcher lives as long as this task.
-        let _watcher = watcher;
         while rx.recv().await.is_some() {
             // Editors and `kubectl cp` write in several steps: wait for a quiet moment.
             while let Ok(Some(())) = tokio::time::timeout(debounce, rx.recv()).await {}
-            let state = state.clone();
-            if tokio::task::spawn_blocking(move || state.reload())
+            let reloading = state.clone();
+            if tokio::task::spawn_blocking(move || reloading.reload())
                 .await
                 .is_err()
             {
                 tracing::error!("admission reload failed unexpectedly");
             }
+            // A directory created or replaced by a rename since is a new inode to watch.
+            arm(&mut watcher, &state.config);
         }
     });
     Ok(())
+}
+
+fn arm(watcher: &mut notify::RecommendedWatcher, config: &AdmissionConfig) {
+    for (path, mode) in watched(config) {
+        let _ = watcher.unwatch(&path);
+        if let Err(e) = watcher.watch(&path, mode) {
+            tracing::debug!(path = %path.display(), error = %e, "cannot watch admission path");
+        }
+    }
 }
 
 /// The policy and inventory paths (recursively), and the directories holding them and the TLS

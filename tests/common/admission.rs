@@ -45,6 +45,7 @@ impl Hook {
         std::fs::create_dir_all(&tls).unwrap();
         std::fs::write(tls.join("tls.crt"), &pki.server_cert_pem).unwrap();
         std::fs::write(tls.join("tls.key"), &pki.server_key_pem).unwrap();
+        std::fs::write(tls.join("client-ca.crt"), &pki.ca_pem).unwrap();
         let mut config = AdmissionConfig::new(tls.join("tls.crt"), tls.join("tls.key"));
         config.addr = "127.0.0.1:0".into();
         config.policies = vec![policies];
