@@ -111,8 +111,9 @@ fn load_set(config: &AdmissionConfig, previous: Option<&AdmissionSet>) -> Option
 /// the watcher stops.
 pub fn spawn_reloader(state: Arc<AdmissionState>, debounce: Duration) -> notify::Result<()> {
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+    let targets = Targets::of(&state.config);
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok_and(|e| !e.kind.is_access()) {
+        if event.is_ok_and(|e| !e.kind.is_access() && e.paths.iter().any(|p| targets.concerns(p))) {
             let _ = tx.send(());
         }
     })?;
@@ -164,6 +165,41 @@ fn watched(config: &AdmissionConfig) -> Vec<(PathBuf, RecursiveMode)> {
         .map(|d| (d, RecursiveMode::NonRecursive))
         .chain(trees)
         .collect()
+}
+
+/// What a file event must touch to matter. The watched directories hold other files too (a
+/// log file beside the certificate must not reload on every line written).
+struct Targets {
+    /// Policy and inventory paths: anything at or under them.
+    trees: Vec<PathBuf>,
+    /// TLS files: the files themselves.
+    files: Vec<PathBuf>,
+    /// Their directories, where a mount's `..data` symlink swap happens.
+    dirs: Vec<PathBuf>,
+}
+
+impl Targets {
+    fn of(config: &AdmissionConfig) -> Targets {
+        let absolute = |p: &PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone());
+        let mut trees: Vec<PathBuf> = config.policies.iter().map(absolute).collect();
+        trees.extend(config.inventory.iter().map(absolute));
+        let files: Vec<PathBuf> = [&config.tls_cert_file, &config.tls_private_key_file]
+            .into_iter()
+            .chain(config.tls_client_ca_file.as_ref())
+            .map(absolute)
+            .collect();
+        let dirs = trees.iter().chain(&files).map(|p| parent(p)).collect();
+        Targets { trees, files, dirs }
+    }
+
+    fn concerns(&self, path: &Path) -> bool {
+        self.trees.iter().any(|t| path.starts_with(t))
+            || self.files.iter().any(|f| f == path)
+            || (self.dirs.iter().any(|d| path.parent() == Some(d.as_path()))
+                && path
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("..")))
+    }
 }
 
 fn parent(path: &Path) -> PathBuf {
