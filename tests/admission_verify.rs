@@ -193,3 +193,32 @@ async fn run_serves_the_webhook_from_the_config_file() {
         .unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+#[test]
+fn the_shipped_webhook_manifest_fits_verdict() {
+    let text =
+        std::fs::read_to_string(repo().join("deploy/kubernetes/admission-webhook.yaml")).unwrap();
+    let docs = verdict::admission::resources::parse_objects(&text).unwrap();
+    let find = |kind: &str| docs.iter().find(|d| d["kind"] == kind).unwrap();
+    let webhook = &find("ValidatingWebhookConfiguration")["webhooks"][0];
+    assert_eq!(webhook["sideEffects"], "None");
+    assert_eq!(webhook["clientConfig"]["service"]["path"], "/v1/admit");
+    let excluded = &webhook["namespaceSelector"]["matchExpressions"][0]["values"];
+    assert_eq!(
+        *excluded,
+        serde_json::json!(["kube-system", "verdict-system"])
+    );
+
+    // The config in the ConfigMap is one verdict accepts, and its deadline and failure policy
+    // agree with the webhook's.
+    let config_text = find("ConfigMap")["data"]["verdict.yaml"].as_str().unwrap();
+    let tree: Json = yaml_serde::from_str(config_text).unwrap();
+    let (config, warnings) = verdict::config::Config::from_tree(tree).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let admission = config.verdict.admission.unwrap();
+    assert!(admission.deadline_ms < webhook["timeoutSeconds"].as_u64().unwrap() * 1000);
+    assert_eq!(
+        format!("{:?}", admission.failure_policy),
+        webhook["failurePolicy"].as_str().unwrap()
+    );
+}
