@@ -213,3 +213,40 @@ async fn the_deadline_answers_by_the_failure_policy() {
         assert_eq!(hook.admit(&review("CREATE", &quick)).await["allowed"], true);
     }
 }
+
+#[tokio::test]
+async fn templates_and_constraints_load_from_a_bundle_tarball() {
+    let repo = common::repo().join("policies/admission");
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    for sub in ["templates", "constraints"] {
+        for entry in std::fs::read_dir(repo.join(sub)).unwrap() {
+            let entry = entry.unwrap();
+            let name = format!("{sub}/{}", entry.file_name().to_string_lossy());
+            files.push((name, std::fs::read(entry.path()).unwrap()));
+        }
+    }
+    files.push((
+        ".manifest".into(),
+        br#"{"revision": "admission-1", "roots": ["admission"]}"#.to_vec(),
+    ));
+    let hook = Hook::start(&[], |c| {
+        let tarball = c.policies[0].parent().unwrap().join("admission.tar.gz");
+        std::fs::write(&tarball, common::bundle_tar(&files)).unwrap();
+        c.policies = vec![tarball];
+    })
+    .await;
+    let status = hook.status().await;
+    assert_eq!(
+        status["constraints"].as_array().unwrap().len(),
+        4,
+        "{status}"
+    );
+    assert_eq!(status["errors"], json!([]));
+    let response = hook
+        .admit(&review("CREATE", &sample("privileged.yaml")))
+        .await;
+    assert_eq!(
+        response["status"]["message"],
+        "[no-privileged] privileged container <shell> is not allowed"
+    );
+}

@@ -57,15 +57,60 @@ pub struct Documents {
     pub errors: Vec<LoadError>,
 }
 
-/// Reads every `.yaml`, `.yml` and `.json` file under `paths` (recursively, in name order).
+/// Reads every `.yaml`, `.yml` and `.json` file under `paths` (recursively, in name order);
+/// a `.tar.gz` path is read as a bundle, its YAML and JSON files taken the same way.
 pub fn read_paths(paths: &[PathBuf]) -> Documents {
     let mut docs = Documents::default();
     for file in files_under(paths, &mut docs.errors) {
+        if is_tarball(&file) {
+            read_bundle(&file, &mut docs);
+            continue;
+        }
         for object in read_objects(&file, &mut docs.errors) {
             docs.add(&file, object);
         }
     }
     docs
+}
+
+fn is_tarball(path: &Path) -> bool {
+    let name = path.to_string_lossy();
+    name.ends_with(".tar.gz") || name.ends_with(".tgz")
+}
+
+/// The templates and constraints of a bundle tarball, read with the bundle reader's limits
+/// (size, no links, no paths leaving the bundle).
+fn read_bundle(path: &Path, docs: &mut Documents) {
+    let files =
+        match crate::bundle::reader::read_path(path, crate::bundle::DEFAULT_SIZE_LIMIT_BYTES) {
+            Ok(files) => files,
+            Err(e) => {
+                docs.errors.push(LoadError::Read {
+                    file: path.to_path_buf(),
+                    message: e.to_string(),
+                });
+                return;
+            }
+        };
+    for f in files {
+        let inner = path.join(f.path.trim_start_matches('/'));
+        if !matches!(
+            inner.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml" | "json")
+        ) {
+            continue;
+        }
+        let parsed = std::str::from_utf8(&f.bytes)
+            .map_err(|e| e.to_string())
+            .and_then(parse_objects);
+        match parsed {
+            Ok(objects) => objects.into_iter().for_each(|o| docs.add(&inner, o)),
+            Err(message) => docs.errors.push(LoadError::Parse {
+                file: inner,
+                message,
+            }),
+        }
+    }
 }
 
 impl Documents {
@@ -125,10 +170,12 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<LoadError>) {
     for child in children {
         if child.is_dir() {
             collect(&child, out, errors);
-        } else if matches!(
-            child.extension().and_then(|e| e.to_str()),
-            Some("yaml" | "yml" | "json")
-        ) {
+        } else if is_tarball(&child)
+            || matches!(
+                child.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml" | "json")
+            )
+        {
             out.push(child);
         }
     }
