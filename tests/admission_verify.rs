@@ -5,12 +5,11 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use common::admission::{client_trusting, review, sample};
 use common::{repo, WAIT};
 use serde_json::Value as Json;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 const BIN: &str = env!("CARGO_BIN_EXE_verdict");
 
@@ -141,25 +140,12 @@ async fn run_serves_the_webhook_from_the_config_file() {
             p = policies.display()
         ),
     );
-    let mut child = tokio::process::Command::new(BIN)
-        .args(["run", "-c", &config])
-        .current_dir(repo())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut log = BufReader::new(child.stderr.take().unwrap()).lines();
-    let line = tokio::time::timeout(WAIT, async {
-        while let Some(line) = log.next_line().await.unwrap() {
-            if line.contains("admission webhook serving HTTPS") {
-                return serde_json::from_str::<Json>(&line).unwrap();
-            }
-        }
-        panic!("verdict exited before serving admission");
-    })
-    .await
-    .unwrap();
+    let (mut child, line) = common::spawn_verdict(
+        &["run", "-c", &config],
+        &repo(),
+        "admission webhook serving HTTPS",
+    )
+    .await;
     let port = line["addr"]
         .as_str()
         .unwrap()

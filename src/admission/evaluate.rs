@@ -175,7 +175,8 @@ impl AdmissionSet {
     }
 }
 
-fn input_value(review: Value, parameters: Value) -> Value {
+/// `{"review": ..., "parameters": ...}`: Gatekeeper's input document.
+pub(crate) fn input_value(review: Value, parameters: Value) -> Value {
     let mut input = Value::new_object();
     if let Ok(map) = input.as_object_mut() {
         map.insert(Value::from("review"), review);

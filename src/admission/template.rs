@@ -10,14 +10,9 @@ use regorus::{Engine, Value};
 
 use super::resources::TemplateDoc;
 use super::LoadError;
+use crate::policy::compile::CHECK_INTERVAL;
 use crate::policy::error;
 use crate::policy::rules::{rule_key, ModuleIndex};
-
-/// Work units between two reads of the clock (see `policy::compile`).
-const CHECK_INTERVAL: std::num::NonZeroU32 = match std::num::NonZeroU32::new(64) {
-    Some(n) => n,
-    None => std::num::NonZeroU32::MIN,
-};
 
 /// How long validating one template's rules may take (each review sets its own limit).
 const COMPILE_LIMIT: Duration = Duration::from_secs(2);
@@ -147,12 +142,7 @@ fn compile_unguarded(doc: &TemplateDoc, data: &Value) -> Result<Template, LoadEr
 }
 
 fn warm_input() -> Value {
-    let mut input = Value::new_object();
-    if let Ok(map) = input.as_object_mut() {
-        map.insert(Value::from("review"), Value::new_object());
-        map.insert(Value::from("parameters"), Value::new_object());
-    }
-    input
+    super::evaluate::input_value(Value::new_object(), Value::new_object())
 }
 
 /// `violation[{"msg": msg, "details": d}]` results, sorted by message for a stable answer.

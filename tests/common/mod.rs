@@ -354,6 +354,38 @@ pub fn bundle_tar(files: &[(String, Vec<u8>)]) -> Vec<u8> {
     tar_gz(&entries)
 }
 
+/// Starts the verdict binary with `args` in `dir` and waits for its first log line containing
+/// `text`, returned as JSON. The rest of its log is drained in the background, so that a full
+/// pipe never blocks the process.
+pub async fn spawn_verdict(
+    args: &[&str],
+    dir: &Path,
+    text: &str,
+) -> (tokio::process::Child, serde_json::Value) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_verdict"))
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut log = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let found = tokio::time::timeout(WAIT, async {
+        while let Some(line) = log.next_line().await.unwrap() {
+            if line.contains(text) {
+                return serde_json::from_str(&line).unwrap();
+            }
+        }
+        panic!("verdict exited before logging {text:?}");
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no log line with {text:?} in time"));
+    tokio::spawn(async move { while let Ok(Some(_)) = log.next_line().await {} });
+    (child, found)
+}
+
 /// An HTTP client for talking to the server under test. verdict's rustls has no crypto
 /// provider compiled in by default (it picks ring at start), so tests install it the same way.
 pub fn http() -> reqwest::Client {
