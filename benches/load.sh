@@ -3,7 +3,7 @@
 # (examples/baseline.rs) measured in the same run, and writes the figures.
 #
 #   bash benches/load.sh     # DURATION=10s per run, REPEAT=3; results in benches/results/<time>/
-#   SUITES=grpc bash benches/load.sh   # only the gRPC runs (SUITES="http grpc remote admission" by default)
+#   SUITES=grpc bash benches/load.sh   # only the gRPC runs (SUITES="http grpc remote decisionlog admission" by default)
 #
 # Runs: fixed rates of 5,000 and 10,000 req/s (oha's latency correction on, so queueing delay
 # counts), closed loop (as fast as 32 connections go), and 5,000 req/s while the bundle is
@@ -16,13 +16,16 @@
 # Admission: AdmissionReviews over HTTPS to the webhook with 20 constraints loaded, all of
 # them matching the pod, at 500 and 2,000 reviews/s and closed loop; the same listener's
 # GET /health (TLS and HTTP, no evaluation) is the baseline.
+# Decision log: a second verdict on the same bundle logs every decision (spooled to SQLite
+# before it is answered, uploaded every 1-2 s to benches/collector.py), measured in turns with
+# the first, which logs nothing, at 5,000 req/s and closed loop.
 # Machines here are shared and noisy, so verdict and the baseline take turns, each run is
 # repeated, and the summary gives medians and ratios within this one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10s}
-SUITES=${SUITES:-http grpc remote admission}
+SUITES=${SUITES:-http grpc remote decisionlog admission}
 REPEAT=${REPEAT:-3}
 CONNECTIONS=${CONNECTIONS:-32}
 VERDICT_ADDR=127.0.0.1:18181
@@ -32,7 +35,9 @@ BASELINE_GRPC=127.0.0.1:19292
 REMOTE_ADDR=127.0.0.1:18383
 BUNDLE_SERVER_PORT=18484
 ADMISSION_ADDR=127.0.0.1:18443
-ADMISSION_HTTP=127.0.0.1:18585
+LOGGED_ADDR=127.0.0.1:18585
+COLLECTOR_PORT=18686
+ADMISSION_HTTP=127.0.0.1:18787
 OUT=benches/results/$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$OUT"
 WORK=$(mktemp -d)
@@ -43,7 +48,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for addr in "$VERDICT_ADDR" "$BASELINE_ADDR" "$VERDICT_GRPC" "$BASELINE_GRPC" "$REMOTE_ADDR" "127.0.0.1:$BUNDLE_SERVER_PORT" "$ADMISSION_ADDR" "$ADMISSION_HTTP"; do
+for addr in "$VERDICT_ADDR" "$BASELINE_ADDR" "$VERDICT_GRPC" "$BASELINE_GRPC" "$REMOTE_ADDR" "127.0.0.1:$BUNDLE_SERVER_PORT" "$LOGGED_ADDR" "127.0.0.1:$COLLECTOR_PORT" "$ADMISSION_ADDR" "$ADMISSION_HTTP"; do
     if (exec 3<>"/dev/tcp/${addr%:*}/${addr#*:}") 2>/dev/null; then
         echo "something already listens on $addr; stop it first" >&2
         exit 1
@@ -256,6 +261,40 @@ print(json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"
     done
 fi
 
+if [[ " $SUITES " == *" decisionlog "* ]]; then
+    python3 benches/collector.py "$COLLECTOR_PORT" &
+    PIDS+=($!)
+    cat >"$WORK/logged.yaml" <<YAML
+services:
+  collector:
+    url: http://127.0.0.1:$COLLECTOR_PORT
+decision_logs:
+  service: collector
+  reporting: {min_delay_seconds: 1, max_delay_seconds: 2}
+persistence_directory: $WORK/logged
+YAML
+    ./target/release/verdict run --addr "$LOGGED_ADDR" -c "$WORK/logged.yaml" -b "$WORK/bundle.tar.gz" \
+        --log-level info 2>"$OUT/verdict-logged.log" &
+    PIDS+=($!)
+    curl -sf --retry 100 --retry-connrefused --retry-delay 0 -o /dev/null "http://$LOGGED_ADDR/health?bundles"
+    for addr in "$VERDICT_ADDR" "$LOGGED_ADDR"; do
+        oha --no-tui -n 20000 -c "$CONNECTIONS" -m POST -H "Content-Type: application/json" -d "$BODY" "http://$addr/v1/data/payment/decision" >/dev/null
+    done
+    for rep in $(seq "$REPEAT"); do
+        load "log-off-rate5000-$rep" "$VERDICT_ADDR" -q 5000 --latency-correction
+        load "log-on-rate5000-$rep" "$LOGGED_ADDR" -q 5000 --latency-correction
+        load "log-off-closed-$rep" "$VERDICT_ADDR"
+        load "log-on-closed-$rep" "$LOGGED_ADDR"
+    done
+    # Every decision the logged verdict answered must reach the collector.
+    answered=$(curl -s "http://$LOGGED_ADDR/metrics" | awk '/^verdict_decisions_total/ {s += $2} END {print s}')
+    for _ in $(seq 120); do
+        [ "$(curl -s "http://127.0.0.1:$COLLECTOR_PORT/count")" -ge "$answered" ] && break
+        sleep 0.5
+    done
+    echo "$answered $(curl -s "http://127.0.0.1:$COLLECTOR_PORT/count")" >"$OUT/log-delivery"
+fi
+
 python3 - "$OUT" "$DURATION" "$CONNECTIONS" "$REPEAT" <<'PY'
 import json, os, statistics, sys
 out, duration, conns, repeat = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
@@ -328,6 +367,15 @@ if os.path.exists(os.path.join(out, "admission-closed-1.json")):
     ratio = m["admission-closed"]["rps"] / m["admission-health-closed"]["rps"]
     lines += ["Admission webhook over HTTPS, 20 constraints all matching (oha, %s connections; baseline: GET /health on the same TLS listener)" % conns, ""] + rows + ["",
               "closed-loop throughput, reviews / health: %.0f%%" % (ratio * 100), ""]
+if os.path.exists(os.path.join(out, "log-delivery")):
+    answered, delivered = open(os.path.join(out, "log-delivery")).read().split()
+    m, rows = table(["log-off-rate5000", "log-on-rate5000", "log-off-closed", "log-on-closed"], run)
+    p99 = m["log-on-rate5000"]["p99"] / m["log-off-rate5000"]["p99"]
+    rps = m["log-on-closed"]["rps"] / m["log-off-closed"]["rps"]
+    lines += ["Decision logging on (spooled, uploaded to a local collector) next to off (oha, %s connections)" % conns, ""] + rows + ["",
+              "p99 at 5,000 req/s, logging on / off: %.2fx" % p99,
+              "closed-loop throughput, logging on / off: %.0f%%" % (rps * 100),
+              "decisions answered by the logging verdict: %s; distinct decision ids at the collector: %s" % (answered, delivered), ""]
 lines += ["each run: %s; %d repetitions, verdict and baseline alternating" % (duration, repeat)]
 text = "\n".join(lines) + "\n"
 open(os.path.join(out, "summary.md"), "w").write(text)

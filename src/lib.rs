@@ -10,6 +10,8 @@
 //!   OPA-compatible JSON output.
 //! - `runtime`: the `ArcSwap` holding the live snapshot, the reloader (its only writer), the
 //!   file watcher, bundle status, and the data pushed through the Data API with its SQLite store.
+//! - `decision_log`: decision log events in OPA's format, masked, written to the console and
+//!   committed to a durable spool before the decision is answered, then uploaded.
 //! - `remote`: bundle servers and status services: the HTTP client, the bundle poller, the
 //!   status upload.
 //! - `server`: listeners, the HTTP API and the gRPC services.
@@ -23,6 +25,7 @@ pub mod admission;
 pub mod bundle;
 pub mod cli;
 pub mod config;
+pub mod decision_log;
 pub mod policy;
 pub mod remote;
 pub mod runtime;

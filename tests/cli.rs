@@ -8,12 +8,10 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use common::running::{Running, BIN};
 use common::{bundle_tar, raw_exchange, replace_file, repo, request, simple_bundle, WAIT};
 use serde_json::{json, Value as Json};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, ChildStderr};
-
-const BIN: &str = env!("CARGO_BIN_EXE_verdict");
 
 fn verdict(args: &[&str]) -> std::process::Output {
     Command::new(BIN)
@@ -124,78 +122,6 @@ fn eval_prints_opas_result_set() {
     let out = verdict(&["eval", "-d", "bundles/payment", "data.payment["]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("rego_parse_error"));
-}
-
-/// A running `verdict run`, its stderr log read line by line.
-struct Running {
-    child: Child,
-    log: tokio::io::Lines<BufReader<ChildStderr>>,
-    /// Every log line read so far.
-    seen: Vec<String>,
-}
-
-impl Running {
-    fn spawn(args: &[&str]) -> Running {
-        Running::spawn_with_env(args, &[])
-    }
-
-    fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Running {
-        let mut child = tokio::process::Command::new(BIN)
-            .arg("run")
-            .args(args)
-            .envs(env.iter().copied())
-            .current_dir(repo())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let log = BufReader::new(child.stderr.take().unwrap()).lines();
-        Running {
-            child,
-            log,
-            seen: Vec::new(),
-        }
-    }
-
-    /// The next log line containing `text`, as JSON.
-    async fn wait_for_log(&mut self, text: &str) -> Json {
-        let found = tokio::time::timeout(WAIT, async {
-            while let Some(line) = self.log.next_line().await.unwrap() {
-                self.seen.push(line.clone());
-                if line.contains(text) {
-                    return serde_json::from_str::<Json>(&line).unwrap();
-                }
-            }
-            panic!("verdict exited before logging {text:?}");
-        })
-        .await;
-        found.unwrap_or_else(|_| panic!("no log line with {text:?} in time"))
-    }
-
-    /// The TCP address from the "server started" line.
-    async fn address(&mut self) -> String {
-        let line = self.wait_for_log("server started").await;
-        let addrs: Vec<String> = serde_json::from_str(line["addrs"].as_str().unwrap()).unwrap();
-        addrs[0].clone()
-    }
-
-    fn signal(&self, name: &str) {
-        let pid = self.child.id().unwrap().to_string();
-        assert!(Command::new("kill")
-            .args(["-s", name, &pid])
-            .status()
-            .unwrap()
-            .success());
-    }
-
-    async fn exit_code(mut self) -> Option<i32> {
-        tokio::time::timeout(WAIT, self.child.wait())
-            .await
-            .unwrap()
-            .unwrap()
-            .code()
-    }
 }
 
 async fn post(addr: &str, path: &str, body: &[u8]) -> Json {
@@ -314,9 +240,12 @@ async fn an_opa_config_file_starts_verdict() {
         "--grpc-addr",
         "127.0.0.1:0",
     ]);
-    let warning = server.wait_for_log("not implemented").await;
-    assert!(warning.to_string().contains("decision_logs"), "{warning}");
     let started = server.wait_for_log("server started").await;
+    assert!(
+        !server.seen.iter().any(|l| l.contains("not implemented")),
+        "every section of OPA's config is implemented: {:?}",
+        server.seen
+    );
     let addrs: Vec<String> = serde_json::from_str(started["addrs"].as_str().unwrap()).unwrap();
     let addr = addrs[0].clone();
     // The config's ext_authz plugin answers Envoy with the bundle's envoy.authz policy.
@@ -333,6 +262,24 @@ async fn an_opa_config_file_starts_verdict() {
     );
     let answer = authz.check(check).await.unwrap().into_inner();
     assert_eq!(answer.status.map(|s| s.code), Some(0), "allowed");
+    // The config's decision_logs.console logs the Check as opa-envoy-plugin does, under the
+    // decision id the answer's dynamic metadata carries, masked by the bundle's policy.
+    let metadata = answer.dynamic_metadata.unwrap().fields;
+    let Some(envoy_types::pb::google::protobuf::value::Kind::StringValue(id)) =
+        &metadata["decision_id"].kind
+    else {
+        panic!("no decision_id in {metadata:?}");
+    };
+    let event = server.wait_for_log("\"Decision Log\"").await;
+    assert_eq!(event["decision_id"], json!(id));
+    assert_eq!(event["path"], json!("envoy/authz/allow"));
+    assert_eq!(event["result"]["allowed"], json!(true));
+    assert_eq!(event["masked"], json!(["/input/merchant"]));
+    assert_eq!(event["input"]["parsed_body"]["merchant"], json!("m-123"));
+    assert!(event["requested_by"]
+        .as_str()
+        .unwrap()
+        .starts_with("127.0.0.1:"));
     let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let r = raw_exchange(
         stream,

@@ -211,8 +211,10 @@ async fn the_dashboard_queries_only_metrics_verdict_emits() {
         }
     }
     // What the dashboard must show: decision rate and outcomes, latency, bundle revision and
-    // failures.
+    // failures, the decision log spool.
     for needed in [
+        "verdict_decision_log_spool_events",
+        "verdict_decision_log_dropped_events_total",
         "verdict_decisions_total",
         "http_request_duration_seconds_bucket",
         "verdict_evaluation_duration_seconds_bucket",

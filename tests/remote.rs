@@ -424,4 +424,7 @@ fn the_commented_remote_example_in_the_deploy_config_is_valid() {
     let sources = verdict::cli::run::sources(&config).unwrap();
     assert_eq!(sources.len(), 1);
     assert!(sources[0].is_remote());
+    let logs = config.decision_logs.unwrap();
+    assert_eq!(logs.service.as_deref(), Some("ctl"));
+    assert_eq!(logs.request_context.http.headers, ["X-Request-Id"]);
 }

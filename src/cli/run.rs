@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::bundle::{signing, LoadOptions, Location, Source, Verification};
 use crate::config::Config;
+use crate::decision_log::DecisionLog;
 use crate::policy::CompileOptions;
 use crate::remote::{self, Poller, StatusUploader};
 use crate::runtime::store::PushedStore;
@@ -332,6 +333,18 @@ pub async fn start(config: Config, sources: Vec<Source>) -> anyhow::Result<Start
     .await
     .context("bundle loading stopped unexpectedly")??;
     let state = AppState::with_writer(config.clone(), snapshot, statuses, tx.clone());
+    let uploader = {
+        let labels = crate::runtime::status::labels(&state);
+        let spool_metrics = state.metrics.as_ref().map(|m| m.spool());
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || DecisionLog::open(&config, &labels, spool_metrics))
+            .await
+            .context("decision log start stopped unexpectedly")??
+            .and_then(|(log, uploader)| {
+                state.attach_decision_log(log);
+                uploader
+            })
+    };
 
     let mut listeners = Vec::new();
     for addr in &config.verdict.addr {
@@ -361,6 +374,9 @@ pub async fn start(config: Config, sources: Vec<Source>) -> anyhow::Result<Start
     for poller in pollers {
         tokio::spawn(poller.run());
     }
+    if let Some(uploader) = uploader {
+        tokio::spawn(uploader.run());
+    }
     if let Some(status) = &config.remote.status {
         let uploader = StatusUploader {
             upload: status_upload,
@@ -380,15 +396,14 @@ pub async fn start(config: Config, sources: Vec<Source>) -> anyhow::Result<Start
 async fn serve(config: Config) -> anyhow::Result<()> {
     let grace = Duration::from_secs(config.verdict.shutdown_grace_period_seconds);
     let bundles = sources(&config)?;
+    let stop = shutdown_channel()?;
     let admission = match config.verdict.admission.clone() {
         Some(admission) => {
             let debounce = Duration::from_millis(config.verdict.watch_debounce_ms);
             let webhook =
                 crate::admission::http::Webhook::start(admission, config.verdict.watch, debounce)
                     .await?;
-            Some(tokio::spawn(
-                webhook.serve(server::shutdown_signal(), grace),
-            ))
+            Some(tokio::spawn(webhook.serve(stopped(stop.clone()), grace)))
         }
         None => None,
     };
@@ -414,7 +429,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         started.listeners,
         router,
         started.grpc,
-        server::shutdown_signal(),
+        stopped(stop),
         grace,
     )
     .await;
@@ -422,6 +437,27 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let _ = admission.await;
     }
     Ok(())
+}
+
+/// The one SIGTERM/SIGINT of the process, for every listener. SIGTERM is registered here,
+/// before any listener starts: a listener registering its own later (the HTTP API starts after
+/// the admission webhook) would miss a signal sent while the process was starting.
+fn shutdown_channel() -> anyhow::Result<tokio::sync::watch::Receiver<bool>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = tokio::signal::ctrl_c() => {},
+        }
+        let _ = tx.send(true);
+    });
+    Ok(rx)
+}
+
+async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 /// SIGHUP reloads every bundle, as operators expect from a daemon.

@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
+mod decision_logs;
 mod plugins;
 mod remote;
+pub use decision_logs::{DecisionLogsConfig, ReportingConfig, SpoolConfig, Synchronous, WhenFull};
 pub use plugins::{ExtAuthzConfig, PluginsConfig};
 pub use remote::{
     BearerConfig, ClientTlsConfig, PollingConfig, RemoteBundleConfig, RemoteConfig, ServiceConfig,
@@ -37,7 +39,6 @@ pub enum ConfigError {
 /// OPA top-level keys that verdict accepts but does not act on yet.
 const OPA_KEYS_NOT_IMPLEMENTED: &[&str] = &[
     "bundle",
-    "decision_logs",
     "discovery",
     "caching",
     "nd_builtin_cache",
@@ -64,6 +65,9 @@ pub struct Config {
     /// `services`, `bundles`, `keys` and `persistence_directory`, read like `plugins`.
     #[serde(skip)]
     pub remote: RemoteConfig,
+    /// `decision_logs`, read like `plugins`; `None` when the section is absent.
+    #[serde(skip)]
+    pub decision_logs: Option<DecisionLogsConfig>,
     /// Verification of `-b` bundles, from OPA's `--verification-key` / `--skip-verify` flags.
     #[serde(skip)]
     pub bundle_verification: crate::bundle::Verification,
@@ -216,6 +220,9 @@ pub struct VerdictConfig {
     /// The Gatekeeper-style admission webhook (HTTPS); off unless configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admission: Option<crate::admission::AdmissionConfig>,
+    /// The decision log spool (OPA's `decision_logs` says what is logged and where to).
+    #[serde(default)]
+    pub decision_logs: SpoolConfig,
 }
 
 impl VerdictConfig {
@@ -238,6 +245,7 @@ impl Default for VerdictConfig {
             shutdown_grace_period_seconds: default_grace_seconds(),
             request_body_timeout_ms: default_body_timeout_ms(),
             admission: None,
+            decision_logs: SpoolConfig::default(),
         }
     }
 }
@@ -282,6 +290,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             plugins: PluginsConfig::default(),
             remote: RemoteConfig::default(),
+            decision_logs: None,
             bundle_verification: crate::bundle::Verification::NoKeys,
             verdict: VerdictConfig::default(),
             not_implemented: BTreeMap::new(),
@@ -344,6 +353,8 @@ impl Config {
                 .map_err(|e| ConfigError::Invalid(format!("plugins: {e}")))?;
         }
         config.remote = RemoteConfig::from_sections(&config.not_implemented)?;
+        config.decision_logs =
+            DecisionLogsConfig::from_section(config.not_implemented.get("decision_logs"))?;
         config.validate()?;
         warnings.extend(config.plugins.warnings());
         Ok((config, warnings))
@@ -379,6 +390,13 @@ impl Config {
         if let Some(authz) = &self.plugins.envoy_ext_authz_grpc {
             authz.validate()?;
         }
+        if let Some(service) = self.decision_logs.as_ref().and_then(|d| d.service.as_ref()) {
+            if self.remote.service(service).is_none() {
+                return Err(ConfigError::Invalid(format!(
+                    "decision_logs: unknown service {service:?}"
+                )));
+            }
+        }
         if self.verdict.addr.is_empty() {
             return Err(ConfigError::Invalid(
                 "verdict.addr needs at least one address".into(),
@@ -400,6 +418,7 @@ const KNOWN_KEYS: &[&str] = &[
     "keys",
     "persistence_directory",
     "status",
+    "decision_logs",
 ];
 
 fn read_tree(path: &Path) -> Result<Json, ConfigError> {
@@ -522,12 +541,11 @@ mod tests {
 
     #[test]
     fn opa_sections_not_implemented_warn_and_typos_fail() {
-        let tree: Json =
-            serde_json::json!({"labels": {"app": "x"}, "decision_logs": {"console": true}});
+        let tree: Json = serde_json::json!({"labels": {"app": "x"}, "discovery": {"service": "x"}});
         let (config, warnings) = Config::from_tree(tree).unwrap();
         assert_eq!(config.labels["app"], "x");
         assert_eq!(warnings.len(), 1);
-        assert!(warnings[0].contains("decision_logs"));
+        assert!(warnings[0].contains("discovery"));
         let err = Config::from_tree(serde_json::json!({"lables": {}})).unwrap_err();
         assert!(err.to_string().contains("lables"), "{err}");
         let err = Config::from_tree(serde_json::json!({"server": {"decodng": {}}})).unwrap_err();

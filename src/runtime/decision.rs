@@ -1,12 +1,15 @@
-//! One decision, whatever the transport asking: the snapshot it is made on, its id and its
-//! outcome. The HTTP Data API, Envoy's ext_authz and the native gRPC API all decide here, so
-//! they cannot drift apart in what they evaluate or report.
+//! One decision, whatever the transport asking: the snapshot it is made on, its id, its
+//! outcome, and its decision log event. The HTTP Data API, Envoy's ext_authz and the native
+//! gRPC API all decide here, so they cannot drift apart in what they evaluate, report or log.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 use regorus::Value;
 
 use super::{AppState, Snapshot};
+use crate::decision_log::{event, EventParts, RequestInfo};
 use crate::policy::{DataPath, Decision, EvalError, Query};
 use crate::telemetry::metrics::Outcome;
 
@@ -38,39 +41,130 @@ pub struct Decided {
     pub outcome: Result<Decision, EvalError>,
 }
 
+/// One decision asked for, with what its log event needs to know of the request.
+pub struct Ask<'a> {
+    pub path: &'a DataPath,
+    pub input: Option<Value>,
+    pub strict_builtin_errors: bool,
+    pub request: &'a RequestInfo,
+    /// When the transport started on the request, for `timer_server_handler_ns`.
+    pub started: Instant,
+    /// Time spent parsing the input, when the transport parsed one.
+    pub input_parse_ns: Option<u128>,
+    /// An undefined result is an error for this transport (the v0 API, the default decision),
+    /// and its log event says so, as OPA's do.
+    pub undefined_is_error: bool,
+}
+
+/// OPA's performance metrics of one decision, under OPA's names: `?metrics` responses and
+/// decision log events report them.
+pub fn opa_metrics(
+    decision: Option<&Decision>,
+    input_parse_ns: Option<u128>,
+    started: Instant,
+) -> BTreeMap<&'static str, u64> {
+    let ns = |n: u128| u64::try_from(n).unwrap_or(u64::MAX);
+    let mut metrics = BTreeMap::new();
+    if let Some(d) = decision {
+        metrics.insert("counter_server_query_cache_hit", u64::from(d.prepared));
+        // regorus resolves no external data (OPA's external resolvers): no time goes there.
+        metrics.insert("timer_rego_external_resolve_ns", 0);
+        metrics.insert("timer_rego_query_eval_ns", ns(d.eval_time.as_nanos()));
+    }
+    if let Some(parse) = input_parse_ns {
+        metrics.insert("timer_rego_input_parse_ns", ns(parse));
+    }
+    metrics.insert("timer_server_handler_ns", ns(started.elapsed().as_nanos()));
+    metrics
+}
+
+/// OPA's message for an undefined decision: "missing" when no rule could define it.
+pub fn undefined_message(snapshot: &Snapshot, path: &DataPath) -> String {
+    let why = if snapshot.policy.has_rules_at(path) {
+        "document undefined"
+    } else {
+        "document missing"
+    };
+    format!("{why}: {}", path.display_ref())
+}
+
 impl AppState {
-    /// Evaluates `path` with `input` on the snapshot active now, which the decision keeps
-    /// however many swaps happen meanwhile.
-    pub fn decide(
-        &self,
-        path: &DataPath,
-        input: Option<Value>,
-        strict_builtin_errors: bool,
-    ) -> Decided {
+    /// Evaluates `ask.path` with its input on the snapshot active now, which the decision
+    /// keeps however many swaps happen meanwhile; then logs it, when decisions are logged,
+    /// before anyone can answer it.
+    pub async fn decide(&self, ask: Ask<'_>) -> Decided {
         let snapshot = self.snapshot();
-        let outcome = snapshot.policy.evaluate(Query {
-            path,
-            input,
-            strict_builtin_errors,
+        let log = self.decision_log();
+        let logged_input = log.and_then(|_| ask.input.clone());
+        let mut outcome = snapshot.policy.evaluate(Query {
+            path: ask.path,
+            input: ask.input,
+            strict_builtin_errors: ask.strict_builtin_errors,
         });
-        if let Some(metrics) = &self.metrics {
-            // The path labels the metric only when the policy defines it: a client must not
-            // be able to grow the label set with made-up paths.
-            let label = if snapshot.policy.has_rules_at(path) {
-                path.slashed()
-            } else {
-                "other".to_string()
-            };
-            let (kind, eval) = match &outcome {
-                Ok(d) => (outcome_of(d.result.as_ref()), Some(d.eval_time)),
-                Err(_) => (Outcome::Error, None),
-            };
-            metrics.decision(&label, kind, eval);
+        if ask.path.is_root() {
+            // OPA leaves the reserved `system` namespace out of the whole data document.
+            if let Ok(Decision {
+                result: Some(root), ..
+            }) = &mut outcome
+            {
+                if let Ok(map) = root.as_object_mut() {
+                    map.remove(&Value::from("system"));
+                }
+            }
+        }
+        self.count(&snapshot, ask.path, &outcome);
+        let decision_id = uuid::Uuid::new_v4().to_string();
+        if let Some(log) = log {
+            let metrics = opa_metrics(outcome.as_ref().ok(), ask.input_parse_ns, ask.started);
+            let event = EventParts {
+                labels: log.labels(),
+                decision_id: &decision_id,
+                bundles: snapshot
+                    .bundles
+                    .iter()
+                    .map(|b| (b.name.as_str(), b.revision.as_str()))
+                    .collect(),
+                path: &ask.path.slashed(),
+                input: logged_input,
+                result: outcome.as_ref().ok().and_then(|d| d.result.clone()),
+                error: match &outcome {
+                    Err(e) => Some(event::error_value(e)),
+                    Ok(d) if d.result.is_none() && ask.undefined_is_error => {
+                        Some(event::undefined(&undefined_message(&snapshot, ask.path)))
+                    }
+                    Ok(_) => None,
+                },
+                request: ask.request,
+                timestamp: SystemTime::now(),
+                metrics: &metrics,
+            }
+            .build();
+            if let Err(why) = log.record(&snapshot.policy, event).await {
+                outcome = Err(EvalError::Refused(why));
+            }
         }
         Decided {
-            decision_id: uuid::Uuid::new_v4().to_string(),
+            decision_id,
             snapshot,
             outcome,
         }
+    }
+
+    fn count(&self, snapshot: &Snapshot, path: &DataPath, outcome: &Result<Decision, EvalError>) {
+        let Some(metrics) = &self.metrics else {
+            return;
+        };
+        // The path labels the metric only when the policy defines it: a client must not be
+        // able to grow the label set with made-up paths.
+        let label = if snapshot.policy.has_rules_at(path) {
+            path.slashed()
+        } else {
+            "other".to_string()
+        };
+        let (kind, eval) = match outcome {
+            Ok(d) => (outcome_of(d.result.as_ref()), Some(d.eval_time)),
+            Err(_) => (Outcome::Error, None),
+        };
+        metrics.decision(&label, kind, eval);
     }
 }

@@ -14,16 +14,17 @@ pub mod status;
 pub mod store;
 pub mod watcher;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::Config;
+use crate::decision_log::DecisionLog;
 use crate::policy::PolicySet;
 use crate::telemetry::metrics::Metrics;
-pub use decision::Decided;
+pub use decision::{Ask, Decided};
 pub use reloader::{Reloader, RemoteEvent, StartupError, Trigger, WriteRequest};
 pub use status::BundleStatus;
 
@@ -82,6 +83,10 @@ pub struct AppState {
     pub instance_id: String,
     /// `None` only if the registry could not be built, which `/metrics` then reports.
     pub metrics: Option<Metrics>,
+    /// Set once at start, before any request, when decisions are logged.
+    decision_log: OnceLock<DecisionLog>,
+    /// Numbers requests as OPA's `req_id` does, from 1.
+    requests: std::sync::atomic::AtomicU64,
 }
 
 impl AppState {
@@ -123,7 +128,28 @@ impl AppState {
             metrics: Metrics::new()
                 .map_err(|e| tracing::error!(error = %e, "metrics are off"))
                 .ok(),
+            decision_log: OnceLock::new(),
+            requests: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// Turns decision logging on. Only the start-up calls this, before serving.
+    pub fn attach_decision_log(&self, log: DecisionLog) {
+        if self.decision_log.set(log).is_err() {
+            tracing::warn!("decision logging was already on; the second logger is ignored");
+        }
+    }
+
+    /// The next request's `req_id`.
+    pub fn next_req_id(&self) -> u64 {
+        self.requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1
+    }
+
+    /// The decision logger, when decisions are logged (and responses carry `decision_id`).
+    pub fn decision_log(&self) -> Option<&DecisionLog> {
+        self.decision_log.get()
     }
 
     /// The snapshot to use for one whole request.

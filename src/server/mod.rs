@@ -113,7 +113,11 @@ pub async fn serve(
                         tracing::debug!(%error, "cannot set TCP_NODELAY");
                     }
                 });
-                let server = axum::serve(l, router.into_make_service());
+                // The peer's address is each decision log event's `requested_by`.
+                let server = axum::serve(
+                    l,
+                    router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+                );
                 tasks.spawn(async move { server.with_graceful_shutdown(stopped).await });
             }
             Listener::Unix(l, path) => {

@@ -9,8 +9,8 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus::{
-    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::runtime::status::BundleStatus;
@@ -40,6 +40,7 @@ pub struct Metrics {
     last_download: GaugeVec,
     last_success_request: GaugeVec,
     plugins: IntGaugeVec,
+    spool: SpoolMetrics,
     /// Serialises scrapes, which bring the bundle counters up to the statuses.
     scrape: Mutex<()>,
 }
@@ -141,6 +142,7 @@ impl Metrics {
                 Opts::new("plugin_status_gauge", "Gauge for the plugin by status."),
                 &["name", "status"],
             )?,
+            spool: SpoolMetrics::new()?,
             registry,
             scrape: Mutex::new(()),
         };
@@ -155,6 +157,7 @@ impl Metrics {
         r.register(Box::new(metrics.last_download.clone()))?;
         r.register(Box::new(metrics.last_success_request.clone()))?;
         r.register(Box::new(metrics.plugins.clone()))?;
+        metrics.spool.register(r)?;
         let info = IntGaugeVec::new(
             Opts::new("verdict_info", "Information about the verdict build."),
             &["version"],
@@ -182,6 +185,11 @@ impl Metrics {
         if let Some(took) = eval {
             self.eval.observe(took.as_secs_f64());
         }
+    }
+
+    /// The decision log's families, for the spool and the uploader to update.
+    pub fn spool(&self) -> SpoolMetrics {
+        self.spool.clone()
     }
 
     /// The text exposition, with the bundle families brought up to `bundles` first.
@@ -227,6 +235,110 @@ impl Metrics {
             tracing::warn!(error = %e, "cannot encode metrics");
         }
         out
+    }
+}
+
+/// Why decision log events are lost: the spool was full and dropped its oldest, an event was
+/// larger than the whole spool, or the spool could not be written.
+pub const DROP_REASONS: [&str; 3] = ["spool_full", "too_large", "spool_error"];
+
+/// The decision log spool and its uploads: how much waits on disk, what reached the
+/// collector, what was lost and why, and what the mask policy could not do.
+#[derive(Clone)]
+pub struct SpoolMetrics {
+    events: IntGauge,
+    bytes: IntGauge,
+    uploaded: IntCounter,
+    upload_failures: IntCounter,
+    dropped: IntCounterVec,
+    refused: IntCounter,
+    mask_errors: IntCounter,
+}
+
+impl std::fmt::Debug for SpoolMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SpoolMetrics")
+    }
+}
+
+impl SpoolMetrics {
+    fn new() -> Result<SpoolMetrics, prometheus::Error> {
+        Ok(SpoolMetrics {
+            events: IntGauge::new(
+                "verdict_decision_log_spool_events",
+                "Decision log events on disk, not yet taken by the collector.",
+            )?,
+            bytes: IntGauge::new(
+                "verdict_decision_log_spool_bytes",
+                "Size of the decision log events on disk.",
+            )?,
+            uploaded: IntCounter::new(
+                "verdict_decision_log_uploaded_events_total",
+                "Decision log events the collector acknowledged.",
+            )?,
+            upload_failures: IntCounter::new(
+                "verdict_decision_log_upload_failures_total",
+                "Decision log uploads that failed and will be retried.",
+            )?,
+            dropped: IntCounterVec::new(
+                Opts::new(
+                    "verdict_decision_log_dropped_events_total",
+                    "Decision log events lost, by reason.",
+                ),
+                &["reason"],
+            )?,
+            refused: IntCounter::new(
+                "verdict_decision_log_refused_decisions_total",
+                "Decisions refused because their event could not be spooled.",
+            )?,
+            mask_errors: IntCounter::new(
+                "verdict_decision_log_mask_errors_total",
+                "Events whose mask policy failed; their input and result were erased.",
+            )?,
+        })
+    }
+
+    fn register(&self, r: &Registry) -> Result<(), prometheus::Error> {
+        // Every reason shows, at 0, before anything is lost: an absent series would read as
+        // "not measured" on a dashboard.
+        for reason in DROP_REASONS {
+            self.dropped.with_label_values(&[reason]);
+        }
+        r.register(Box::new(self.events.clone()))?;
+        r.register(Box::new(self.bytes.clone()))?;
+        r.register(Box::new(self.uploaded.clone()))?;
+        r.register(Box::new(self.upload_failures.clone()))?;
+        r.register(Box::new(self.dropped.clone()))?;
+        r.register(Box::new(self.refused.clone()))?;
+        r.register(Box::new(self.mask_errors.clone()))
+    }
+
+    pub fn depth(&self, events: u64, bytes: u64) {
+        self.events.set(i64::try_from(events).unwrap_or(i64::MAX));
+        self.bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    pub fn uploaded(&self, events: u64) {
+        self.uploaded.inc_by(events);
+    }
+
+    pub fn upload_failed(&self) {
+        self.upload_failures.inc();
+    }
+
+    /// `reason` is one of `DROP_REASONS`.
+    pub fn dropped(&self, reason: &'static str, events: u64) {
+        if events > 0 {
+            self.dropped.with_label_values(&[reason]).inc_by(events);
+        }
+    }
+
+    pub fn refused(&self, decisions: u64) {
+        self.refused.inc_by(decisions);
+    }
+
+    pub fn mask_error(&self) {
+        self.mask_errors.inc();
     }
 }
 

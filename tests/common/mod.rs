@@ -17,9 +17,11 @@ use verdict::server::{self, Listener};
 
 pub mod admission;
 pub mod bundle_server;
+pub mod collector;
 pub mod grpc;
 pub mod pki;
 pub mod remote;
+pub mod running;
 
 /// How long any test waits for an event before failing.
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -355,8 +357,8 @@ pub fn bundle_tar(files: &[(String, Vec<u8>)]) -> Vec<u8> {
 }
 
 /// Starts the verdict binary with `args` in `dir` and waits for its first log line containing
-/// `text`, returned as JSON. The rest of its log is drained in the background, so that a full
-/// pipe never blocks the process.
+/// `text`, returned as JSON. The rest of its log is drained in the background (and shown if the
+/// test fails), so that a full pipe never blocks the process.
 pub async fn spawn_verdict(
     args: &[&str],
     dir: &Path,
@@ -382,7 +384,12 @@ pub async fn spawn_verdict(
     })
     .await
     .unwrap_or_else(|_| panic!("no log line with {text:?} in time"));
-    tokio::spawn(async move { while let Ok(Some(_)) = log.next_line().await {} });
+    // Printed lines are captured by the test harness and shown when the test fails.
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = log.next_line().await {
+            eprintln!("verdict: {line}");
+        }
+    });
     (child, found)
 }
 

@@ -2,13 +2,14 @@
 //! same decision core as every other transport (see `proto/verdict/v1/decisions.proto`).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use tonic::{Code, Request, Response, Status};
 
 use super::pb::decisions_server::Decisions;
 use super::pb::{EvaluateRequest, EvaluateResponse};
 use crate::policy::{json, DataPath, EvalError};
-use crate::runtime::AppState;
+use crate::runtime::{AppState, Ask};
 use crate::server::gojson;
 
 #[derive(Debug, Clone)]
@@ -28,6 +29,8 @@ impl Decisions for DecisionService {
         &self,
         request: Request<EvaluateRequest>,
     ) -> Result<Response<EvaluateResponse>, Status> {
+        let started = Instant::now();
+        let info = super::ext_authz::request_info(&request);
         let request = request.into_inner();
         let path = DataPath::parse(&request.path)
             .map_err(|e| Status::invalid_argument(format!("path: {e}")))?;
@@ -45,7 +48,16 @@ impl Decisions for DecisionService {
         };
         let decided = self
             .state
-            .decide(&path, input, request.strict_builtin_errors);
+            .decide(Ask {
+                path: &path,
+                input,
+                strict_builtin_errors: request.strict_builtin_errors,
+                request: &info,
+                started,
+                input_parse_ns: None,
+                undefined_is_error: false,
+            })
+            .await;
         let decision = decided.outcome.map_err(|e| error_status(&e))?;
         Ok(Response::new(EvaluateResponse {
             defined: decision.result.is_some(),
@@ -72,6 +84,7 @@ fn error_status(error: &EvalError) -> Status {
         EvalError::InvalidPath(_) => Code::InvalidArgument,
         EvalError::Timeout(_) => Code::DeadlineExceeded,
         EvalError::MemoryLimit(_) => Code::ResourceExhausted,
+        EvalError::Refused(_) => Code::Unavailable,
         EvalError::Policy(_)
         | EvalError::Parse(_)
         | EvalError::EngineFault

@@ -7,42 +7,53 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use regorus::Value;
 use serde::Serialize;
 
 use super::error::ApiError;
+use super::metrics::RequestMeta;
 use super::request::{self, Params};
 use super::response;
+use crate::decision_log::RequestInfo;
 use crate::policy::json::{self, ObjectWriter};
-use crate::policy::{DataPath, Decision};
-use crate::runtime::{AppState, Snapshot};
+use crate::policy::DataPath;
+use crate::runtime::decision::{opa_metrics, undefined_message};
+use crate::runtime::{AppState, Ask, Snapshot};
+
+/// The request as its decision log event describes it.
+fn request_info(
+    state: &AppState,
+    meta: Option<Extension<RequestMeta>>,
+    headers: &HeaderMap,
+) -> RequestInfo {
+    let meta = meta.map(|Extension(m)| m).unwrap_or_default();
+    let http_headers = state.decision_log().map_or_else(Vec::new, |log| {
+        log.header_names()
+            .iter()
+            .filter_map(|name| {
+                let values: Vec<String> = headers
+                    .get_all(name.as_str())
+                    .iter()
+                    .filter_map(|v| v.to_str().ok().map(str::to_string))
+                    .collect();
+                (!values.is_empty()).then(|| (name.clone(), values))
+            })
+            .collect()
+    });
+    RequestInfo {
+        requested_by: meta.requested_by,
+        req_id: meta.req_id,
+        http_headers,
+    }
+}
 
 /// The path after a Data API prefix, still percent-escaped (OPA unescapes segment by segment).
 fn data_path(uri: &Uri, prefix: &str) -> Result<DataPath, ApiError> {
     let rest = uri.path().strip_prefix(prefix).unwrap_or("");
     DataPath::from_url(rest).map_err(ApiError::from)
-}
-
-/// What OPA's `?metrics` reports, under OPA's names.
-fn metrics(decision: &Decision, parse_ns: u128, started: Instant) -> BTreeMap<&'static str, u64> {
-    let ns = |n: u128| u64::try_from(n).unwrap_or(u64::MAX);
-    BTreeMap::from([
-        (
-            "counter_server_query_cache_hit",
-            u64::from(decision.prepared),
-        ),
-        // regorus resolves no external data (OPA's external resolvers): no time is spent there.
-        ("timer_rego_external_resolve_ns", 0),
-        ("timer_rego_input_parse_ns", ns(parse_ns)),
-        (
-            "timer_rego_query_eval_ns",
-            ns(decision.eval_time.as_nanos()),
-        ),
-        ("timer_server_handler_ns", ns(started.elapsed().as_nanos())),
-    ])
 }
 
 #[derive(Serialize)]
@@ -94,6 +105,7 @@ const MISSING_INPUT: Warning = Warning {
 
 /// A parsed v1 request, ready for the decision core.
 struct V1Request {
+    request: RequestInfo,
     params: Params,
     path: DataPath,
     input: Option<Value>,
@@ -103,8 +115,13 @@ struct V1Request {
 }
 
 /// Evaluates and writes the v1 envelope, fields in OPA's order.
-fn respond_v1(state: &AppState, headers: &HeaderMap, req: V1Request) -> Result<Response, ApiError> {
+async fn respond_v1(
+    state: &AppState,
+    headers: &HeaderMap,
+    req: V1Request,
+) -> Result<Response, ApiError> {
     let V1Request {
+        request,
         params,
         path,
         input,
@@ -112,26 +129,35 @@ fn respond_v1(state: &AppState, headers: &HeaderMap, req: V1Request) -> Result<R
         parse_ns,
         started,
     } = req;
-    let decided = state.decide(&path, input, params.flag("strict-builtin-errors"));
+    let decided = state
+        .decide(Ask {
+            path: &path,
+            input,
+            strict_builtin_errors: params.flag("strict-builtin-errors"),
+            request: &request,
+            started,
+            input_parse_ns: Some(parse_ns),
+            undefined_is_error: false,
+        })
+        .await;
     let snapshot = decided.snapshot;
     let decision = decided.outcome?;
-    let result = match decision.result.as_ref() {
-        // OPA leaves the reserved `system` namespace out of the whole data document.
-        Some(Value::Object(root)) if path.is_root() => {
-            let mut root = root.as_ref().clone();
-            root.remove(&Value::from("system"));
-            Some(Value::from(root))
-        }
-        other => other.cloned(),
-    };
+    let result = decision.result.as_ref();
     let pretty = params.flag("pretty");
     let mut body = Vec::with_capacity(256);
     let mut envelope = ObjectWriter::new(&mut body, pretty.then_some(0));
+    // OPA's responses name their decision log event, when there is one.
+    if state.decision_log().is_some() {
+        envelope.serde("decision_id", &decided.decision_id);
+    }
     if params.flag("provenance") {
         envelope.serde("provenance", &provenance(&snapshot));
     }
     if params.flag("metrics") || params.flag("instrument") {
-        envelope.serde("metrics", &metrics(&decision, parse_ns, started));
+        envelope.serde(
+            "metrics",
+            &opa_metrics(Some(&decision), Some(parse_ns), started),
+        );
     }
     if let Some(result) = &result {
         envelope.value("result", result);
@@ -152,11 +178,13 @@ fn respond_v1(state: &AppState, headers: &HeaderMap, req: V1Request) -> Result<R
 /// `POST /v1/data/{path}` with `{"input": ...}`.
 pub async fn post_v1(
     State(state): State<Arc<AppState>>,
+    meta: Option<Extension<RequestMeta>>,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
+    let request = request_info(&state, meta, &headers);
     let params = Params::parse(uri.query());
     let path = data_path(&uri, "/v1/data")?;
     let bytes = request::read_body(&headers, body, &state.config).await?;
@@ -167,6 +195,7 @@ pub async fn post_v1(
     let parse_ns = parse_started.elapsed().as_nanos();
     let warn_missing_input = input.is_none();
     let req = V1Request {
+        request,
         params,
         path,
         input,
@@ -174,16 +203,18 @@ pub async fn post_v1(
         parse_ns,
         started,
     };
-    respond_v1(&state, &headers, req)
+    respond_v1(&state, &headers, req).await
 }
 
 /// `GET /v1/data/{path}`, with the input (if any) in `?input=`; GET never warns.
 pub async fn get_v1(
     State(state): State<Arc<AppState>>,
+    meta: Option<Extension<RequestMeta>>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
+    let request = request_info(&state, meta, &headers);
     let params = Params::parse(uri.query());
     let path = data_path(&uri, "/v1/data")?;
     let parse_started = Instant::now();
@@ -195,6 +226,7 @@ pub async fn get_v1(
     };
     let parse_ns = parse_started.elapsed().as_nanos();
     let req = V1Request {
+        request,
         params,
         path,
         input,
@@ -202,30 +234,37 @@ pub async fn get_v1(
         parse_ns,
         started,
     };
-    respond_v1(&state, &headers, req)
+    respond_v1(&state, &headers, req).await
 }
 
 /// Evaluates a bare-input decision (v0 and default decision): the value itself, or a 404.
-fn respond_bare(
+async fn respond_bare(
     state: &AppState,
     headers: &HeaderMap,
-    params: &Params,
+    bare: Bare,
     path: &DataPath,
     input: Value,
 ) -> Result<Response, ApiError> {
-    let decided = state.decide(path, Some(input), false);
+    let Bare {
+        params,
+        request,
+        started,
+    } = bare;
+    let decided = state
+        .decide(Ask {
+            path,
+            input: Some(input),
+            strict_builtin_errors: false,
+            request: &request,
+            started,
+            input_parse_ns: None,
+            undefined_is_error: true,
+        })
+        .await;
     let snapshot = decided.snapshot;
     let decision = decided.outcome?;
     let Some(result) = decision.result else {
-        let why = if snapshot.policy.has_rules_at(path) {
-            "document undefined"
-        } else {
-            "document missing"
-        };
-        return Err(ApiError::undefined(format!(
-            "{why}: {}",
-            path.display_ref()
-        )));
+        return Err(ApiError::undefined(undefined_message(&snapshot, path)));
     };
     let mut body = Vec::with_capacity(128);
     json::write_value(&mut body, &result, params.flag("pretty").then_some(0));
@@ -236,6 +275,13 @@ fn respond_bare(
         headers,
         &state.config.server.encoding.gzip,
     ))
+}
+
+/// What a bare-input request carries besides its path and input.
+struct Bare {
+    params: Params,
+    request: RequestInfo,
+    started: Instant,
 }
 
 async fn bare_input(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Value, ApiError> {
@@ -250,25 +296,35 @@ async fn bare_input(state: &AppState, headers: &HeaderMap, body: Body) -> Result
 /// `POST /v0/data/{path}`: the body is the input and the response is the bare value.
 pub async fn post_v0(
     State(state): State<Arc<AppState>>,
+    meta: Option<Extension<RequestMeta>>,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let params = Params::parse(uri.query());
+    let bare = Bare {
+        params: Params::parse(uri.query()),
+        request: request_info(&state, meta, &headers),
+        started: Instant::now(),
+    };
     let path = data_path(&uri, "/v0/data")?;
     let input = bare_input(&state, &headers, body).await?;
-    respond_bare(&state, &headers, &params, &path, input)
+    respond_bare(&state, &headers, bare, &path, input).await
 }
 
 /// `POST /`: the default decision (`default_decision`, OPA's `/system/main`).
 pub async fn post_default(
     State(state): State<Arc<AppState>>,
+    meta: Option<Extension<RequestMeta>>,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let params = Params::parse(uri.query());
+    let bare = Bare {
+        params: Params::parse(uri.query()),
+        request: request_info(&state, meta, &headers),
+        started: Instant::now(),
+    };
     let path = DataPath::parse(&state.config.default_decision)?;
     let input = bare_input(&state, &headers, body).await?;
-    respond_bare(&state, &headers, &params, &path, input)
+    respond_bare(&state, &headers, bare, &path, input).await
 }

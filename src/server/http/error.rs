@@ -98,7 +98,7 @@ impl From<EvalError> for ApiError {
             EvalError::FunctionPath(reference) => ApiError::internal(format!(
                 "1 error occurred: 1:1: rego_type_error: undefined ref: {reference}"
             )),
-            EvalError::EngineFault => ApiError::internal(e.to_string()),
+            EvalError::EngineFault | EvalError::Refused(_) => ApiError::internal(e.to_string()),
         }
     }
 }

@@ -1,10 +1,11 @@
 //! `GET /metrics` in Prometheus' text format, and the timing of every API request under
 //! OPA's handler names.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -51,9 +52,27 @@ fn handler(path: &str) -> Option<&'static str> {
     })
 }
 
-/// Times each request to the end of its handler, as OPA's instrumentation does, and logs it
-/// at debug: method, path and status, never the body.
-pub async fn record(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+/// What the API knows of a request before its handler runs: OPA's `req_id` and the peer.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub req_id: u64,
+    /// `ip:port`; empty over a Unix socket.
+    pub requested_by: String,
+}
+
+/// Numbers each request, times it to the end of its handler as OPA's instrumentation does,
+/// and logs it at debug: method, path and status, never the body.
+pub async fn record(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+    let req_id = state.next_req_id();
+    let requested_by = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.to_string())
+        .unwrap_or_default();
+    req.extensions_mut().insert(RequestMeta {
+        req_id,
+        requested_by,
+    });
     let method = req.method().as_str().to_ascii_lowercase();
     // A clone of the URI shares its bytes: no copy of the path per request.
     let uri = req.uri().clone();
@@ -62,7 +81,7 @@ pub async fn record(State(state): State<Arc<AppState>>, req: Request, next: Next
     let response = next.run(req).await;
     let took = started.elapsed();
     let code = response.status().as_u16();
-    tracing::debug!(%method, %path, code, duration_us = took.as_micros() as u64, "request");
+    tracing::debug!(req_id, %method, %path, code, duration_us = took.as_micros() as u64, "request");
     if let (Some(metrics), Some(handler)) = (&state.metrics, handler(path)) {
         metrics.http_request(handler, &method, code, took);
     }

@@ -12,13 +12,26 @@ pub mod input;
 pub mod response;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use envoy_types::pb::envoy::service::auth::v3::authorization_server::Authorization;
 use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
 use tonic::{Request, Response, Status};
 
+use crate::decision_log::RequestInfo;
 use crate::policy::DataPath;
-use crate::runtime::AppState;
+use crate::runtime::{AppState, Ask};
+
+/// The caller of a gRPC request, as decision log events name it.
+pub fn request_info<T>(request: &Request<T>) -> RequestInfo {
+    RequestInfo {
+        requested_by: request
+            .remote_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default(),
+        ..RequestInfo::default()
+    }
+}
 
 /// The Authorization service over the shared state.
 #[derive(Debug, Clone)]
@@ -39,7 +52,12 @@ impl ExtAuthz {
         }
     }
 
-    async fn decide(&self, request: &CheckRequest) -> Result<CheckResponse, Status> {
+    async fn decide(
+        &self,
+        request: &CheckRequest,
+        info: &RequestInfo,
+    ) -> Result<CheckResponse, Status> {
+        let started = Instant::now();
         let input = match input::from_check_request(request, self.skip_body).await {
             Ok(input) => input,
             Err(error) => {
@@ -47,7 +65,18 @@ impl ExtAuthz {
                 return Ok(response::parse_error(&error));
             }
         };
-        let decided = self.state.decide(&self.path, Some(input), false);
+        let decided = self
+            .state
+            .decide(Ask {
+                path: &self.path,
+                input: Some(input),
+                strict_builtin_errors: false,
+                request: info,
+                started,
+                input_parse_ns: None,
+                undefined_is_error: false,
+            })
+            .await;
         let decision = decided.outcome.map_err(|e| {
             tracing::debug!(decision_id = %decided.decision_id, error = %e.detail(), "ext_authz evaluation failed");
             Status::unknown(e.detail())
@@ -78,6 +107,9 @@ impl Authorization for ExtAuthz {
         &self,
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
-        self.decide(request.get_ref()).await.map(Response::new)
+        let info = request_info(&request);
+        self.decide(request.get_ref(), &info)
+            .await
+            .map(Response::new)
     }
 }

@@ -1,0 +1,223 @@
+//! Decision logs: one event per decision, in OPA's format, masked and dropped by the bundle's
+//! own policies, written to the console and/or committed to the durable spool before the
+//! decision is answered, and uploaded from there to the `decision_logs` service.
+//!
+//! Every transport decides through `runtime::AppState::decide`, which calls `record` here: so
+//! no transport can answer a decision that was not logged.
+
+pub mod event;
+pub mod mask;
+pub mod spool;
+pub mod upload;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use regorus::Value;
+
+use crate::config::{Config, DecisionLogsConfig, WhenFull};
+use crate::policy::{DataPath, PolicySet};
+use crate::remote;
+use crate::telemetry::metrics::SpoolMetrics;
+pub use event::{EventParts, RequestInfo};
+use spool::{Limits, Spool, SpoolError};
+pub use upload::Uploader;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecisionLogError {
+    #[error("decision_logs.{field}: {message}")]
+    Config {
+        field: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    #[error(transparent)]
+    Client(#[from] remote::ClientError),
+}
+
+/// The decision logger of a running verdict, built once at start.
+pub struct DecisionLog {
+    labels: Value,
+    mask: Option<DataPath>,
+    drop: Option<DataPath>,
+    console: bool,
+    spool: Option<Spool>,
+    when_full: WhenFull,
+    headers: Vec<String>,
+    metrics: Option<SpoolMetrics>,
+}
+
+impl std::fmt::Debug for DecisionLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecisionLog")
+            .field("console", &self.console)
+            .field("spool", &self.spool.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DecisionLog {
+    /// The logger `config` asks for, and its uploader when events go to a service; `None`
+    /// when decisions are not logged. Blocking: opens the spool and reads TLS files.
+    pub fn open(
+        config: &Config,
+        labels: &std::collections::BTreeMap<String, String>,
+        metrics: Option<SpoolMetrics>,
+    ) -> Result<Option<(DecisionLog, Option<Uploader>)>, DecisionLogError> {
+        let Some(dl) = config.decision_logs.as_ref().filter(|d| d.enabled()) else {
+            return Ok(None);
+        };
+        let path = |field: &'static str, text: &str| {
+            if text.is_empty() {
+                return Ok(None);
+            }
+            DataPath::parse(text)
+                .map(Some)
+                .map_err(|e| DecisionLogError::Config {
+                    field,
+                    message: e.to_string(),
+                })
+        };
+        let spool_config = &config.verdict.decision_logs;
+        let (spool, uploader) = match &dl.service {
+            Some(service) => {
+                let spool = Spool::open(
+                    &spool_dir(config),
+                    spool_config,
+                    limits(dl, spool_config),
+                    metrics.clone(),
+                )?;
+                let uploader = uploader(config, dl, service, spool.clone(), metrics.clone())?;
+                (Some(spool), Some(uploader))
+            }
+            None => (None, None),
+        };
+        let log = DecisionLog {
+            labels: event::labels(labels),
+            mask: path("mask_decision", &dl.mask_decision)?,
+            drop: path("drop_decision", &dl.drop_decision)?,
+            console: dl.console,
+            spool,
+            when_full: spool_config.when_full,
+            headers: dl.request_context.http.headers.clone(),
+            metrics,
+        };
+        Ok(Some((log, uploader)))
+    }
+
+    pub fn labels(&self) -> &Value {
+        &self.labels
+    }
+
+    /// The request headers events carry (`request_context.http.headers`).
+    pub fn header_names(&self) -> &[String] {
+        &self.headers
+    }
+
+    /// Masks, drops, writes and spools one event. `Err` means the decision must not be
+    /// answered: its event could not be kept and the spool is configured to refuse.
+    pub async fn record(&self, policy: &PolicySet, mut event: Value) -> Result<(), String> {
+        if let Some(drop) = &self.drop {
+            match mask::dropped(policy, drop, &event) {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(error) => tracing::warn!(%error, "drop_decision policy failed; event kept"),
+            }
+        }
+        if let Some(path) = &self.mask {
+            let applied = match mask::mask(policy, path, &mut event) {
+                Ok(applied) => applied,
+                Err(error) => {
+                    tracing::warn!(%error, "mask_decision policy failed; input and result erased from the event");
+                    if let Some(m) = &self.metrics {
+                        m.mask_error();
+                    }
+                    mask::erase_all(&mut event)
+                }
+            };
+            if let Ok(map) = event.as_object_mut() {
+                for (field, paths) in [("erased", applied.erased), ("masked", applied.masked)] {
+                    if !paths.is_empty() {
+                        let list: Vec<Value> = paths.into_iter().map(Value::from).collect();
+                        map.insert(Value::from(field), Value::from(list));
+                    }
+                }
+            }
+        }
+        if self.console {
+            let line = event::console_line(&event, SystemTime::now());
+            // One write per line: lines of concurrent decisions never interleave.
+            let _ = std::io::stderr().lock().write_all(&line);
+        }
+        let Some(spool) = &self.spool else {
+            return Ok(());
+        };
+        match spool.append(event::to_json(&event)).await {
+            Ok(()) => Ok(()),
+            Err(e) if self.when_full == WhenFull::Refuse => Err(e.to_string()),
+            Err(e) => {
+                let reason = match e {
+                    SpoolError::Full(_) => "too_large",
+                    _ => "spool_error",
+                };
+                tracing::error!(error = %e, reason, "decision log event lost");
+                if let Some(m) = &self.metrics {
+                    m.dropped(reason, 1);
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn limits(dl: &DecisionLogsConfig, spool: &crate::config::SpoolConfig) -> Limits {
+    Limits {
+        max_bytes: dl
+            .reporting
+            .buffer_size_limit_bytes
+            .unwrap_or(spool.max_bytes),
+        max_events: dl.reporting.buffer_size_limit_events,
+        when_full: spool.when_full,
+    }
+}
+
+fn uploader(
+    config: &Config,
+    dl: &DecisionLogsConfig,
+    service: &str,
+    spool: Spool,
+    metrics: Option<SpoolMetrics>,
+) -> Result<Uploader, DecisionLogError> {
+    let Some(service) = config.remote.service(service) else {
+        return Err(DecisionLogError::Config {
+            field: "service",
+            message: format!("unknown service {service:?}"),
+        });
+    };
+    let client = remote::Client::new(service)?;
+    let resource = match (&dl.resource, &dl.partition_name) {
+        (Some(resource), _) => resource.clone(),
+        (None, Some(partition)) => format!("/logs/{partition}"),
+        (None, None) => "/logs".into(),
+    };
+    let url = client.url(&resource);
+    Ok(Uploader {
+        spool,
+        client,
+        url,
+        reporting: dl.reporting.clone(),
+        metrics,
+    })
+}
+
+/// Where the spool of `config` lives, for operators and tests.
+pub fn spool_dir(config: &Config) -> PathBuf {
+    config
+        .verdict
+        .decision_logs
+        .directory
+        .clone()
+        .unwrap_or_else(|| config.remote.persistence_directory.join("decision-logs"))
+}
