@@ -41,14 +41,17 @@ fn documents() -> Documents {
     ];
     for (kind, parameters) in kinds {
         for i in 0..5 {
+            // The Wasm constraints select Wasm-labelled pods, as the shipped one does.
+            let mut matcher = json!({"kinds": [{"apiGroups": [""], "kinds": ["Pod"]}],
+                                     "excludedNamespaces": ["kube-system", "verdict-system"]});
+            if kind == "PaymentWasmRuntimeClass" {
+                matcher["labelSelector"] =
+                    json!({"matchLabels": {"payments.example/runtime": "wasm"}});
+            }
             let constraint = json!({
                 "apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": kind,
                 "metadata": {"name": format!("{}-{i}", kind.to_lowercase())},
-                "spec": {
-                    "match": {"kinds": [{"apiGroups": [""], "kinds": ["Pod"]}],
-                              "excludedNamespaces": ["kube-system", "verdict-system"]},
-                    "parameters": parameters,
-                },
+                "spec": {"match": matcher, "parameters": parameters},
             });
             docs.add(Path::new("bench"), constraint);
         }
@@ -61,7 +64,11 @@ fn review_body() -> Vec<u8> {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies/admission/samples/good-pod.yaml"),
     )
     .expect("sample");
-    let pod = parse_objects(&text).expect("yaml").remove(0);
+    // A Wasm pod under WasmEdge: all 20 constraints match it and none is broken, so every
+    // template runs to its end.
+    let mut pod = parse_objects(&text).expect("yaml").remove(0);
+    pod["metadata"]["labels"] = json!({"payments.example/runtime": "wasm"});
+    pod["spec"]["runtimeClassName"] = json!("wasmedge");
     json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
         "uid": "bench", "kind": {"group": "", "version": "v1", "kind": "Pod"},
         "name": "gateway", "namespace": "payments", "operation": "CREATE",
