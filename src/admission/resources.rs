@@ -73,6 +73,13 @@ pub fn read_paths(paths: &[PathBuf]) -> Documents {
     docs
 }
 
+fn is_document(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml" | "json")
+    )
+}
+
 fn is_tarball(path: &Path) -> bool {
     let name = path.to_string_lossy();
     name.ends_with(".tar.gz") || name.ends_with(".tgz")
@@ -94,10 +101,7 @@ fn read_bundle(path: &Path, docs: &mut Documents) {
         };
     for f in files {
         let inner = path.join(f.path.trim_start_matches('/'));
-        if !matches!(
-            inner.extension().and_then(|e| e.to_str()),
-            Some("yaml" | "yml" | "json")
-        ) {
+        if !is_document(&inner) {
             continue;
         }
         let parsed = std::str::from_utf8(&f.bytes)
@@ -170,12 +174,7 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<LoadError>) {
     for child in children {
         if child.is_dir() {
             collect(&child, out, errors);
-        } else if is_tarball(&child)
-            || matches!(
-                child.extension().and_then(|e| e.to_str()),
-                Some("yaml" | "yml" | "json")
-            )
-        {
+        } else if is_tarball(&child) || is_document(&child) {
             out.push(child);
         }
     }
