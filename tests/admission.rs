@@ -6,7 +6,7 @@
 mod common;
 
 use common::admission::{pod, review, sample, Hook};
-use serde_json::json;
+use serde_json::{json, Value as Json};
 use verdict::admission::FailurePolicy;
 
 #[tokio::test]
@@ -249,4 +249,34 @@ async fn templates_and_constraints_load_from_a_bundle_tarball() {
         response["status"]["message"],
         "[no-privileged] privileged container <shell> is not allowed"
     );
+}
+
+#[tokio::test]
+async fn an_update_is_matched_on_the_object_or_the_old_object() {
+    let hook = Hook::start(&[], |_| {}).await;
+    // The update removes the Wasm label: the old object still selects the constraint, as in
+    // Gatekeeper, so the label cannot be dropped to escape the runtime class rule.
+    let old = sample("wasm-without-runtimeclass.yaml");
+    let mut new = old.clone();
+    new["metadata"]["labels"] = json!({});
+    let mut update = review("UPDATE", &new);
+    update["request"]["oldObject"] = old;
+    let response = hook.admit(&update).await;
+    assert_eq!(response["allowed"], false, "{response}");
+    assert!(response["status"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("[wasm-needs-wasmedge]"));
+    // Neither labelled: not selected.
+    update["request"]["oldObject"] = new;
+    assert_eq!(hook.admit(&update).await["allowed"], true);
+    // Neither object nor oldObject: a constraint cannot be matched, which fails the review.
+    update["request"]["object"] = Json::Null;
+    update["request"]["oldObject"] = Json::Null;
+    let response = hook.admit(&update).await;
+    assert_eq!(response["status"]["code"], 500, "{response}");
+    assert!(response["status"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("neither object nor oldObject"));
 }

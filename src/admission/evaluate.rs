@@ -94,31 +94,13 @@ impl AdmissionSet {
                     .and_then(Json::as_str)
             })
             .unwrap_or("");
-        let object = &request["object"];
-        let target = Target {
-            group: request
-                .pointer("/kind/group")
-                .and_then(Json::as_str)
-                .unwrap_or(""),
-            kind: request
-                .pointer("/kind/kind")
-                .and_then(Json::as_str)
-                .unwrap_or(""),
-            name: request["name"]
-                .as_str()
-                .filter(|s| !s.is_empty())
-                .or_else(|| object.pointer("/metadata/name").and_then(Json::as_str))
-                .unwrap_or(""),
-            namespace: if request.pointer("/kind/kind").and_then(Json::as_str) == Some("Namespace")
-            {
-                // Gatekeeper clears the namespace of Namespace objects (server-side apply sets it).
-                ""
-            } else {
-                namespace
-            },
-            labels: labels_of(object),
-            namespace_labels: self.inventory.namespace_labels(namespace),
-        };
+        // Gatekeeper matches the object and the old object, and applies a constraint when
+        // either matches (an UPDATE that removes a selected label is still reviewed).
+        let targets: Vec<Target<'_>> = [&request["object"], &request["oldObject"]]
+            .into_iter()
+            .filter(|o| o.is_object())
+            .map(|o| self.target(request, o, namespace))
+            .collect();
         let mut input_review = None;
         let mut violations = Vec::new();
         let mut failures = Vec::new();
@@ -133,11 +115,11 @@ impl AdmissionSet {
                 constraint_name: constraint.name().to_string(),
                 error,
             };
-            match constraint.matcher.matches(&target) {
+            match matches_any(&constraint.matcher, &targets) {
                 Ok(true) => {}
                 Ok(false) => continue,
                 Err(e) => {
-                    failures.push(fail(RunError::Rego(e.to_string())));
+                    failures.push(fail(RunError::Rego(e)));
                     continue;
                 }
             }
@@ -160,6 +142,42 @@ impl AdmissionSet {
         (violations, failures)
     }
 
+    /// What matching sees of `object`: its own group, kind and name (as Gatekeeper reads
+    /// them from the object), the request's namespace, the namespace's labels when known.
+    fn target<'a>(&self, request: &'a Json, object: &'a Json, namespace: &'a str) -> Target<'a> {
+        let api_version = object["apiVersion"].as_str();
+        let group = match api_version {
+            Some(v) => v.rsplit_once('/').map_or("", |(g, _)| g),
+            None => request
+                .pointer("/kind/group")
+                .and_then(Json::as_str)
+                .unwrap_or(""),
+        };
+        let kind = object["kind"]
+            .as_str()
+            .or_else(|| request.pointer("/kind/kind").and_then(Json::as_str))
+            .unwrap_or("");
+        let name = object
+            .pointer("/metadata/name")
+            .and_then(Json::as_str)
+            .filter(|s| !s.is_empty())
+            .or_else(|| request["name"].as_str())
+            .unwrap_or("");
+        Target {
+            group,
+            kind,
+            name,
+            // Gatekeeper clears the namespace of Namespace objects (server-side apply sets it).
+            namespace: if kind == "Namespace" && group.is_empty() {
+                ""
+            } else {
+                namespace
+            },
+            labels: labels_of(object),
+            namespace_labels: self.inventory.namespace_labels(namespace),
+        }
+    }
+
     /// `input.review`: the request, with `namespaceObject` when the inventory has it.
     fn input_review(&self, request: &Json, namespace: &str) -> Value {
         let mut request = request.clone();
@@ -173,6 +191,20 @@ impl AdmissionSet {
         }
         Value::from(request)
     }
+}
+
+/// True when the constraint applies to the object or the old object; an error when there is
+/// neither, or when a namespace selector cannot be decided.
+fn matches_any(matcher: &super::matching::Match, targets: &[Target<'_>]) -> Result<bool, String> {
+    if targets.is_empty() {
+        return Err("the request has neither object nor oldObject".into());
+    }
+    for target in targets {
+        if matcher.matches(target).map_err(|e| e.to_string())? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// `{"review": ..., "parameters": ...}`: Gatekeeper's input document.
