@@ -4,7 +4,7 @@
 //! to the decision core on a blocking thread, and writes the AdmissionReview back.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -86,6 +86,10 @@ async fn admit(
     };
     let set = state.set();
     let policy = state.config.failure_policy;
+    // What the answer must echo, known once the body is decoded: a review that overruns its
+    // deadline is answered from here while its evaluation is still running.
+    let echo: Arc<OnceLock<(String, String)>> = Arc::default();
+    let decoded = echo.clone();
     // Decoding a multi-megabyte review is CPU work too: both run off the async threads.
     let work = tokio::task::spawn_blocking(move || {
         let value: Json = match serde_json::from_slice(&bytes) {
@@ -108,17 +112,25 @@ async fn admit(
                 return (None, response);
             }
         };
+        let _ = decoded.set((review.uid().to_string(), review.api_version.clone()));
         let scope = kind.as_deref().map_or(Scope::All, Scope::Kind);
         let decision = set.evaluate(&review, scope, policy, deadline);
         (Some(review.api_version), decision.response)
     });
     let timeout = deadline.saturating_duration_since(Instant::now()) + DEADLINE_SLACK;
-    let (api_version, response) = match tokio::time::timeout(timeout, work).await {
+    let outcome = tokio::time::timeout(timeout, work).await;
+    let (uid, api_version) = echo.get().cloned().unzip();
+    let uid = uid.as_deref().unwrap_or("");
+    let (api_version, response) = match outcome {
         Ok(Ok(done)) => done,
-        Ok(Err(_)) => (None, failed(&state, "the evaluation stopped unexpectedly")),
-        // The uid is inside the body the blocking task owns; a review that overran its
-        // deadline this far answers without it (the API server treats that as a failure).
-        Err(_) => (None, failed(&state, "the admission deadline was exceeded")),
+        Ok(Err(_)) => (
+            api_version,
+            failed(&state, uid, "the evaluation stopped unexpectedly"),
+        ),
+        Err(_) => (
+            api_version,
+            failed(&state, uid, "the admission deadline was exceeded"),
+        ),
     };
     tracing::debug!(
         allowed = response.allowed,
@@ -129,18 +141,19 @@ async fn admit(
     reply(api_version.as_deref(), response)
 }
 
-fn failed(state: &AdmissionState, why: &str) -> AdmissionResponse {
+fn failed(state: &AdmissionState, uid: &str, why: &str) -> AdmissionResponse {
     tracing::error!(why, "admission review failed");
     match state.config.failure_policy {
         super::FailurePolicy::Fail => AdmissionResponse::rejected(
-            "",
+            uid,
             500,
             "InternalError",
             format!("admission review failed: {why}"),
         ),
-        super::FailurePolicy::Ignore => {
-            AdmissionResponse::allowed("", vec![format!("admission review failed, ignored: {why}")])
-        }
+        super::FailurePolicy::Ignore => AdmissionResponse::allowed(
+            uid,
+            vec![format!("admission review failed, ignored: {why}")],
+        ),
     }
 }
 
