@@ -283,3 +283,53 @@ async fn a_client_certificate_can_be_required() {
         "ok"
     );
 }
+
+#[tokio::test]
+async fn a_configmap_swap_of_the_constraints_is_picked_up() {
+    // The constraints directory is a ConfigMap mount: real files under `..<timestamp>`,
+    // `..data` pointing at them, visible names linking through it.
+    let constraints = |registries: &str| {
+        let text = std::fs::read_to_string(
+            common::repo().join("policies/admission/constraints/allowed-registries.yaml"),
+        )
+        .unwrap()
+        .replace("ghcr.io/payments-platform/", registries);
+        vec![("allowed-registries.yaml".to_string(), text.into_bytes())]
+    };
+    let hook = Hook::start(&[], |c| {
+        let mount = c.policies[0].parent().unwrap().join("mount");
+        std::fs::create_dir_all(&mount).unwrap();
+        common::configmap_publish(&mount, 1, &constraints("ghcr.io/payments-platform/"));
+        c.policies = vec![c.policies[0].join("templates"), mount];
+    })
+    .await;
+    let status = hook.status().await;
+    assert_eq!(
+        status["constraints"].as_array().unwrap().len(),
+        1,
+        "{status}"
+    );
+    assert_eq!(
+        admit_image(&hook, "quay.io/pay/app:1").await["allowed"],
+        false
+    );
+
+    let mount = hook.dir.path().join("mount");
+    common::configmap_publish(&mount, 2, &constraints("quay.io/pay/"));
+    let seen = hook.generation().attempts;
+    hook.wait_for("the swapped ConfigMap", seen, |s| {
+        s.set()
+            .constraint("PaymentAllowedRegistries", "payment-registries")
+            .is_some_and(|c| c.doc.parameters.to_string().contains("quay.io/pay/"))
+    })
+    .await;
+    assert_eq!(
+        admit_image(&hook, "quay.io/pay/app:1").await["allowed"],
+        true
+    );
+    assert_eq!(
+        hook.state.set().constraints.len(),
+        1,
+        "each file is read once, not via ..data too"
+    );
+}

@@ -347,6 +347,23 @@ pub fn write_dir(dir: &Path, files: &[(String, Vec<u8>)]) {
     }
 }
 
+/// Lays out `mount` as the kubelet does for a ConfigMap: the real files live in a timestamped
+/// directory, `..data` points at it, and each visible name is a symlink through `..data`.
+pub fn configmap_publish(mount: &Path, generation: u32, files: &[(String, Vec<u8>)]) {
+    let target = mount.join(format!("..2026_11_24_{generation:02}"));
+    write_dir(&target, files);
+    let tmp = mount.join("..data_tmp");
+    std::os::unix::fs::symlink(target.file_name().unwrap(), &tmp).unwrap();
+    std::fs::rename(&tmp, mount.join("..data")).unwrap();
+    for (name, _) in files {
+        let top = name.split('/').next().unwrap();
+        let visible = mount.join(top);
+        if std::fs::symlink_metadata(&visible).is_err() {
+            std::os::unix::fs::symlink(Path::new("..data").join(top), &visible).unwrap();
+        }
+    }
+}
+
 /// The same files as a tar.gz.
 pub fn bundle_tar(files: &[(String, Vec<u8>)]) -> Vec<u8> {
     let entries: Vec<(&str, &[u8])> = files
