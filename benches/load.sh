@@ -3,7 +3,7 @@
 # (examples/baseline.rs) measured in the same run, and writes the figures.
 #
 #   bash benches/load.sh     # DURATION=10s per run, REPEAT=3; results in benches/results/<time>/
-#   SUITES=grpc bash benches/load.sh   # only the gRPC runs (SUITES="http grpc remote decisionlog")
+#   SUITES=grpc bash benches/load.sh   # only the gRPC runs (SUITES="http grpc remote decisionlog admission" by default)
 #
 # Runs: fixed rates of 5,000 and 10,000 req/s (oha's latency correction on, so queueing delay
 # counts), closed loop (as fast as 32 connections go), and 5,000 req/s while the bundle is
@@ -13,6 +13,9 @@
 # second verdict polls a local bundle server (benches/bundle_server.py) for the example bundle
 # plus a 10 MB data.json, at 5,000 req/s with the bundle unchanged, then while a new revision
 # is published every 2 s (each one downloaded, verified, compiled and activated under load).
+# Admission: AdmissionReviews over HTTPS to the webhook with 20 constraints loaded, all of
+# them matching the pod, at 500 and 2,000 reviews/s and closed loop; the same listener's
+# GET /health (TLS and HTTP, no evaluation) is the baseline.
 # Decision log: a second verdict on the same bundle logs every decision (spooled to SQLite
 # before it is answered, uploaded every 1-2 s to benches/collector.py), measured in turns with
 # the first, which logs nothing, at 5,000 req/s and closed loop.
@@ -22,7 +25,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10s}
-SUITES=${SUITES:-http grpc remote decisionlog}
+SUITES=${SUITES:-http grpc remote decisionlog admission}
 REPEAT=${REPEAT:-3}
 CONNECTIONS=${CONNECTIONS:-32}
 VERDICT_ADDR=127.0.0.1:18181
@@ -31,8 +34,10 @@ VERDICT_GRPC=127.0.0.1:19191
 BASELINE_GRPC=127.0.0.1:19292
 REMOTE_ADDR=127.0.0.1:18383
 BUNDLE_SERVER_PORT=18484
+ADMISSION_ADDR=127.0.0.1:18443
 LOGGED_ADDR=127.0.0.1:18585
 COLLECTOR_PORT=18686
+ADMISSION_HTTP=127.0.0.1:18787
 OUT=benches/results/$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$OUT"
 WORK=$(mktemp -d)
@@ -43,7 +48,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for addr in "$VERDICT_ADDR" "$BASELINE_ADDR" "$VERDICT_GRPC" "$BASELINE_GRPC" "$REMOTE_ADDR" "127.0.0.1:$BUNDLE_SERVER_PORT" "$LOGGED_ADDR" "127.0.0.1:$COLLECTOR_PORT"; do
+for addr in "$VERDICT_ADDR" "$BASELINE_ADDR" "$VERDICT_GRPC" "$BASELINE_GRPC" "$REMOTE_ADDR" "127.0.0.1:$BUNDLE_SERVER_PORT" "$LOGGED_ADDR" "127.0.0.1:$COLLECTOR_PORT" "$ADMISSION_ADDR" "$ADMISSION_HTTP"; do
     if (exec 3<>"/dev/tcp/${addr%:*}/${addr#*:}") 2>/dev/null; then
         echo "something already listens on $addr; stop it first" >&2
         exit 1
@@ -190,6 +195,77 @@ YAML
     grep VmHWM "/proc/$(pgrep -f "verdict run --addr $REMOTE_ADDR" | head -1)/status" >"$OUT/remote-peak-rss" || true
 fi
 
+if [[ " $SUITES " == *" admission "* ]]; then
+    # 20 constraints over the four payment templates, five of each kind, all matching the pod
+    # reviewed (which breaks none of them: every template runs to the end, none short-cuts).
+    mkdir -p "$WORK/admission/constraints"
+    python3 - "$WORK/admission/constraints" <<'GEN'
+import sys
+kinds = {
+    "PaymentAllowedRegistries": "parameters: {registries: [registry.pay.internal/, ghcr.io/payments-platform/]}",
+    "PaymentRequiredLimits": "parameters: {resources: [cpu, memory]}",
+    "PaymentNoPrivileged": "parameters: {exemptImages: [registry.pay.internal/debug:1]}",
+    "PaymentWasmRuntimeClass": "parameters: {runtimeClassName: wasmedge}",
+}
+# The Wasm constraints select Wasm-labelled pods, as the shipped one does; the pod below is one.
+selector = {"PaymentWasmRuntimeClass": "\n    labelSelector: {matchLabels: {payments.example/runtime: wasm}}"}
+for kind, params in kinds.items():
+    for i in range(5):
+        with open("%s/%s-%d.yaml" % (sys.argv[1], kind.lower(), i), "w") as f:
+            f.write("apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: %s\nmetadata: {name: %s-%d}\n"
+                    "spec:\n  match:\n    kinds: [{apiGroups: [\"\"], kinds: [Pod]}]\n"
+                    "    excludedNamespaces: [kube-system, verdict-system]%s\n  %s\n"
+                    % (kind, kind.lower(), i, selector.get(kind, ""), params))
+GEN
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=127.0.0.1 \
+        -addext subjectAltName=IP:127.0.0.1 -keyout "$WORK/admission/tls.key" -out "$WORK/admission/tls.crt" 2>/dev/null
+    cat >"$WORK/admission.yaml" <<YAML
+verdict:
+  addr: ["$ADMISSION_HTTP"]
+  admission:
+    addr: $ADMISSION_ADDR
+    policies: [$PWD/policies/admission/templates, $WORK/admission/constraints]
+    tls_cert_file: $WORK/admission/tls.crt
+    tls_private_key_file: $WORK/admission/tls.key
+YAML
+    ./target/release/verdict run -c "$WORK/admission.yaml" --log-level info 2>"$OUT/verdict-admission.log" &
+    PIDS+=($!)
+    curl -skf --retry 100 --retry-connrefused --retry-delay 0 -o /dev/null "https://$ADMISSION_ADDR/health"
+    REVIEW=$(python3 -c '
+import json
+pod = {"apiVersion": "v1", "kind": "Pod",
+       "metadata": {"name": "gateway", "namespace": "payments", "labels": {"app": "gateway", "payments.example/runtime": "wasm"}},
+       "spec": {"runtimeClassName": "wasmedge", "containers": [{"name": "gateway", "image": "registry.pay.internal/gateway:1.4.2",
+                "resources": {"limits": {"cpu": "500m", "memory": "256Mi"}}}]}}
+print(json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+    "uid": "bench", "kind": {"group": "", "version": "v1", "kind": "Pod"}, "resource": {"group": "", "version": "v1", "resource": "pods"},
+    "name": "gateway", "namespace": "payments", "operation": "CREATE", "userInfo": {"username": "bench"}, "object": pod}}))')
+    echo "admission answers: $(curl -sk -X POST -H 'Content-Type: application/json' -d "$REVIEW" "https://$ADMISSION_ADDR/v1/admit")"
+    echo "constraints loaded: $(curl -sk "https://$ADMISSION_ADDR/v1/admission/status" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["constraints"]))')"
+    admit() { # name [oha args...]
+        local name=$1
+        shift
+        oha --no-tui --output-format json --insecure -z "$DURATION" -c "$CONNECTIONS" "$@" \
+            -m POST -H 'Content-Type: application/json' -d "$REVIEW" \
+            "https://$ADMISSION_ADDR/v1/admit" >"$OUT/$name.json"
+    }
+    health() { # name [oha args...]
+        local name=$1
+        shift
+        oha --no-tui --output-format json --insecure -z "$DURATION" -c "$CONNECTIONS" "$@" \
+            "https://$ADMISSION_ADDR/health" >"$OUT/$name.json"
+    }
+    oha --no-tui --insecure -n 5000 -c "$CONNECTIONS" -m POST -H "Content-Type: application/json" -d "$REVIEW" "https://$ADMISSION_ADDR/v1/admit" >/dev/null
+    for rep in $(seq "$REPEAT"); do
+        for rate in 500 2000; do
+            admit "admission-rate$rate-$rep" -q "$rate" --latency-correction
+            health "admission-health-rate$rate-$rep" -q "$rate" --latency-correction
+        done
+        admit "admission-closed-$rep"
+        health "admission-health-closed-$rep"
+    done
+fi
+
 if [[ " $SUITES " == *" decisionlog "* ]]; then
     python3 benches/collector.py "$COLLECTOR_PORT" &
     PIDS+=($!)
@@ -289,6 +365,13 @@ if os.path.exists(os.path.join(out, "remote-activations")):
     lines += ["Remote bundle with a 10 MB data.json, 5,000 req/s (oha, %s connections)" % conns, ""] + rows + ["",
               "p99 while activating / p99 steady: %.2fx (%d activations of a new 10 MB revision during those runs)" % (spike, activations),
               "verdict peak RSS: %s" % rss, ""]
+if os.path.exists(os.path.join(out, "admission-closed-1.json")):
+    names = ["admission-rate500", "admission-health-rate500", "admission-rate2000", "admission-health-rate2000",
+             "admission-closed", "admission-health-closed"]
+    m, rows = table(names, run)
+    ratio = m["admission-closed"]["rps"] / m["admission-health-closed"]["rps"]
+    lines += ["Admission webhook over HTTPS, 20 constraints all matching (oha, %s connections; baseline: GET /health on the same TLS listener)" % conns, ""] + rows + ["",
+              "closed-loop throughput, reviews / health: %.0f%%" % (ratio * 100), ""]
 if os.path.exists(os.path.join(out, "log-delivery")):
     answered, delivered = open(os.path.join(out, "log-delivery")).read().split()
     m, rows = table(["log-off-rate5000", "log-on-rate5000", "log-off-closed", "log-on-closed"], run)

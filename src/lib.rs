@@ -16,9 +16,12 @@
 //!   status upload.
 //! - `server`: listeners, the HTTP API and the gRPC services.
 //! - `telemetry`: logs.
+//! - `admission`: the Gatekeeper-style admission webhook: ConstraintTemplates and Constraints,
+//!   `AdmissionSet::evaluate` (transport-free), its HTTPS listener and gator suites.
 //! - `config`: OPA's configuration format plus verdict's own section.
-//! - `cli`: the `run`, `eval`, `test`, `build` and `sign` commands.
+//! - `cli`: the `run`, `eval`, `test`, `build`, `sign` and `verify` commands.
 
+pub mod admission;
 pub mod bundle;
 pub mod cli;
 pub mod config;

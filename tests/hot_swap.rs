@@ -6,11 +6,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use common::{bundle_tar, raw_exchange, replace_file, request, test_config, write_dir, Server};
+use common::{
+    bundle_tar, configmap_publish, raw_exchange, replace_file, request, test_config, Server,
+};
 use serde_json::{json, Value as Json};
 use tokio::io::AsyncWriteExt;
 use verdict::bundle::Source;
@@ -182,23 +183,6 @@ async fn rapid_writes_settle_on_the_last_version() {
     let r = decide(&server).await;
     assert_eq!(r.json()["result"]["policy"], json!("w10"));
     server.stop().await;
-}
-
-/// Lays out `mount` as the kubelet does for a ConfigMap: the real files live in a timestamped
-/// directory, `..data` points at it, and each visible name is a symlink through `..data`.
-fn configmap_publish(mount: &Path, generation: u32, files: &[(String, Vec<u8>)]) {
-    let target = mount.join(format!("..2026_11_24_{generation:02}"));
-    write_dir(&target, files);
-    let tmp = mount.join("..data_tmp");
-    std::os::unix::fs::symlink(target.file_name().unwrap(), &tmp).unwrap();
-    std::fs::rename(&tmp, mount.join("..data")).unwrap();
-    for (name, _) in files {
-        let top = name.split('/').next().unwrap();
-        let visible = mount.join(top);
-        if std::fs::symlink_metadata(&visible).is_err() {
-            std::os::unix::fs::symlink(Path::new("..data").join(top), &visible).unwrap();
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

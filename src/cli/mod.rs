@@ -1,11 +1,13 @@
-//! The command line, shaped like OPA's: `run`, `eval`, `test`, `build`, `sign`. Each subcommand
-//! lives in its own file and only parses arguments, calls the library and formats output.
+//! The command line, shaped like OPA's: `run`, `eval`, `test`, `build`, `sign`, and gator's
+//! `verify`. Each subcommand lives in its own file and only parses arguments, calls the
+//! library and formats output.
 
 pub mod build;
 pub mod eval;
 pub mod run;
 pub mod sign;
 pub mod test;
+pub mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,6 +42,8 @@ pub enum Command {
     Build(build::BuildArgs),
     /// Write a bundle signature file, like `opa sign`.
     Sign(sign::SignArgs),
+    /// Run gator test suites (Gatekeeper ConstraintTemplates and Constraints), like `gator verify`.
+    Verify(verify::VerifyArgs),
 }
 
 /// Exit codes: 0 success, 1 failure, 64 a configuration the user must fix (EX_USAGE).
@@ -54,6 +58,7 @@ pub fn main() -> ExitCode {
         Command::Test(args) => test::main(args),
         Command::Build(args) => build::main(args),
         Command::Sign(args) => sign::main(args),
+        Command::Verify(args) => verify::main(args),
     }
 }
 

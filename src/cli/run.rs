@@ -396,6 +396,17 @@ pub async fn start(config: Config, sources: Vec<Source>) -> anyhow::Result<Start
 async fn serve(config: Config) -> anyhow::Result<()> {
     let grace = Duration::from_secs(config.verdict.shutdown_grace_period_seconds);
     let bundles = sources(&config)?;
+    let stop = shutdown_channel()?;
+    let admission = match config.verdict.admission.clone() {
+        Some(admission) => {
+            let debounce = Duration::from_millis(config.verdict.watch_debounce_ms);
+            let webhook =
+                crate::admission::http::Webhook::start(admission, config.verdict.watch, debounce)
+                    .await?;
+            Some(tokio::spawn(webhook.serve(stopped(stop.clone()), grace)))
+        }
+        None => None,
+    };
     let started = start(config, bundles).await?;
     spawn_sighup(started.triggers.clone());
     let addrs: Vec<String> = started.listeners.iter().map(Listener::local_addr).collect();
@@ -418,11 +429,35 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         started.listeners,
         router,
         started.grpc,
-        server::shutdown_signal(),
+        stopped(stop),
         grace,
     )
     .await;
+    if let Some(admission) = admission {
+        let _ = admission.await;
+    }
     Ok(())
+}
+
+/// The one SIGTERM/SIGINT of the process, for every listener. SIGTERM is registered here,
+/// before any listener starts: a listener registering its own later (the HTTP API starts after
+/// the admission webhook) would miss a signal sent while the process was starting.
+fn shutdown_channel() -> anyhow::Result<tokio::sync::watch::Receiver<bool>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = tokio::signal::ctrl_c() => {},
+        }
+        let _ = tx.send(true);
+    });
+    Ok(rx)
+}
+
+async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 /// SIGHUP reloads every bundle, as operators expect from a daemon.

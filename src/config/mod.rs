@@ -217,6 +217,9 @@ pub struct VerdictConfig {
     /// or dead peer gets a 408 and its connection back, instead of holding them forever.
     #[serde(default = "default_body_timeout_ms")]
     pub request_body_timeout_ms: u64,
+    /// The Gatekeeper-style admission webhook (HTTPS); off unless configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admission: Option<crate::admission::AdmissionConfig>,
     /// The decision log spool (OPA's `decision_logs` says what is logged and where to).
     #[serde(default)]
     pub decision_logs: SpoolConfig,
@@ -241,6 +244,7 @@ impl Default for VerdictConfig {
             memory_limit_bytes: None,
             shutdown_grace_period_seconds: default_grace_seconds(),
             request_body_timeout_ms: default_body_timeout_ms(),
+            admission: None,
             decision_logs: SpoolConfig::default(),
         }
     }

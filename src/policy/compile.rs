@@ -22,7 +22,7 @@ use crate::bundle::{self, is_prefix, Bundle};
 /// Interpreter work units between two reads of the clock for the evaluation time limit. One
 /// read per unit cost ~9% of a payment decision (profiled); every 64 units costs nothing
 /// measurable and still stops a runaway loop within microseconds of the limit.
-const CHECK_INTERVAL: NonZeroU32 = match NonZeroU32::new(64) {
+pub(crate) const CHECK_INTERVAL: NonZeroU32 = match NonZeroU32::new(64) {
     Some(n) => n,
     None => NonZeroU32::MIN,
 };

@@ -15,6 +15,7 @@ use verdict::config::Config;
 use verdict::runtime::{AppState, Trigger};
 use verdict::server::{self, Listener};
 
+pub mod admission;
 pub mod bundle_server;
 pub mod collector;
 pub mod grpc;
@@ -346,6 +347,23 @@ pub fn write_dir(dir: &Path, files: &[(String, Vec<u8>)]) {
     }
 }
 
+/// Lays out `mount` as the kubelet does for a ConfigMap: the real files live in a timestamped
+/// directory, `..data` points at it, and each visible name is a symlink through `..data`.
+pub fn configmap_publish(mount: &Path, generation: u32, files: &[(String, Vec<u8>)]) {
+    let target = mount.join(format!("..2026_11_24_{generation:02}"));
+    write_dir(&target, files);
+    let tmp = mount.join("..data_tmp");
+    std::os::unix::fs::symlink(target.file_name().unwrap(), &tmp).unwrap();
+    std::fs::rename(&tmp, mount.join("..data")).unwrap();
+    for (name, _) in files {
+        let top = name.split('/').next().unwrap();
+        let visible = mount.join(top);
+        if std::fs::symlink_metadata(&visible).is_err() {
+            std::os::unix::fs::symlink(Path::new("..data").join(top), &visible).unwrap();
+        }
+    }
+}
+
 /// The same files as a tar.gz.
 pub fn bundle_tar(files: &[(String, Vec<u8>)]) -> Vec<u8> {
     let entries: Vec<(&str, &[u8])> = files
@@ -353,6 +371,43 @@ pub fn bundle_tar(files: &[(String, Vec<u8>)]) -> Vec<u8> {
         .map(|(n, b)| (n.as_str(), b.as_slice()))
         .collect();
     tar_gz(&entries)
+}
+
+/// Starts the verdict binary with `args` in `dir` and waits for its first log line containing
+/// `text`, returned as JSON. The rest of its log is drained in the background (and shown if the
+/// test fails), so that a full pipe never blocks the process.
+pub async fn spawn_verdict(
+    args: &[&str],
+    dir: &Path,
+    text: &str,
+) -> (tokio::process::Child, serde_json::Value) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_verdict"))
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut log = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let found = tokio::time::timeout(WAIT, async {
+        while let Some(line) = log.next_line().await.unwrap() {
+            if line.contains(text) {
+                return serde_json::from_str(&line).unwrap();
+            }
+        }
+        panic!("verdict exited before logging {text:?}");
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no log line with {text:?} in time"));
+    // Printed lines are captured by the test harness and shown when the test fails.
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = log.next_line().await {
+            eprintln!("verdict: {line}");
+        }
+    });
+    (child, found)
 }
 
 /// An HTTP client for talking to the server under test. verdict's rustls has no crypto

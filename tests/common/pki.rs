@@ -10,6 +10,9 @@ pub struct Pki {
     pub ca_pem: String,
     pub client_cert_pem: String,
     pub client_key_pem: String,
+    /// The server certificate and key as PEM, for servers that read files.
+    pub server_cert_pem: String,
+    pub server_key_pem: String,
     server_cert: CertificateDer<'static>,
     server_key: Vec<u8>,
     ca_der: CertificateDer<'static>,
@@ -34,6 +37,8 @@ impl Pki {
             ca_pem: ca.pem(),
             client_cert_pem: client.pem(),
             client_key_pem: client_key.serialize_pem(),
+            server_cert_pem: server.pem(),
+            server_key_pem: server_key.serialize_pem(),
             server_cert: server.der().clone(),
             server_key: server_key.serialize_der(),
             ca_der: ca.der().clone(),

@@ -1,0 +1,215 @@
+//! The webhook's HTTP adapter: `POST /v1/admit` (every constraint) and `POST
+//! /v1/admit/{kind}` (one constraint kind, for one ValidatingWebhook per policy), plus
+//! `/v1/admission/status` and `/health`. It reads the body within the size limit, hands it
+//! to the decision core on a blocking thread, and writes the AdmissionReview back.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::Value as Json;
+use tokio::net::TcpListener;
+
+use super::config::AdmissionConfig;
+use super::evaluate::Scope;
+use super::reload::{spawn_reloader, AdmissionState};
+use super::review::{AdmissionResponse, Review, ReviewError};
+use super::{https, AdmissionError};
+
+/// The answer when evaluation overruns the deadline by this much: the engine's own timer
+/// should have stopped it, but one long builtin call cannot be interrupted.
+const DEADLINE_SLACK: Duration = Duration::from_millis(100);
+
+pub fn router(state: Arc<AdmissionState>) -> Router {
+    Router::new()
+        .route("/v1/admit", post(admit_all))
+        .route("/v1/admit/{kind}", post(admit_kind))
+        .route("/v1/admission/status", get(status))
+        .route("/health", get(|| async { "ok" }))
+        .with_state(state)
+}
+
+async fn admit_all(
+    State(state): State<Arc<AdmissionState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    admit(state, None, headers, body).await
+}
+
+async fn admit_kind(
+    State(state): State<Arc<AdmissionState>>,
+    Path(kind): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    admit(state, Some(kind), headers, body).await
+}
+
+async fn status(State(state): State<Arc<AdmissionState>>) -> Response {
+    axum::Json(state.set().status()).into_response()
+}
+
+async fn admit(
+    state: Arc<AdmissionState>,
+    kind: Option<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let deadline = started + state.config.deadline();
+    let limit = state.config.max_request_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return reply(
+            None,
+            AdmissionResponse::bad_request(&ReviewError::TooLarge { limit }),
+        );
+    }
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return reply(
+                None,
+                AdmissionResponse::bad_request(&ReviewError::TooLarge { limit }),
+            );
+        }
+    };
+    let set = state.set();
+    let policy = state.config.failure_policy;
+    // What the answer must echo, known once the body is decoded: a review that overruns its
+    // deadline is answered from here while its evaluation is still running.
+    let echo: Arc<OnceLock<(String, String)>> = Arc::default();
+    let decoded = echo.clone();
+    // Decoding a multi-megabyte review is CPU work too: both run off the async threads.
+    let work = tokio::task::spawn_blocking(move || {
+        let value: Json = match serde_json::from_slice(&bytes) {
+            Ok(v) => v,
+            Err(e) => {
+                let error = ReviewError::Malformed(e.to_string());
+                return (None, AdmissionResponse::bad_request(&error));
+            }
+        };
+        let uid = value
+            .pointer("/request/uid")
+            .and_then(Json::as_str)
+            .unwrap_or("")
+            .to_string();
+        let review = match Review::from_value(value) {
+            Ok(r) => r,
+            Err(error) => {
+                let mut response = AdmissionResponse::bad_request(&error);
+                response.uid = uid;
+                return (None, response);
+            }
+        };
+        let _ = decoded.set((review.uid().to_string(), review.api_version.clone()));
+        let scope = kind.as_deref().map_or(Scope::All, Scope::Kind);
+        let decision = set.evaluate(&review, scope, policy, deadline);
+        (Some(review.api_version), decision.response)
+    });
+    let timeout = deadline.saturating_duration_since(Instant::now()) + DEADLINE_SLACK;
+    let outcome = tokio::time::timeout(timeout, work).await;
+    let (uid, api_version) = echo.get().cloned().unzip();
+    let uid = uid.as_deref().unwrap_or("");
+    let (api_version, response) = match outcome {
+        Ok(Ok(done)) => done,
+        Ok(Err(_)) => (
+            api_version,
+            failed(&state, uid, "the evaluation stopped unexpectedly"),
+        ),
+        Err(_) => (
+            api_version,
+            failed(&state, uid, "the admission deadline was exceeded"),
+        ),
+    };
+    tracing::debug!(
+        allowed = response.allowed,
+        code = response.status.code,
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "admission review"
+    );
+    reply(api_version.as_deref(), response)
+}
+
+fn failed(state: &AdmissionState, uid: &str, why: &str) -> AdmissionResponse {
+    tracing::error!(why, "admission review failed");
+    match state.config.failure_policy {
+        super::FailurePolicy::Fail => AdmissionResponse::rejected(
+            uid,
+            500,
+            "InternalError",
+            format!("admission review failed: {why}"),
+        ),
+        super::FailurePolicy::Ignore => AdmissionResponse::allowed(
+            uid,
+            vec![format!("admission review failed, ignored: {why}")],
+        ),
+    }
+}
+
+fn reply(api_version: Option<&str>, response: AdmissionResponse) -> Response {
+    let body = response.to_review(api_version.unwrap_or("admission.k8s.io/v1"));
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+/// A started webhook: its state and bound listener, ready to serve.
+pub struct Webhook {
+    pub addr: SocketAddr,
+    pub state: Arc<AdmissionState>,
+    listener: TcpListener,
+}
+
+impl Webhook {
+    /// Loads policies and TLS files, binds the listener and, with `watch`, starts reloading on
+    /// change.
+    pub async fn start(
+        config: AdmissionConfig,
+        watch: bool,
+        debounce: Duration,
+    ) -> Result<Webhook, AdmissionError> {
+        let addr = config.addr.clone();
+        let state = tokio::task::spawn_blocking(move || AdmissionState::load(config))
+            .await
+            .map_err(|e| AdmissionError::Start(e.to_string()))??;
+        let state = Arc::new(state);
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|error| AdmissionError::Bind {
+                addr: addr.clone(),
+                error,
+            })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|error| AdmissionError::Bind { addr, error })?;
+        if watch {
+            if let Err(e) = spawn_reloader(state.clone(), debounce) {
+                tracing::warn!(error = %e, "cannot watch admission files; they will not reload");
+            }
+        }
+        Ok(Webhook {
+            addr,
+            state,
+            listener,
+        })
+    }
+
+    pub async fn serve(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+        grace: Duration,
+    ) {
+        let router = router(self.state.clone());
+        tracing::info!(addr = %self.addr, "admission webhook serving HTTPS");
+        https::serve(self.listener, self.state, router, shutdown, grace).await;
+    }
+}

@@ -1,0 +1,154 @@
+//! AdmissionReview in, AdmissionReview out: decoding what the API server sends (refusing what
+//! it would never send, with a clear message) and the response in its JSON shape.
+
+use serde::Serialize;
+use serde_json::{json, Value as Json};
+
+/// A decoded AdmissionReview: its `request` (Gatekeeper's `input.review`) and what the answer
+/// must echo.
+#[derive(Debug, Clone)]
+pub struct Review {
+    /// `admission.k8s.io/v1` or `v1beta1`: the answer uses the version it was asked in.
+    pub api_version: String,
+    pub request: Json,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ReviewError {
+    #[error("the body is not an AdmissionReview: {0}")]
+    Malformed(String),
+    #[error("apiVersion {0:?} is not supported (admission.k8s.io/v1 or admission.k8s.io/v1beta1)")]
+    ApiVersion(String),
+    #[error("kind {0:?} is not AdmissionReview")]
+    Kind(String),
+    #[error("the AdmissionReview has no request")]
+    MissingRequest,
+    #[error("the request is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+}
+
+impl ReviewError {
+    /// The status code of the rejection: 413 for size, 400 for the rest.
+    pub fn code(&self) -> u16 {
+        match self {
+            ReviewError::TooLarge { .. } => 413,
+            _ => 400,
+        }
+    }
+}
+
+impl Review {
+    pub fn from_slice(body: &[u8]) -> Result<Review, ReviewError> {
+        let mut value: Json =
+            serde_json::from_slice(body).map_err(|e| ReviewError::Malformed(e.to_string()))?;
+        Review::from_value(value.take())
+    }
+
+    pub fn from_value(mut value: Json) -> Result<Review, ReviewError> {
+        if !value.is_object() {
+            return Err(ReviewError::Malformed("not a JSON object".into()));
+        }
+        let api_version = value["apiVersion"].as_str().unwrap_or("").to_string();
+        if !matches!(
+            api_version.as_str(),
+            "admission.k8s.io/v1" | "admission.k8s.io/v1beta1"
+        ) {
+            return Err(ReviewError::ApiVersion(api_version));
+        }
+        let kind = value["kind"].as_str().unwrap_or("");
+        if kind != "AdmissionReview" {
+            return Err(ReviewError::Kind(kind.to_string()));
+        }
+        let mut request = value["request"].take();
+        let Some(fields) = request.as_object_mut() else {
+            return Err(ReviewError::MissingRequest);
+        };
+        // Gatekeeper reviews the old object of a DELETE as if it were the object, so that
+        // templates written for input.review.object see what is being deleted.
+        if fields.get("operation").and_then(Json::as_str) == Some("DELETE")
+            && fields.get("object").is_none_or(Json::is_null)
+        {
+            if let Some(old) = fields.get("oldObject").cloned() {
+                fields.insert("object".into(), old);
+            }
+        }
+        Ok(Review {
+            api_version,
+            request,
+        })
+    }
+
+    pub fn uid(&self) -> &str {
+        self.request["uid"].as_str().unwrap_or("")
+    }
+}
+
+/// The `response` of an AdmissionReview.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AdmissionResponse {
+    pub uid: String,
+    pub allowed: bool,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// `metav1.Status` as the API server reads it from a webhook.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Status {
+    pub code: u16,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub reason: String,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub message: String,
+}
+
+impl AdmissionResponse {
+    pub fn allowed(uid: &str, warnings: Vec<String>) -> AdmissionResponse {
+        // Gatekeeper answers 299 when it allows with warnings.
+        let code = if warnings.is_empty() { 200 } else { 299 };
+        AdmissionResponse {
+            uid: uid.to_string(),
+            allowed: true,
+            status: Status {
+                code,
+                reason: String::new(),
+                message: String::new(),
+            },
+            warnings,
+        }
+    }
+
+    pub fn rejected(uid: &str, code: u16, reason: &str, message: String) -> AdmissionResponse {
+        AdmissionResponse {
+            uid: uid.to_string(),
+            allowed: false,
+            status: Status {
+                code,
+                reason: reason.to_string(),
+                message,
+            },
+            warnings: Vec::new(),
+        }
+    }
+
+    /// A request that could not be read: rejected with the reason, as controller-runtime's
+    /// webhook answers it (HTTP 200, the error in the response's status).
+    pub fn bad_request(error: &ReviewError) -> AdmissionResponse {
+        let reason = if error.code() == 413 {
+            "RequestEntityTooLarge"
+        } else {
+            "BadRequest"
+        };
+        AdmissionResponse::rejected("", error.code(), reason, error.to_string())
+    }
+
+    /// The whole AdmissionReview carrying this response.
+    pub fn to_review(&self, api_version: &str) -> Json {
+        json!({
+            "apiVersion": api_version,
+            "kind": "AdmissionReview",
+            "response": self,
+        })
+    }
+}

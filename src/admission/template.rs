@@ -1,0 +1,170 @@
+//! Compiling one ConstraintTemplate's Rego into its own warmed regorus engine, as Gatekeeper
+//! compiles each template on its own (two templates' libraries may share a package name), and
+//! running its `violation` rule.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
+
+use regorus::utils::limits::ExecutionTimerConfig;
+use regorus::{Engine, Value};
+
+use super::resources::TemplateDoc;
+use super::LoadError;
+use crate::policy::compile::CHECK_INTERVAL;
+use crate::policy::error;
+use crate::policy::rules::{rule_key, ModuleIndex};
+
+/// How long validating one template's rules may take (each review sets its own limit).
+const COMPILE_LIMIT: Duration = Duration::from_secs(2);
+
+/// A compiled template: its engine holds the template's modules and `data.inventory`, and has
+/// evaluated once, so that per-review clones start warm.
+#[derive(Clone)]
+pub struct Template {
+    pub doc: TemplateDoc,
+    engine: Engine,
+    /// `data.<package>.violation`.
+    rule: String,
+}
+
+/// One `violation` result as the template produced it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RawViolation {
+    pub msg: String,
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    pub details: serde_json::Value,
+}
+
+/// Why a template's rule could not produce its violations for one review.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RunError {
+    #[error("evaluation exceeded the admission deadline")]
+    Deadline,
+    #[error("{0}")]
+    Rego(String),
+    #[error("the engine failed while evaluating")]
+    EngineFault,
+}
+
+impl Template {
+    /// Compiles and validates `doc`: every rule of every module runs once, so a call to an
+    /// unknown function or an unsafe variable refuses the template now rather than failing
+    /// each review later. Blocking and CPU-bound.
+    pub fn compile(doc: &TemplateDoc, data: &Value) -> Result<Template, LoadError> {
+        catch_unwind(AssertUnwindSafe(|| compile_unguarded(doc, data))).unwrap_or_else(|_| {
+            Err(LoadError::Rego {
+                name: doc.name.clone(),
+                message: "the engine failed while compiling".into(),
+            })
+        })
+    }
+
+    /// Runs `violation` with `input`, stopping at `budget`.
+    pub fn violations(
+        &self,
+        input: Value,
+        budget: Duration,
+    ) -> Result<Vec<RawViolation>, RunError> {
+        if budget.is_zero() {
+            return Err(RunError::Deadline);
+        }
+        let mut engine = self.engine.clone();
+        engine.set_execution_timer_config(ExecutionTimerConfig {
+            limit: budget,
+            check_interval: CHECK_INTERVAL,
+        });
+        engine.set_input(input);
+        let value = match catch_unwind(AssertUnwindSafe(|| engine.eval_rule(self.rule.clone()))) {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => {
+                let text = format!("{e:#}");
+                if text.contains("execution exceeded time limit") {
+                    return Err(RunError::Deadline);
+                }
+                return Err(RunError::Rego(error::classify(&text).to_string()));
+            }
+            Err(_) => return Err(RunError::EngineFault),
+        };
+        results(&value).map_err(RunError::Rego)
+    }
+}
+
+fn compile_unguarded(doc: &TemplateDoc, data: &Value) -> Result<Template, LoadError> {
+    let rego_error = |message: String| LoadError::Rego {
+        name: doc.name.clone(),
+        message,
+    };
+    let mut engine = Engine::new();
+    // Gatekeeper runs OPA with its default: a failing builtin is undefined, not an error.
+    engine.set_strict_builtin_errors(false);
+    // Validation runs every rule: a loop that never ends must not hang the reloader.
+    engine.set_execution_timer_config(ExecutionTimerConfig {
+        limit: COMPILE_LIMIT,
+        check_interval: CHECK_INTERVAL,
+    });
+    engine.set_rego_v0(!doc.rego.v1);
+    let package = engine
+        .add_policy(format!("{}/template.rego", doc.name), doc.rego.rego.clone())
+        .map_err(|e| rego_error(error::parse_error(&format!("{e:#}")).to_string()))?;
+    for (i, lib) in doc.rego.libs.iter().enumerate() {
+        engine
+            .add_policy(format!("{}/lib{i}.rego", doc.name), lib.clone())
+            .map_err(|e| rego_error(error::parse_error(&format!("{e:#}")).to_string()))?;
+    }
+    engine
+        .add_data(data.clone())
+        .map_err(|e| rego_error(format!("cannot add inventory: {e:#}")))?;
+    let rule = format!("{package}.violation");
+    let mut rules = Vec::new();
+    for module in engine.get_modules().iter() {
+        rules.extend(ModuleIndex::of(module).rules.iter().map(|p| rule_key(p)));
+    }
+    if !rules.contains(&rule) {
+        return Err(rego_error(format!("{package} has no violation rule")));
+    }
+    engine.set_input(warm_input());
+    for key in rules {
+        let mut probe = engine.clone();
+        if let Ok(Err(e)) = catch_unwind(AssertUnwindSafe(|| probe.eval_rule(key))) {
+            let e = error::classify(&format!("{e:#}"));
+            if error::is_static(&e) {
+                return Err(rego_error(e.to_string()));
+            }
+        }
+    }
+    // The warm-up evaluation leaves the engine analysed; its result does not matter.
+    let _ = engine.eval_rule(rule.clone());
+    Ok(Template {
+        doc: doc.clone(),
+        engine,
+        rule,
+    })
+}
+
+fn warm_input() -> Value {
+    super::evaluate::input_value(Value::new_object(), Value::new_object())
+}
+
+/// `violation[{"msg": msg, "details": d}]` results, sorted by message for a stable answer.
+fn results(value: &Value) -> Result<Vec<RawViolation>, String> {
+    let items: Vec<&Value> = match value {
+        Value::Undefined => return Ok(Vec::new()),
+        Value::Set(set) => set.iter().collect(),
+        Value::Array(items) => items.iter().collect(),
+        _ => return Err("violation is not a set".into()),
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let msg = item["msg"]
+            .as_string()
+            .map_err(|_| "a violation has no string msg".to_string())?
+            .to_string();
+        let details = match &item["details"] {
+            Value::Undefined => serde_json::Value::Null,
+            d => serde_json::to_value(d).unwrap_or(serde_json::Value::Null),
+        };
+        out.push(RawViolation { msg, details });
+    }
+    out.sort_by(|a, b| a.msg.cmp(&b.msg));
+    Ok(out)
+}
