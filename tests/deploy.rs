@@ -67,6 +67,7 @@ async fn the_kubernetes_config_serves_decisions_on_every_interface() {
         vec![Path::new("/bundles/payment").to_path_buf()]
     );
     assert_eq!(config.verdict.shutdown_grace_period_seconds, 10);
+    assert_eq!(config.verdict.bundle_size_limit_bytes, 64 << 20);
 
     // Served as in the pod, with the mounts replaced by this checkout's paths.
     let state = tempfile::tempdir().unwrap();

@@ -189,6 +189,16 @@ def check_layout(objects, where):
             problems.append(f"{where}: verdict has no {how} {probe}")
         elif path is not None and p.get("path") != path:
             problems.append(f"{where}: {probe} asks {p.get('path')}, want {path}")
+    # A bundle being read is held whole: the size limit plus the process must fit the limit.
+    limit = config["verdict"].get("bundle_size_limit_bytes", 256 << 20)
+    memory = str(container.get("resources", {}).get("limits", {}).get("memory", "0"))
+    units = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30}
+    memory_bytes = int(memory[:-2]) * units[memory[-2:]] if memory[-2:] in units else int(memory)
+    if limit + (64 << 20) > memory_bytes:
+        problems.append(
+            f"{where}: memory limit {memory} cannot hold a bundle of bundle_size_limit_bytes "
+            f"{limit} plus the process (64 Mi): a large bundle would get verdict OOM-killed"
+        )
     security = container.get("securityContext", {})
     pod_security = spec.get("securityContext", {})
     if not (security.get("runAsNonRoot") or pod_security.get("runAsNonRoot")):
@@ -204,7 +214,8 @@ def check_layout(objects, where):
 
 def same_verdict(rendered):
     """The DaemonSet's and the sidecar's verdict containers differ only where they must."""
-    keys = ("image", "args", "startupProbe", "readinessProbe", "livenessProbe", "resources")
+    keys = ("image", "args", "terminationMessagePolicy", "startupProbe", "readinessProbe",
+            "livenessProbe", "resources")
     pairs = {}
     for where in ("k8s/overlays/daemonset", "k8s/overlays/sidecar"):
         _, container = verdict_container(rendered.get(where, []))
