@@ -70,6 +70,15 @@ echo "   exit $status: $(echo "$err" | grep '^error:')"
 [ "$status" = 64 ] || fail "exit code $status, want 64"
 echo "$err" | grep -q 'unknown top-level key "lables"' || fail "message does not name the key"
 
+echo "== a config whose listen address is no address exits 64"
+printf 'plugins:\n  envoy_ext_authz_grpc:\n    addr: gateway-port\n' >"$WORK/verdict.yaml"
+set +e
+err=$("${RUN[@]}" --rm -v "$WORK:/etc/verdict:ro" "$IMAGE" run -c /etc/verdict/verdict.yaml 2>&1 >/dev/null)
+status=$?
+set -e
+echo "   exit $status: $(echo "$err" | grep '^error:')"
+[ "$status" = 64 ] || fail "exit code $status, want 64"
+
 echo "== a missing config file exits 64"
 set +e
 err=$("${RUN[@]}" --rm "$IMAGE" run -c /etc/verdict/verdict.yaml 2>&1 >/dev/null)
