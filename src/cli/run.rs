@@ -118,12 +118,32 @@ pub fn main(args: RunArgs) -> ExitCode {
     };
     match runtime.block_on(serve(config)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if needs_config_change(&e) => {
+            tracing::error!(error = %format!("{e:#}"), "invalid configuration");
+            eprintln!("error: {e:#}");
+            ExitCode::from(super::EXIT_CONFIG)
+        }
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "verdict stopped");
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Start errors that only a config change fixes, found once the config is put to use: an
+/// address that is no address, a service's certificate or key that cannot be read. They exit
+/// 64 like the config file's own errors, so that a container that will never start says so
+/// instead of looking like a crash. A port in use or a bundle that fails stays 1.
+fn needs_config_change(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause.is::<remote::ClientError>()
+            || matches!(
+                cause.downcast_ref::<server::ServerError>(),
+                Some(server::ServerError::Bind { error, .. })
+                    if error.kind() == std::io::ErrorKind::InvalidInput
+            )
+    })
 }
 
 /// Config file, then `--set`, then flags: each later one wins.
