@@ -182,8 +182,7 @@ async fn run_serves_the_webhook_from_the_config_file() {
 
 #[test]
 fn the_shipped_webhook_manifest_fits_verdict() {
-    let text =
-        std::fs::read_to_string(repo().join("deploy/kubernetes/admission-webhook.yaml")).unwrap();
+    let text = std::fs::read_to_string(repo().join("deploy/k8s/admission/webhook.yaml")).unwrap();
     let docs = verdict::admission::resources::parse_objects(&text).unwrap();
     let find = |kind: &str| docs.iter().find(|d| d["kind"] == kind).unwrap();
     let webhook = &find("ValidatingWebhookConfiguration")["webhooks"][0];

@@ -462,3 +462,88 @@ async fn a_broken_mask_or_an_upsert_without_input_never_fails_a_decision() {
         1.0
     );
 }
+
+/// Admission reviews are decisions too: each one is logged with the review as its input and
+/// the response as its result, its id in the response's `auditAnnotations` (which the API
+/// server keeps in its own audit log), and counted; a review that cannot be read is logged
+/// with its error.
+#[tokio::test]
+async fn admission_reviews_are_logged_and_counted() {
+    let collector = Collector::start(Answer::Ok).await;
+    let pki = common::pki::Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let policies = common::repo().join("policies/admission");
+    let config_file = write(
+        "config.json",
+        &json!({
+            "services": {"ctl": {"url": collector.url()}},
+            "decision_logs": {"service": "ctl", "reporting": {"min_delay_seconds": 0.05, "max_delay_seconds": 0.1}},
+            "persistence_directory": dir.path().join("persist"),
+            "verdict": {"admission": {
+                "addr": "127.0.0.1:0",
+                "policies": [policies.join("templates"), policies.join("constraints")],
+                "tls_cert_file": write("tls.crt", &pki.server_cert_pem),
+                "tls_private_key_file": write("tls.key", &pki.server_key_pem),
+            }},
+        })
+        .to_string(),
+    );
+    let args = ["-c", config_file.to_str().unwrap(), "--addr", "127.0.0.1:0"];
+    let mut verdict = Running::spawn(&args);
+    let addr = verdict.address().await;
+    let serving = "admission webhook serving HTTPS";
+    let line = match verdict.seen.iter().find(|l| l.contains(serving)) {
+        Some(line) => serde_json::from_str::<Json>(line).unwrap(),
+        None => verdict.wait_for_log(serving).await,
+    };
+    let webhook = format!("https://{}", line["addr"].as_str().unwrap());
+    let client = common::admission::client_trusting(&pki.ca_pem, None);
+    let post = |body: String| {
+        let request = client.post(format!("{webhook}/v1/admit")).body(body);
+        async move { request.send().await.unwrap().json::<Json>().await.unwrap() }
+    };
+
+    let privileged =
+        common::admission::review("CREATE", &common::admission::sample("privileged.yaml"));
+    let denied = post(privileged.to_string()).await;
+    let malformed = post("{\"apiVersion\": ".to_string()).await;
+    let id = |answer: &Json| {
+        answer["response"]["auditAnnotations"]["decision_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no decision_id in {answer}"))
+            .to_string()
+    };
+    let (denied_id, malformed_id) = (id(&denied), id(&malformed));
+    assert_eq!(denied["response"]["allowed"], json!(false));
+    assert_eq!(malformed["response"]["status"]["code"], json!(400));
+
+    collector
+        .wait_for_ids(&[denied_id.clone(), malformed_id.clone()])
+        .await;
+    let events = collector.events();
+    let event = &events[&denied_id];
+    assert_eq!(event["path"], "admission");
+    assert_eq!(event["input"], privileged);
+    assert_eq!(event["result"]["allowed"], json!(false));
+    assert_eq!(event["result"]["status"]["code"], json!(403));
+    assert!(event.get("error").is_none(), "{event}");
+    assert!(event["requested_by"]
+        .as_str()
+        .unwrap()
+        .starts_with("127.0.0.1:"));
+    assert!(event["labels"]["id"].is_string());
+    let event = &events[&malformed_id];
+    assert_eq!(event["error"]["code"], "invalid_parameter");
+    assert!(event.get("input").is_none(), "{event}");
+
+    let counted = |outcome: &str| {
+        format!(r#"verdict_decisions_total{{outcome="{outcome}",path="admission"}}"#)
+    };
+    assert_eq!(metric(&addr, &counted("deny")).await, 1.0);
+    assert_eq!(metric(&addr, &counted("error")).await, 1.0);
+}

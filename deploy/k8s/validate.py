@@ -41,6 +41,7 @@ TARGETS = {
         "k8s/components/prometheus-operator",
         "k8s/components/remote-bundle",
     ],
+    "k8s/admission": [],
     "istio": [],
 }
 
@@ -212,6 +213,44 @@ def check_layout(objects, where):
     return problems
 
 
+def check_admission(objects, where):
+    """The webhook reaches the port verdict's admission listener has, with TLS, and a missed
+    deadline is verdict's answer, not the API server's timeout."""
+    problems = []
+    spec, container = verdict_container(objects)
+    if container is None:
+        return [f"{where}: no container named verdict"]
+    config = next(
+        yaml.safe_load(o["data"]["verdict.yaml"])
+        for o in objects
+        if o["kind"] == "ConfigMap" and "verdict.yaml" in o.get("data", {})
+    )
+    admission = config["verdict"]["admission"]
+    port = int(str(admission["addr"]).rsplit(":", 1)[1])
+    named = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+    if named.get("webhook") != port:
+        problems.append(f"{where}: container port 'webhook' is {named.get('webhook')}, config {port}")
+    for probe in ("readinessProbe", "livenessProbe"):
+        get = container.get(probe, {}).get("httpGet", {})
+        if get.get("scheme") != "HTTPS" or get.get("port") != "webhook":
+            problems.append(f"{where}: {probe} must ask the webhook port over HTTPS")
+    if not (container.get("securityContext", {}).get("readOnlyRootFilesystem")
+            and spec.get("securityContext", {}).get("runAsNonRoot")):
+        problems.append(f"{where}: verdict may run as root or write its root filesystem")
+    service = next(o for o in objects if o["kind"] == "Service")
+    webhooks = next(o for o in objects if o["kind"] == "ValidatingWebhookConfiguration")
+    for hook in webhooks["webhooks"]:
+        ref = hook["clientConfig"]["service"]
+        ports = {p["port"]: p["targetPort"] for p in service["spec"]["ports"]}
+        if ref["name"] != service["metadata"]["name"] or ports.get(ref.get("port", 443)) != "webhook":
+            problems.append(f"{where}: {hook['name']} does not reach verdict's webhook port")
+        if admission.get("deadline_ms", 0) >= hook.get("timeoutSeconds", 10) * 1000:
+            problems.append(f"{where}: deadline_ms must be below the webhook's timeoutSeconds")
+        if hook.get("failurePolicy", "Fail") != admission.get("failure_policy", "Fail"):
+            problems.append(f"{where}: failurePolicy differs from verdict's failure_policy")
+    return problems
+
+
 def same_verdict(rendered):
     """The DaemonSet's and the sidecar's verdict containers differ only where they must."""
     keys = ("image", "args", "terminationMessagePolicy", "startupProbe", "readinessProbe",
@@ -315,8 +354,10 @@ def main(argv):
             objects = [o for o in yaml.safe_load_all(text) if o]
             rendered[target] = objects
             found = [p for o in objects for p in check_object(o, target)]
-            if target.startswith("k8s/"):
+            if target.startswith("k8s/overlays/"):
                 found += check_layout(objects, target)
+            elif target == "k8s/admission":
+                found += check_admission(objects, target)
             kinds = ", ".join(sorted({o["kind"] for o in objects}))
             print(f"{'FAIL' if found else 'ok  '} {target}: {len(objects)} objects ({kinds})")
             problems += found

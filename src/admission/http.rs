@@ -1,15 +1,15 @@
 //! The webhook's HTTP adapter: `POST /v1/admit` (every constraint) and `POST
 //! /v1/admit/{kind}` (one constraint kind, for one ValidatingWebhook per policy), plus
 //! `/v1/admission/status` and `/health`. It reads the body within the size limit, hands it
-//! to the decision core on a blocking thread, and writes the AdmissionReview back.
+//! to the decision core on a blocking thread, logs and counts the decision, and writes the
+//! AdmissionReview back.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -20,69 +20,108 @@ use super::config::AdmissionConfig;
 use super::evaluate::Scope;
 use super::reload::{spawn_reloader, AdmissionState};
 use super::review::{AdmissionResponse, Review, ReviewError};
-use super::{https, AdmissionError};
+use super::{https, log, AdmissionError};
+use crate::decision_log::RequestInfo;
+use crate::runtime::AppState;
 
 /// The answer when evaluation overruns the deadline by this much: the engine's own timer
 /// should have stopped it, but one long builtin call cannot be interrupted.
 const DEADLINE_SLACK: Duration = Duration::from_millis(100);
 
-pub fn router(state: Arc<AdmissionState>) -> Router {
+/// What the handlers share: the admission set, and the service whose decision log and
+/// metrics admission decisions go to (none in tests of the webhook alone).
+#[derive(Clone)]
+struct Shared {
+    admission: Arc<AdmissionState>,
+    app: Option<Arc<AppState>>,
+}
+
+fn router(admission: Arc<AdmissionState>, app: Option<Arc<AppState>>) -> Router {
     Router::new()
         .route("/v1/admit", post(admit_all))
         .route("/v1/admit/{kind}", post(admit_kind))
         .route("/v1/admission/status", get(status))
         .route("/health", get(|| async { "ok" }))
-        .with_state(state)
+        .with_state(Shared { admission, app })
 }
 
-async fn admit_all(
-    State(state): State<Arc<AdmissionState>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    admit(state, None, headers, body).await
+async fn admit_all(State(shared): State<Shared>, request: Request) -> Response {
+    admit(shared, None, request).await
 }
 
 async fn admit_kind(
-    State(state): State<Arc<AdmissionState>>,
+    State(shared): State<Shared>,
     Path(kind): Path<String>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Response {
-    admit(state, Some(kind), headers, body).await
+    admit(shared, Some(kind), request).await
 }
 
-async fn status(State(state): State<Arc<AdmissionState>>) -> Response {
-    axum::Json(state.set().status()).into_response()
+async fn status(State(shared): State<Shared>) -> Response {
+    axum::Json(shared.admission.set().status()).into_response()
 }
 
-async fn admit(
-    state: Arc<AdmissionState>,
-    kind: Option<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+async fn admit(shared: Shared, kind: Option<String>, request: Request) -> Response {
     let started = Instant::now();
+    let info = shared.app.as_deref().map(|app| RequestInfo {
+        requested_by: request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0),
+        req_id: app.next_req_id(),
+        http_headers: app
+            .decision_log()
+            .map_or_else(Vec::new, |log| log.http_headers(request.headers())),
+    });
+    let logged = shared
+        .app
+        .as_deref()
+        .is_some_and(|app| app.decision_log().is_some());
+    let (api_version, mut response, input) =
+        review(&shared.admission, kind.clone(), request, logged, started).await;
+    if let (Some(app), Some(info)) = (shared.app.as_deref(), info) {
+        match log::record(app, kind.as_deref(), input, &response, &info, started).await {
+            Ok(Some(decision_id)) => {
+                response
+                    .audit_annotations
+                    .insert("decision_id".into(), decision_id);
+            }
+            Ok(None) => {}
+            Err(why) => response = failed(&shared.admission, &response.uid, &why),
+        }
+    }
+    tracing::debug!(
+        allowed = response.allowed,
+        code = response.status.code,
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "admission review"
+    );
+    reply(api_version.as_deref(), response)
+}
+
+/// Reads and decides one review: its apiVersion when it had one, the response, and the
+/// review as received when `keep_input` (for its log event).
+async fn review(
+    state: &Arc<AdmissionState>,
+    kind: Option<String>,
+    request: Request,
+    keep_input: bool,
+    started: Instant,
+) -> (Option<String>, AdmissionResponse, Option<Json>) {
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
     let deadline = started + state.config.deadline();
     let limit = state.config.max_request_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
+    let too_large = || AdmissionResponse::bad_request(&ReviewError::TooLarge { limit });
     if declared.is_some_and(|n| n > limit) {
-        return reply(
-            None,
-            AdmissionResponse::bad_request(&ReviewError::TooLarge { limit }),
-        );
+        return (None, too_large(), None);
     }
-    let bytes = match axum::body::to_bytes(body, limit).await {
-        Ok(bytes) => bytes,
-        Err(_) => {
-            return reply(
-                None,
-                AdmissionResponse::bad_request(&ReviewError::TooLarge { limit }),
-            );
-        }
+    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+        return (None, too_large(), None);
     };
     let set = state.set();
     let policy = state.config.failure_policy;
@@ -96,7 +135,7 @@ async fn admit(
             Ok(v) => v,
             Err(e) => {
                 let error = ReviewError::Malformed(e.to_string());
-                return (None, AdmissionResponse::bad_request(&error));
+                return (None, AdmissionResponse::bad_request(&error), None);
             }
         };
         let uid = value
@@ -104,41 +143,37 @@ async fn admit(
             .and_then(Json::as_str)
             .unwrap_or("")
             .to_string();
+        let input = keep_input.then(|| value.clone());
         let review = match Review::from_value(value) {
             Ok(r) => r,
             Err(error) => {
                 let mut response = AdmissionResponse::bad_request(&error);
                 response.uid = uid;
-                return (None, response);
+                return (None, response, input);
             }
         };
         let _ = decoded.set((review.uid().to_string(), review.api_version.clone()));
         let scope = kind.as_deref().map_or(Scope::All, Scope::Kind);
         let decision = set.evaluate(&review, scope, policy, deadline);
-        (Some(review.api_version), decision.response)
+        (Some(review.api_version), decision.response, input)
     });
     let timeout = deadline.saturating_duration_since(Instant::now()) + DEADLINE_SLACK;
     let outcome = tokio::time::timeout(timeout, work).await;
     let (uid, api_version) = echo.get().cloned().unzip();
     let uid = uid.as_deref().unwrap_or("");
-    let (api_version, response) = match outcome {
+    match outcome {
         Ok(Ok(done)) => done,
         Ok(Err(_)) => (
             api_version,
-            failed(&state, uid, "the evaluation stopped unexpectedly"),
+            failed(state, uid, "the evaluation stopped unexpectedly"),
+            None,
         ),
         Err(_) => (
             api_version,
-            failed(&state, uid, "the admission deadline was exceeded"),
+            failed(state, uid, "the admission deadline was exceeded"),
+            None,
         ),
-    };
-    tracing::debug!(
-        allowed = response.allowed,
-        code = response.status.code,
-        elapsed_us = started.elapsed().as_micros() as u64,
-        "admission review"
-    );
-    reply(api_version.as_deref(), response)
+    }
 }
 
 fn failed(state: &AdmissionState, uid: &str, why: &str) -> AdmissionResponse {
@@ -166,16 +201,18 @@ fn reply(api_version: Option<&str>, response: AdmissionResponse) -> Response {
 pub struct Webhook {
     pub addr: SocketAddr,
     pub state: Arc<AdmissionState>,
+    app: Option<Arc<AppState>>,
     listener: TcpListener,
 }
 
 impl Webhook {
     /// Loads policies and TLS files, binds the listener and, with `watch`, starts reloading on
-    /// change.
+    /// change. Decisions are counted in `app`'s metrics and logged in its decision log.
     pub async fn start(
         config: AdmissionConfig,
         watch: bool,
         debounce: Duration,
+        app: Option<Arc<AppState>>,
     ) -> Result<Webhook, AdmissionError> {
         let addr = config.addr.clone();
         let state = tokio::task::spawn_blocking(move || AdmissionState::load(config))
@@ -199,6 +236,7 @@ impl Webhook {
         Ok(Webhook {
             addr,
             state,
+            app,
             listener,
         })
     }
@@ -208,7 +246,7 @@ impl Webhook {
         shutdown: impl std::future::Future<Output = ()> + Send,
         grace: Duration,
     ) {
-        let router = router(self.state.clone());
+        let router = router(self.state.clone(), self.app);
         tracing::info!(addr = %self.addr, "admission webhook serving HTTPS");
         https::serve(self.listener, self.state, router, shutdown, grace).await;
     }

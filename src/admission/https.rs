@@ -106,7 +106,12 @@ pub async fn serve(
         };
         let _ = tcp.set_nodelay(true);
         let acceptor = tokio_rustls::TlsAcceptor::from(state.tls());
-        let service = TowerToHyperService::new(router.clone());
+        // The peer, as axum's ConnectInfo, for the decision log's `requested_by`.
+        let service = TowerToHyperService::new(
+            router
+                .clone()
+                .layer(axum::Extension(axum::extract::ConnectInfo(peer))),
+        );
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {

@@ -13,6 +13,7 @@ pub mod evaluate;
 pub mod http;
 pub mod https;
 pub mod inventory;
+pub mod log;
 pub mod matching;
 pub mod reload;
 pub mod resources;

@@ -1,6 +1,8 @@
 //! AdmissionReview in, AdmissionReview out: decoding what the API server sends (refusing what
 //! it would never send, with a clear message) and the response in its JSON shape.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use serde_json::{json, Value as Json};
 
@@ -91,6 +93,13 @@ pub struct AdmissionResponse {
     pub status: Status,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Kept in the API server's audit log under the webhook's name: `decision_id` ties an
+    /// audited request to its decision log event.
+    #[serde(
+        rename = "auditAnnotations",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub audit_annotations: BTreeMap<String, String>,
 }
 
 /// `metav1.Status` as the API server reads it from a webhook.
@@ -116,6 +125,7 @@ impl AdmissionResponse {
                 message: String::new(),
             },
             warnings,
+            audit_annotations: BTreeMap::new(),
         }
     }
 
@@ -129,6 +139,7 @@ impl AdmissionResponse {
                 message,
             },
             warnings: Vec::new(),
+            audit_annotations: BTreeMap::new(),
         }
     }
 

@@ -417,17 +417,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let grace = Duration::from_secs(config.verdict.shutdown_grace_period_seconds);
     let bundles = sources(&config)?;
     let stop = shutdown_channel()?;
-    let admission = match config.verdict.admission.clone() {
+    let admission_config = config.verdict.admission.clone();
+    let (watch, debounce) = (
+        config.verdict.watch,
+        Duration::from_millis(config.verdict.watch_debounce_ms),
+    );
+    let started = start(config, bundles).await?;
+    // After the service: admission decisions go to its decision log and metrics.
+    let admission = match admission_config {
         Some(admission) => {
-            let debounce = Duration::from_millis(config.verdict.watch_debounce_ms);
+            let app = Some(started.state.clone());
             let webhook =
-                crate::admission::http::Webhook::start(admission, config.verdict.watch, debounce)
-                    .await?;
+                crate::admission::http::Webhook::start(admission, watch, debounce, app).await?;
             Some(tokio::spawn(webhook.serve(stopped(stop.clone()), grace)))
         }
         None => None,
     };
-    let started = start(config, bundles).await?;
     spawn_sighup(started.triggers.clone());
     let addrs: Vec<String> = started.listeners.iter().map(Listener::local_addr).collect();
     let grpc_addr = started.grpc.as_ref().map(|(l, _)| l.local_addr());
@@ -460,8 +465,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 /// The one SIGTERM/SIGINT of the process, for every listener. SIGTERM is registered here,
-/// before any listener starts: a listener registering its own later (the HTTP API starts after
-/// the admission webhook) would miss a signal sent while the process was starting.
+/// before any listener starts: a listener registering its own later (the admission webhook
+/// starts after the HTTP API) would miss a signal sent while the process was starting.
 fn shutdown_channel() -> anyhow::Result<tokio::sync::watch::Receiver<bool>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;

@@ -145,7 +145,12 @@ pub fn error_value(e: &EvalError) -> Value {
 
 /// The error of a decision that is undefined where a value is required (the v0 API).
 pub fn undefined(message: &str) -> Value {
-    object([("code", s("undefined_document")), ("message", s(message))])
+    coded_error("undefined_document", message)
+}
+
+/// An event's `error` in OPA's shape: a code and a message.
+pub fn coded_error(code: &str, message: &str) -> Value {
+    object([("code", s(code)), ("message", s(message))])
 }
 
 /// Go's `time.RFC3339Nano` in UTC: nanoseconds with trailing zeros trimmed.

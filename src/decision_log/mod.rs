@@ -111,9 +111,20 @@ impl DecisionLog {
         &self.labels
     }
 
-    /// The request headers events carry (`request_context.http.headers`).
-    pub fn header_names(&self) -> &[String] {
-        &self.headers
+    /// The configured request headers (`request_context.http.headers`) that `headers` holds,
+    /// as events carry them.
+    pub fn http_headers(&self, headers: &axum::http::HeaderMap) -> Vec<(String, Vec<String>)> {
+        self.headers
+            .iter()
+            .filter_map(|name| {
+                let values: Vec<String> = headers
+                    .get_all(name.as_str())
+                    .iter()
+                    .filter_map(|v| v.to_str().ok().map(str::to_string))
+                    .collect();
+                (!values.is_empty()).then(|| (name.clone(), values))
+            })
+            .collect()
     }
 
     /// Masks, drops, writes and spools one event. `Err` means the decision must not be

@@ -50,7 +50,7 @@ impl Hook {
         config.addr = "127.0.0.1:0".into();
         config.policies = vec![policies];
         tweak(&mut config);
-        let webhook = Webhook::start(config, true, Duration::from_millis(50))
+        let webhook = Webhook::start(config, true, Duration::from_millis(50), None)
             .await
             .expect("webhook starts");
         let url = format!("https://127.0.0.1:{}", webhook.addr.port());

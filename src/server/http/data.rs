@@ -30,19 +30,9 @@ fn request_info(
     headers: &HeaderMap,
 ) -> RequestInfo {
     let meta = meta.map(|Extension(m)| m).unwrap_or_default();
-    let http_headers = state.decision_log().map_or_else(Vec::new, |log| {
-        log.header_names()
-            .iter()
-            .filter_map(|name| {
-                let values: Vec<String> = headers
-                    .get_all(name.as_str())
-                    .iter()
-                    .filter_map(|v| v.to_str().ok().map(str::to_string))
-                    .collect();
-                (!values.is_empty()).then(|| (name.clone(), values))
-            })
-            .collect()
-    });
+    let http_headers = state
+        .decision_log()
+        .map_or_else(Vec::new, |log| log.http_headers(headers));
     RequestInfo {
         requested_by: meta.requested_by,
         req_id: meta.req_id,
