@@ -71,10 +71,9 @@ impl Uploader {
             }
             let (body, taken) = chunk(&rows, limit)?;
             self.post(body).await?;
-            let (first, last) = (rows[0].0, rows[taken - 1].0);
             let acked = self
                 .spool
-                .ack(first, last)
+                .ack(rows[taken - 1].0)
                 .await
                 .map_err(|e| e.to_string())?;
             if let Some(m) = &self.metrics {
@@ -122,7 +121,7 @@ fn chunk(rows: &Rows, limit: usize) -> Result<(Vec<u8>, usize), String> {
 }
 
 fn gzip_array(rows: &[(i64, Vec<u8>)]) -> std::io::Result<Vec<u8>> {
-    let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+    let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
     gz.write_all(b"[")?;
     for (i, (_, event)) in rows.iter().enumerate() {
         if i > 0 {
