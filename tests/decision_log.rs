@@ -547,3 +547,49 @@ async fn admission_reviews_are_logged_and_counted() {
     assert_eq!(metric(&addr, &counted("deny")).await, 1.0);
     assert_eq!(metric(&addr, &counted("error")).await, 1.0);
 }
+
+/// A rolling update with a surge: the new verdict starts on the same volume while the old one
+/// still runs and holds its spool. Both serve; once the old one has ended, the new one uploads
+/// what the old one had spooled, and removes its spool.
+#[tokio::test]
+async fn a_second_verdict_on_the_same_volume_serves_and_takes_over_the_first_ones_spool() {
+    let addr = reserve_addr();
+    let dir = tempfile::tempdir().unwrap();
+    let config_file = dir.path().join("config.json");
+    let file = json!({
+        "services": {"ctl": {"url": format!("http://{addr}")}},
+        "decision_logs": {"service": "ctl", "reporting": {"min_delay_seconds": 0.05, "max_delay_seconds": 0.1}},
+        "persistence_directory": dir.path().join("persist"),
+    });
+    std::fs::write(&config_file, file.to_string()).unwrap();
+    let bundle = golden("fixtures/payment-bundle.tar.gz");
+    let args = [
+        "-c",
+        config_file.to_str().unwrap(),
+        "--addr",
+        "127.0.0.1:0",
+        "-b",
+        bundle.to_str().unwrap(),
+    ];
+
+    // The collector is down: the old verdict's decisions stay in its spool.
+    let mut old = Running::spawn(&args);
+    let old_addr = old.address().await;
+    let mut ids = decisions(&old_addr, 30).await;
+    let mut new = Running::spawn(&args);
+    let new_addr = new.address().await;
+    ids.extend(decisions(&new_addr, 30).await);
+    let spools = || {
+        std::fs::read_dir(dir.path().join("persist/decision-logs"))
+            .unwrap()
+            .count()
+    };
+    assert_eq!(spools(), 2);
+
+    old.kill9().await;
+    let collector = Collector::start_on(addr, Answer::Ok).await;
+    collector.wait_for_ids(&ids).await;
+    new.wait_for_log("decision log spool of an ended process uploaded and removed")
+        .await;
+    assert_eq!(spools(), 1);
+}

@@ -99,6 +99,21 @@ async fn the_kubernetes_config_serves_decisions_on_every_interface() {
     assert!(server.grpc_addr.is_some());
 }
 
+#[test]
+fn the_remote_bundle_component_config_is_accepted_and_logs_decisions() {
+    let path = repo().join("deploy/k8s/components/remote-bundle/verdict.yaml");
+    let (config, warnings) = Config::load(Some(&path), &[]).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let logs = config.decision_logs.as_ref().unwrap();
+    assert!(logs.enabled());
+    assert_eq!(logs.service.as_deref(), Some("ctl"));
+    assert!(config.remote.service("ctl").is_some());
+    assert_eq!(
+        config.remote.persistence_directory,
+        Path::new("/var/lib/verdict")
+    );
+}
+
 /// Runs `verdict run` with a config file and waits for it to exit.
 async fn exit_of(config: &str) -> (Option<i32>, String) {
     let dir = tempfile::tempdir().unwrap();

@@ -22,7 +22,7 @@ use crate::remote;
 use crate::telemetry::metrics::SpoolMetrics;
 pub use event::{EventParts, RequestInfo};
 use spool::{Limits, Spool, SpoolError};
-pub use upload::Uploader;
+pub use upload::{Orphans, Uploader};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecisionLogError {
@@ -83,13 +83,18 @@ impl DecisionLog {
         let spool_config = &config.verdict.decision_logs;
         let (spool, uploader) = match &dl.service {
             Some(service) => {
-                let spool = Spool::open(
-                    &spool_dir(config),
-                    spool_config,
-                    limits(dl, spool_config),
-                    metrics.clone(),
-                )?;
-                let uploader = uploader(config, dl, service, spool.clone(), metrics.clone())?;
+                let root = spool_root(config);
+                let own = root.join(format!("{SPOOL_PREFIX}{}", uuid::Uuid::new_v4()));
+                let limits = limits(dl, spool_config);
+                let spool = Spool::open(&own, spool_config, limits, metrics.clone())?;
+                let orphans = Orphans {
+                    root,
+                    own,
+                    config: spool_config.clone(),
+                    limits,
+                };
+                let uploader =
+                    uploader(config, dl, service, spool.clone(), orphans, metrics.clone())?;
                 (Some(spool), Some(uploader))
             }
             None => (None, None),
@@ -199,6 +204,7 @@ fn uploader(
     dl: &DecisionLogsConfig,
     service: &str,
     spool: Spool,
+    orphans: Orphans,
     metrics: Option<SpoolMetrics>,
 ) -> Result<Uploader, DecisionLogError> {
     let Some(service) = config.remote.service(service) else {
@@ -216,6 +222,7 @@ fn uploader(
     let url = client.url(&resource);
     Ok(Uploader {
         spool,
+        orphans,
         client,
         url,
         reporting: dl.reporting.clone(),
@@ -223,8 +230,13 @@ fn uploader(
     })
 }
 
-/// Where the spool of `config` lives, for operators and tests.
-pub fn spool_dir(config: &Config) -> PathBuf {
+/// Each process spools into a directory of its own under the root, named with this prefix:
+/// during a rolling update the new pod starts while the old one still holds its spool on the
+/// same volume, and neither may wait for the other.
+pub const SPOOL_PREFIX: &str = "spool-";
+
+/// Where the spools of `config` live: `<persistence_directory>/decision-logs` unless set.
+pub fn spool_root(config: &Config) -> PathBuf {
     config
         .verdict
         .decision_logs

@@ -3,15 +3,18 @@
 //! chunks under `upload_size_limit_bytes`. Anything but a 2xx is a failure: the events stay
 //! in the spool and the upload is retried with backoff and jitter. Events leave the spool only
 //! once the collector answered 2xx, so a crash between the two resends them (at least once;
-//! `decision_id` lets the collector deduplicate).
+//! `decision_id` lets the collector deduplicate). Spools left by processes that ended (a
+//! restart, the old pod of a rollout) are uploaded too, then removed.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
-use super::spool::{Rows, Spool};
-use crate::config::ReportingConfig;
+use super::spool::{Limits, Rows, Spool};
+use super::SPOOL_PREFIX;
+use crate::config::{ReportingConfig, SpoolConfig};
 use crate::remote::{poller::backoff, Client};
 use crate::telemetry::metrics::SpoolMetrics;
 
@@ -21,25 +24,49 @@ const READ_FACTOR: usize = 8;
 
 pub struct Uploader {
     pub spool: Spool,
+    pub orphans: Orphans,
     pub client: Client,
     pub url: String,
     pub reporting: ReportingConfig,
     pub metrics: Option<SpoolMetrics>,
 }
 
+/// Where other processes' spools may be left, and how to open one.
+pub struct Orphans {
+    pub root: PathBuf,
+    /// This process's own spool directory, never taken over.
+    pub own: PathBuf,
+    pub config: SpoolConfig,
+    pub limits: Limits,
+}
+
+/// The spool directories under `root` other than `own`. Blocking.
+fn orphan_dirs(root: &Path, own: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(SPOOL_PREFIX))
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && p != own)
+        .collect();
+    dirs.sort();
+    dirs
+}
+
 impl Uploader {
     /// Uploads forever: after each full flush a random delay, after a failure a backoff.
     pub async fn run(self) {
         let mut failures = 0u32;
+        let mut delay = std::time::Duration::ZERO;
         loop {
-            let delay = if failures == 0 {
-                let (min, max) = (self.reporting.min_delay(), self.reporting.max_delay());
-                min + (max - min).mul_f64(fastrand::f64())
-            } else {
-                backoff(failures, self.reporting.max_delay())
-            };
             tokio::time::sleep(delay).await;
-            match self.flush().await {
+            let flushed = match self.flush().await {
+                Ok(events) => self.adopt_orphans().await.map(|orphaned| events + orphaned),
+                Err(error) => Err(error),
+            };
+            match flushed {
                 Ok(0) => failures = 0,
                 Ok(events) => {
                     failures = 0;
@@ -53,16 +80,62 @@ impl Uploader {
                     tracing::warn!(%error, failures, "decision log upload failed; events kept for retry");
                 }
             }
+            delay = if failures == 0 {
+                let (min, max) = (self.reporting.min_delay(), self.reporting.max_delay());
+                min + (max - min).mul_f64(fastrand::f64())
+            } else {
+                backoff(failures, self.reporting.max_delay())
+            };
         }
     }
 
     /// Uploads everything spooled, chunk by chunk; returns how many events left the spool.
     pub async fn flush(&self) -> Result<u64, String> {
+        self.flush_spool(&self.spool).await
+    }
+
+    /// Takes over the spools that ended processes left, uploads them and removes them;
+    /// returns how many events they held. One still in use is left for a later round.
+    async fn adopt_orphans(&self) -> Result<u64, String> {
+        let (root, own) = (self.orphans.root.clone(), self.orphans.own.clone());
+        let dirs = tokio::task::spawn_blocking(move || orphan_dirs(&root, &own))
+            .await
+            .unwrap_or_default();
+        let mut sent = 0;
+        for dir in dirs {
+            let (config, limits) = (self.orphans.config.clone(), self.orphans.limits);
+            let opening = dir.clone();
+            let opened =
+                tokio::task::spawn_blocking(move || Spool::open(&opening, &config, limits, None))
+                    .await;
+            let Ok(Ok(orphan)) = opened else {
+                continue;
+            };
+            let events = self.flush_spool(&orphan).await?;
+            drop(orphan);
+            sent += events;
+            let removing = dir.clone();
+            let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&removing))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()));
+            match removed {
+                Ok(()) => {
+                    tracing::info!(dir = %dir.display(), events, "decision log spool of an ended process uploaded and removed")
+                }
+                Err(error) => {
+                    tracing::warn!(dir = %dir.display(), events, %error, "decision log spool of an ended process uploaded; cannot remove it")
+                }
+            }
+        }
+        Ok(sent)
+    }
+
+    async fn flush_spool(&self, spool: &Spool) -> Result<u64, String> {
         let limit = usize::try_from(self.reporting.upload_size_limit_bytes).unwrap_or(usize::MAX);
         let mut sent = 0;
         loop {
-            let rows = self
-                .spool
+            let rows = spool
                 .peek(limit.saturating_mul(READ_FACTOR))
                 .await
                 .map_err(|e| e.to_string())?;
@@ -71,8 +144,7 @@ impl Uploader {
             }
             let (body, taken) = chunk(&rows, limit)?;
             self.post(body).await?;
-            let acked = self
-                .spool
+            let acked = spool
                 .ack(rows[taken - 1].0)
                 .await
                 .map_err(|e| e.to_string())?;
