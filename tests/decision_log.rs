@@ -276,26 +276,36 @@ async fn a_failing_then_hanging_collector_is_retried_and_decisions_go_on() {
     assert!(metric(&server.addr, "verdict_decision_log_upload_failures_total").await >= 3.0);
 }
 
+/// `verdict run` arguments for the real binary on the golden bundle, uploading to `collector`
+/// often, its config file and persistence directory in `dir`.
+fn binary_args(dir: &Path, collector: std::net::SocketAddr) -> Vec<String> {
+    let config_file = dir.join("config.json");
+    let file = json!({
+        "services": {"ctl": {"url": format!("http://{collector}")}},
+        "decision_logs": {"service": "ctl", "reporting": {"min_delay_seconds": 0.05, "max_delay_seconds": 0.1}},
+        "persistence_directory": dir.join("persist"),
+    });
+    std::fs::write(&config_file, file.to_string()).unwrap();
+    let bundle = golden("fixtures/payment-bundle.tar.gz");
+    let (config, bundle) = (config_file.display(), bundle.display());
+    [
+        "-c",
+        &config.to_string(),
+        "--addr",
+        "127.0.0.1:0",
+        "-b",
+        &bundle.to_string(),
+    ]
+    .map(str::to_string)
+    .to_vec()
+}
+
 #[tokio::test]
 async fn decisions_answered_before_a_sigkill_all_arrive_after_the_restart() {
     let addr = reserve_addr();
     let dir = tempfile::tempdir().unwrap();
-    let config_file = dir.path().join("config.json");
-    let file = json!({
-        "services": {"ctl": {"url": format!("http://{addr}")}},
-        "decision_logs": {"service": "ctl", "reporting": {"min_delay_seconds": 0.05, "max_delay_seconds": 0.1}},
-        "persistence_directory": dir.path().join("persist"),
-    });
-    std::fs::write(&config_file, file.to_string()).unwrap();
-    let bundle = golden("fixtures/payment-bundle.tar.gz");
-    let args = [
-        "-c",
-        config_file.to_str().unwrap(),
-        "--addr",
-        "127.0.0.1:0",
-        "-b",
-        bundle.to_str().unwrap(),
-    ];
+    let args = binary_args(dir.path(), addr);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
 
     let mut first = Running::spawn(&args);
     let verdict = first.address().await;
@@ -555,22 +565,8 @@ async fn admission_reviews_are_logged_and_counted() {
 async fn a_second_verdict_on_the_same_volume_serves_and_takes_over_the_first_ones_spool() {
     let addr = reserve_addr();
     let dir = tempfile::tempdir().unwrap();
-    let config_file = dir.path().join("config.json");
-    let file = json!({
-        "services": {"ctl": {"url": format!("http://{addr}")}},
-        "decision_logs": {"service": "ctl", "reporting": {"min_delay_seconds": 0.05, "max_delay_seconds": 0.1}},
-        "persistence_directory": dir.path().join("persist"),
-    });
-    std::fs::write(&config_file, file.to_string()).unwrap();
-    let bundle = golden("fixtures/payment-bundle.tar.gz");
-    let args = [
-        "-c",
-        config_file.to_str().unwrap(),
-        "--addr",
-        "127.0.0.1:0",
-        "-b",
-        bundle.to_str().unwrap(),
-    ];
+    let args = binary_args(dir.path(), addr);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
 
     // The collector is down: the old verdict's decisions stay in its spool.
     let mut old = Running::spawn(&args);
