@@ -67,6 +67,31 @@ async fn downloads_with_etags_and_activates_new_revisions_without_restart() {
     assert_eq!(later.headers["if-none-match"], "\"v1\"");
     assert_eq!(later.status, 304);
     assert_eq!(later.headers["prefer"], "modes=snapshot");
+    // Every request is timed in OPA's histogram, the 304s too.
+    let series =
+        r#"bundle_loading_duration_ns_count{name="payment",stage="timer_bundle_request_ns"}"#;
+    let timed = tokio::time::timeout(common::WAIT, async {
+        loop {
+            let text = common::get(server.url("/metrics"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let count = text
+                .lines()
+                .find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok());
+            if count.is_some_and(|n| n >= 3.0) {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(
+        timed.is_ok(),
+        "bundle requests not timed in bundle_loading_duration_ns"
+    );
 
     bundles.set(bundle(variant("v2"), "v2"));
     server.wait_for_revision("payments-2025-01-02.1").await;

@@ -326,6 +326,15 @@ impl Reloader {
         }
     }
 
+    /// Counts a bundle server request in the metrics when `trigger` reports one.
+    fn observe(&self, state: &AppState, trigger: &Trigger) {
+        if let (Trigger::Remote(i, event), Some(metrics)) = (trigger, &state.metrics) {
+            if let Some(status) = self.statuses.get(*i) {
+                metrics.bundle_request(&status.name, event.request_time());
+            }
+        }
+    }
+
     /// Consumes triggers until the channel closes. Reloads run on blocking threads; triggers
     /// arriving within `debounce` of each other are handled as one.
     pub async fn run(
@@ -337,6 +346,7 @@ impl Reloader {
     ) {
         while let Some(first) = triggers.recv().await {
             let mut batch = Batch::default();
+            self.observe(&state, &first);
             self.add(&mut batch, first);
             if batch.which.is_empty() {
                 if batch.writes.is_empty() {
@@ -355,7 +365,10 @@ impl Reloader {
             loop {
                 tokio::select! {
                     more = triggers.recv() => match more {
-                        Some(t) => self.add(&mut batch, t),
+                        Some(t) => {
+                            self.observe(&state, &t);
+                            self.add(&mut batch, t);
+                        }
                         None => break,
                     },
                     _ = tokio::time::sleep_until(deadline) => break,

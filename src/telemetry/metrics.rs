@@ -39,6 +39,7 @@ pub struct Metrics {
     last_request: GaugeVec,
     last_download: GaugeVec,
     last_success_request: GaugeVec,
+    bundle_loading: HistogramVec,
     plugins: IntGaugeVec,
     spool: SpoolMetrics,
     /// Serialises scrapes, which bring the bundle counters up to the statuses.
@@ -138,6 +139,15 @@ impl Metrics {
                 "Gauge for the last success bundle request.",
                 &["name"],
             )?,
+            // OPA's buckets: 1 µs doubling to about 33 ms, in nanoseconds.
+            bundle_loading: HistogramVec::new(
+                HistogramOpts::new(
+                    "bundle_loading_duration_ns",
+                    "Histogram for the bundle loading duration by stage.",
+                )
+                .buckets((0..16).map(|k| 1000.0 * f64::from(1u32 << k)).collect()),
+                &["name", "stage"],
+            )?,
             plugins: IntGaugeVec::new(
                 Opts::new("plugin_status_gauge", "Gauge for the plugin by status."),
                 &["name", "status"],
@@ -156,6 +166,7 @@ impl Metrics {
         r.register(Box::new(metrics.last_request.clone()))?;
         r.register(Box::new(metrics.last_download.clone()))?;
         r.register(Box::new(metrics.last_success_request.clone()))?;
+        r.register(Box::new(metrics.bundle_loading.clone()))?;
         r.register(Box::new(metrics.plugins.clone()))?;
         metrics.spool.register(r)?;
         let info = IntGaugeVec::new(
@@ -185,6 +196,14 @@ impl Metrics {
         if let Some(took) = eval {
             self.eval.observe(took.as_secs_f64());
         }
+    }
+
+    /// One request to a bundle server for bundle `name`, whatever its answer (OPA's
+    /// `bundle_loading_duration_ns`, stage `timer_bundle_request_ns`).
+    pub fn bundle_request(&self, name: &str, took: Duration) {
+        self.bundle_loading
+            .with_label_values(&[name, "timer_bundle_request_ns"])
+            .observe(took.as_nanos() as f64);
     }
 
     /// The decision log's families, for the spool and the uploader to update.

@@ -64,6 +64,17 @@ pub enum RemoteEvent {
     },
 }
 
+impl RemoteEvent {
+    /// How long the request behind this news took.
+    pub fn request_time(&self) -> Duration {
+        match self {
+            RemoteEvent::Downloaded { request_time, .. }
+            | RemoteEvent::NotModified { request_time, .. }
+            | RemoteEvent::Failed { request_time, .. } => *request_time,
+        }
+    }
+}
+
 impl Reloader {
     /// Records a poller's news: a download joins the batch, anything else only changes the
     /// bundle's status.
