@@ -18,6 +18,14 @@ const KNOWN_GAPS: &[(&str, &str)] = &[
         "OPA logs a decision for a path it cannot parse (error invalid_parameter); verdict refuses the request before deciding",
     ),
     (
+        "query-post-unsafe",
+        "OPA reports every unsafe variable of the query (x and _); verdict's compile check reports the first",
+    ),
+    (
+        "enc-number-fidelity",
+        "OPA logs numbers as the client wrote them (1.0, 1e3); verdict keeps their value (1, 1000), as in its responses (tests/golden/KNOWN-GAPS.md)",
+    ),
+    (
         "data-post-path-escaped",
         "OPA logs the path still percent-escaped (limits/roles/cust%6Fmer); verdict logs the path it decided (limits/roles/customer)",
     ),
@@ -77,7 +85,8 @@ async fn console_lines_are_opas() {
         let case: Json = serde_json::from_str(line).unwrap();
         let (req, name) = (&case["request"], case["name"].as_str().unwrap());
         let path = req["path"].as_str().unwrap();
-        let data_api = path.starts_with("/v1/data") || path.starts_with("/v0/data");
+        let query_api = path.starts_with("/v1/query");
+        let data_api = path.starts_with("/v1/data") || path.starts_with("/v0/data") || query_api;
         let method = req["method"].as_str().unwrap();
         // Writes are left out, and so is the read that depends on them.
         if !case["instance"].as_str().unwrap().starts_with('A')
@@ -106,7 +115,14 @@ async fn console_lines_are_opas() {
         let got = tokio::time::timeout(WAIT, server.wait_for_log("\"Decision Log\""))
             .await
             .unwrap_or_else(|_| panic!("{name}: no decision log line"));
-        let (got, want) = (normalize(got), normalize(want));
+        let (mut got, mut want) = (normalize(got), normalize(want));
+        if query_api {
+            // OPA logs the query as its compiler prints it back (`assign(x, ...)`); verdict
+            // logs the text the client sent. The rest of the line must be OPA's.
+            let sent = got.as_object_mut().unwrap().remove("query");
+            assert!(sent.as_ref().is_some_and(Json::is_string), "{name}: {got}");
+            want.as_object_mut().unwrap().remove("query");
+        }
         compared += 1;
         if got != want {
             mismatches.push(format!("{name}:\n  verdict {got}\n  OPA     {want}"));

@@ -73,6 +73,7 @@ pub async fn record(
         decision_id: &decision_id,
         bundles: Vec::new(),
         path: &path,
+        query: None,
         input: input.map(Value::from),
         result,
         error,

@@ -28,6 +28,8 @@ pub struct EventParts<'a> {
     pub decision_id: &'a str,
     pub bundles: Vec<(&'a str, &'a str)>,
     pub path: &'a str,
+    /// The text of an ad-hoc query (`/v1/query`), which OPA logs instead of a path.
+    pub query: Option<&'a str>,
     pub input: Option<Value>,
     pub result: Option<Value>,
     pub error: Option<Value>,
@@ -75,6 +77,9 @@ impl EventParts<'_> {
         }
         if !self.path.is_empty() {
             put("path", s(self.path));
+        }
+        if let Some(query) = self.query {
+            put("query", s(query));
         }
         if let Some(input) = self.input {
             put("input", input);
@@ -215,6 +220,7 @@ mod tests {
             decision_id: "d1",
             bundles: vec![("payment", "v1")],
             path: "payment/allow",
+            query: None,
             input: None,
             result: Some(Value::from(true)),
             error: None,

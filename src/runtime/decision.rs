@@ -1,6 +1,7 @@
 //! One decision, whatever the transport asking: the snapshot it is made on, its id, its
 //! outcome, and its decision log event. The HTTP Data API, Envoy's ext_authz and the native
-//! gRPC API all decide here, so they cannot drift apart in what they evaluate, report or log.
+//! gRPC API all decide here, so they cannot drift apart in what they evaluate, report or log;
+//! ad-hoc queries (`/v1/query`) are decided and logged here too.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use regorus::Value;
 
 use super::{AppState, Snapshot};
 use crate::decision_log::{event, EventParts, RequestInfo};
-use crate::policy::{DataPath, Decision, EvalError, Query};
+use crate::policy::{DataPath, Decision, EvalError, PolicyModule, Query};
 use crate::telemetry::metrics::Outcome;
 
 /// allow or deny for a boolean, or for an object with a boolean `allow` (the payment
@@ -39,6 +40,40 @@ pub struct Decided {
     pub decision_id: String,
     pub snapshot: Arc<Snapshot>,
     pub outcome: Result<Decision, EvalError>,
+}
+
+/// An ad-hoc query decided, on which snapshot, under which id.
+#[derive(Debug)]
+pub struct Queried {
+    pub decision_id: String,
+    pub snapshot: Arc<Snapshot>,
+    pub outcome: Result<regorus::QueryResults, EvalError>,
+}
+
+/// Ad-hoc queries name files in error locations by policy id (`<bundle>/<path>`), where the
+/// Data API uses the path inside the bundle: OPA 1.9 does both, in responses and in logs.
+fn module_ids_in_locations(mut e: EvalError, modules: &[PolicyModule]) -> EvalError {
+    if let EvalError::Policy(errors) | EvalError::Parse(errors) = &mut e {
+        for location in errors.iter_mut().filter_map(|err| err.location.as_mut()) {
+            if let Some(m) = modules.iter().find(|m| m.file == location.file) {
+                location.file = m.id.clone();
+            }
+        }
+    }
+    e
+}
+
+/// Bindings the user named: wildcards and engine-generated variables are not shown.
+pub fn visible_bindings(bindings: &Value) -> Value {
+    let mut shown = BTreeMap::new();
+    if let Ok(object) = bindings.as_object() {
+        for (k, v) in object.iter() {
+            if k.as_string().is_ok_and(|name| !name.starts_with('_')) {
+                shown.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    Value::from(shown)
 }
 
 /// One decision asked for, with what its log event needs to know of the request.
@@ -125,6 +160,7 @@ impl AppState {
                     .map(|b| (b.name.as_str(), b.revision.as_str()))
                     .collect(),
                 path: &ask.path.slashed(),
+                query: None,
                 input: logged_input,
                 result: outcome.as_ref().ok().and_then(|d| d.result.clone()),
                 error: match &outcome {
@@ -144,6 +180,65 @@ impl AppState {
             }
         }
         Decided {
+            decision_id,
+            snapshot,
+            outcome,
+        }
+    }
+
+    /// Evaluates an ad-hoc query on the snapshot active now and logs it, when decisions are
+    /// logged, before anyone can answer it: OPA logs the query's text instead of a path, and
+    /// the solutions' visible bindings (null when there are none) as the result.
+    pub async fn query(
+        &self,
+        text: &str,
+        input: Option<Value>,
+        request: &RequestInfo,
+        started: Instant,
+    ) -> Queried {
+        let snapshot = self.snapshot();
+        let log = self.decision_log();
+        let logged_input = log.and_then(|_| input.clone());
+        let mut outcome = snapshot
+            .policy
+            .query(text, input)
+            .map_err(|e| module_ids_in_locations(e, snapshot.policy.modules()));
+        let decision_id = uuid::Uuid::new_v4().to_string();
+        // A query that does not parse is a bad request, not a decision: OPA logs none.
+        let parsed = !matches!(outcome, Err(EvalError::Parse(_)));
+        if let Some(log) = log.filter(|_| parsed) {
+            let result = outcome.as_ref().ok().map(|r| match r.result.is_empty() {
+                true => Value::Null,
+                false => Value::from(
+                    r.result
+                        .iter()
+                        .map(|s| visible_bindings(&s.bindings))
+                        .collect::<Vec<_>>(),
+                ),
+            });
+            let event = EventParts {
+                labels: log.labels(),
+                decision_id: &decision_id,
+                bundles: snapshot
+                    .bundles
+                    .iter()
+                    .map(|b| (b.name.as_str(), b.revision.as_str()))
+                    .collect(),
+                path: "",
+                query: Some(text),
+                input: logged_input,
+                result,
+                error: outcome.as_ref().err().map(event::error_value),
+                request,
+                timestamp: SystemTime::now(),
+                metrics: &opa_metrics(None, None, started),
+            }
+            .build();
+            if let Err(why) = log.record(&snapshot.policy, event).await {
+                outcome = Err(EvalError::Refused(why));
+            }
+        }
+        Queried {
             decision_id,
             snapshot,
             outcome,

@@ -24,7 +24,7 @@ use crate::runtime::decision::{opa_metrics, undefined_message};
 use crate::runtime::{AppState, Ask, Snapshot};
 
 /// The request as its decision log event describes it.
-fn request_info(
+pub(super) fn request_info(
     state: &AppState,
     meta: Option<Extension<RequestMeta>>,
     headers: &HeaderMap,

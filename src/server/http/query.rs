@@ -2,20 +2,23 @@
 //! `{"query": ..., "input": ...}`. The result is one object of variable bindings per solution.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use regorus::Value;
 use serde::Deserialize;
 
+use super::data::request_info;
 use super::error::ApiError;
+use super::metrics::RequestMeta;
 use super::request::{self, Params};
 use super::response;
 use crate::policy::error::{is_static, EvalError};
 use crate::policy::json::{self, ObjectWriter};
-use crate::policy::PolicyModule;
+use crate::runtime::decision::visible_bindings;
 use crate::runtime::AppState;
 
 #[derive(Deserialize)]
@@ -28,24 +31,34 @@ struct QueryRequest {
 /// `GET /v1/query?q=`: this form has no input (OPA ignores `?input` here).
 pub async fn get_query(
     State(state): State<Arc<AppState>>,
+    meta: Option<Extension<RequestMeta>>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let started = Instant::now();
     let params = Params::parse(uri.query());
     let query = params
         .last("q")
         .ok_or_else(|| ApiError::bad_request("missing parameter 'q'"))?
         .to_string();
-    respond(&state, &headers, &params, &query, None)
+    let asked = Asked {
+        query: &query,
+        input: None,
+        meta,
+        started,
+    };
+    respond(&state, &headers, &params, asked).await
 }
 
 /// `POST /v1/query`.
 pub async fn post_query(
     State(state): State<Arc<AppState>>,
+    meta: Option<Extension<RequestMeta>>,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let started = Instant::now();
     let params = Params::parse(uri.query());
     let bytes = request::read_body(&headers, body, &state.config).await?;
     let parsed: QueryRequest = serde_json::from_slice(&bytes).map_err(|e| {
@@ -55,19 +68,34 @@ pub async fn post_query(
     let query = parsed
         .query
         .ok_or_else(|| ApiError::bad_request("missing parameter 'q'"))?;
-    let input = parsed.input.filter(|v| *v != Value::Null);
-    respond(&state, &headers, &params, &query, input)
+    let asked = Asked {
+        query: &query,
+        input: parsed.input.filter(|v| *v != Value::Null),
+        meta,
+        started,
+    };
+    respond(&state, &headers, &params, asked).await
 }
 
-fn respond(
+/// A query as the request asked it.
+struct Asked<'a> {
+    query: &'a str,
+    input: Option<Value>,
+    meta: Option<Extension<RequestMeta>>,
+    started: Instant,
+}
+
+async fn respond(
     state: &AppState,
     headers: &HeaderMap,
     params: &Params,
-    query: &str,
-    input: Option<Value>,
+    asked: Asked<'_>,
 ) -> Result<Response, ApiError> {
-    let snapshot = state.snapshot();
-    let results = snapshot.policy.query(query, input).map_err(|e| match e {
+    let request = request_info(state, asked.meta, headers);
+    let queried = state
+        .query(asked.query, asked.input, &request, asked.started)
+        .await;
+    let results = queried.outcome.map_err(|e| match e {
         // Errors no input could cause are the query's own fault: OPA answers 400.
         EvalError::Policy(errors) if errors.iter().all(is_static) => ApiError {
             errors,
@@ -75,7 +103,7 @@ fn respond(
         },
         other => ApiError::from(other),
     });
-    let results = results.map_err(|e| module_ids_in_locations(e, snapshot.policy.modules()))?;
+    let results = results?;
     let mut body = Vec::new();
     let mut envelope = ObjectWriter::new(&mut body, params.flag("pretty").then_some(0));
     if !results.result.is_empty() {
@@ -83,7 +111,7 @@ fn respond(
             json::write_array(out, indent, results.result.len(), |out, indent, i| {
                 let bindings = &results.result[i].bindings;
                 match bindings.as_object() {
-                    Ok(_) => json::write_value(out, &visible(bindings), indent),
+                    Ok(_) => json::write_value(out, &visible_bindings(bindings), indent),
                     Err(_) => out.extend_from_slice(b"{}"),
                 }
             })
@@ -97,28 +125,4 @@ fn respond(
         headers,
         &state.config.server.encoding.gzip,
     ))
-}
-
-/// The Query API names files in error locations by policy id (`<bundle>/<path>`), where the
-/// Data API uses the path inside the bundle: OPA 1.9 does both, and so does verdict.
-fn module_ids_in_locations(mut e: ApiError, modules: &[PolicyModule]) -> ApiError {
-    for location in e.errors.iter_mut().filter_map(|err| err.location.as_mut()) {
-        if let Some(m) = modules.iter().find(|m| m.file == location.file) {
-            location.file = m.id.clone();
-        }
-    }
-    e
-}
-
-/// Bindings the user named: wildcards and engine-generated variables are not shown.
-fn visible(bindings: &Value) -> Value {
-    let mut shown = std::collections::BTreeMap::new();
-    if let Ok(object) = bindings.as_object() {
-        for (k, v) in object.iter() {
-            if k.as_string().is_ok_and(|name| !name.starts_with('_')) {
-                shown.insert(k.clone(), v.clone());
-            }
-        }
-    }
-    Value::from(shown)
 }
