@@ -154,11 +154,7 @@ impl AppState {
             let event = EventParts {
                 labels: log.labels(),
                 decision_id: &decision_id,
-                bundles: snapshot
-                    .bundles
-                    .iter()
-                    .map(|b| (b.name.as_str(), b.revision.as_str()))
-                    .collect(),
+                bundles: snapshot.revisions(),
                 path: &ask.path.slashed(),
                 query: None,
                 input: logged_input,
@@ -219,11 +215,7 @@ impl AppState {
             let event = EventParts {
                 labels: log.labels(),
                 decision_id: &decision_id,
-                bundles: snapshot
-                    .bundles
-                    .iter()
-                    .map(|b| (b.name.as_str(), b.revision.as_str()))
-                    .collect(),
+                bundles: snapshot.revisions(),
                 path: "",
                 query: Some(text),
                 input: logged_input,

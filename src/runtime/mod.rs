@@ -46,6 +46,14 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Each active bundle's name and revision, as decision log events name them.
+    pub fn revisions(&self) -> Vec<(&str, &str)> {
+        self.bundles
+            .iter()
+            .map(|b| (b.name.as_str(), b.revision.as_str()))
+            .collect()
+    }
+
     pub fn empty() -> Snapshot {
         Snapshot {
             generation: 0,
