@@ -282,3 +282,35 @@ async fn a_spool_of_a_row_per_group_is_taken_over() {
     assert!(!dir.path().join("spool.db").exists());
     assert!(!dir.path().join("spool.db-wal").exists());
 }
+
+#[tokio::test]
+async fn a_synchronous_full_spool_rolls_and_acks_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = SpoolConfig {
+        synchronous: Synchronous::Full,
+        ..SpoolConfig::default()
+    };
+    let l = limits(1 << 20, WhenFull::Refuse);
+    {
+        let spool = Spool::open_with(dir.path(), &config, l, None, 64).unwrap();
+        for i in 0..10u32 {
+            spool.append(format!("{i:010}").into_bytes()).await.unwrap();
+        }
+        let rows = spool.peek(1 << 20).await.unwrap();
+        assert_eq!(spool.ack(rows[5].0).await.unwrap(), 6);
+    }
+    let spool = loop {
+        match Spool::open_with(dir.path(), &config, l, None, 64) {
+            Ok(s) => break s,
+            Err(_) => tokio::task::yield_now().await,
+        }
+    };
+    let rows = spool.peek(1 << 20).await.unwrap();
+    let expected: Vec<Vec<u8>> = (6..10u32)
+        .map(|i| format!("{i:010}").into_bytes())
+        .collect();
+    assert_eq!(
+        rows.iter().map(|r| r.1.clone()).collect::<Vec<_>>(),
+        expected
+    );
+}
