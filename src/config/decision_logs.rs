@@ -181,10 +181,10 @@ pub enum WhenFull {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Synchronous {
-    /// Committed events survive a crash of verdict (SQLite WAL, `synchronous=NORMAL`).
+    /// Committed events survive a crash of verdict (written to the OS before the answer).
     #[default]
     Normal,
-    /// Also a power loss, for an fsync per group commit (`synchronous=FULL`).
+    /// Also a power loss, for an fdatasync per group commit.
     Full,
 }
 
