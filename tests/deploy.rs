@@ -156,6 +156,20 @@ async fn a_config_that_cannot_be_put_to_use_exits_64_with_the_reason() {
         "{stderr}"
     );
 
+    // A signing key no signature could be checked with (the remote-bundle component's
+    // placeholder, left unedited) stops the start, not the first download.
+    let component = repo().join("deploy/k8s/components/remote-bundle/verdict.yaml");
+    let text = std::fs::read_to_string(component).unwrap();
+    let placeholder = text.replace("/var/lib/verdict", "/nonexistent-state");
+    let (code, stderr) = exit_of(&placeholder).await;
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(
+        stderr.contains(
+            "bundles.payment.signing: failed to parse the RS256 key: keys.payments_ci_2026"
+        ),
+        "{stderr}"
+    );
+
     // A port already taken is the node's state, not the config's: still 1.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();

@@ -433,6 +433,12 @@ fn the_commented_remote_example_in_the_deploy_config_is_valid() {
         .map(|l| l.strip_prefix("# ").unwrap_or(l))
         .collect::<Vec<_>>()
         .join("\n");
+    // The key comes from the environment in the example; here, a real one in its place.
+    let key = std::fs::read_to_string(common::fixture("sign/rsa-public.pem")).unwrap();
+    let uncommented = uncommented.replace(
+        "\"${BUNDLE_SIGNING_PUBLIC_KEY}\"",
+        &serde_json::to_string(&key).unwrap(),
+    );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("remote.yaml");
     std::fs::write(&path, &uncommented).unwrap();

@@ -132,8 +132,16 @@ impl VerificationConfig {
             if key.key.is_empty() && key.private_key.as_deref().unwrap_or_default().is_empty() {
                 return Err(SignatureError::NoKeyMaterial(id.clone()));
             }
-            if Algorithm::parse(&key.algorithm).is_none() {
+            let Some(algorithm) = Algorithm::parse(&key.algorithm) else {
                 return Err(SignatureError::UnsupportedAlgorithm(key.algorithm.clone()));
+            };
+            if !key.key.is_empty() {
+                jws::check_public_key(algorithm, &key.key).map_err(|message| {
+                    SignatureError::InvalidKey {
+                        algorithm: key.algorithm.clone(),
+                        message: format!("keys.{id}: {message}"),
+                    }
+                })?;
             }
         }
         let key_id = non_empty(signing.keyid.clone());

@@ -11,7 +11,7 @@ use anyhow::Context;
 use tokio::sync::mpsc;
 
 use crate::bundle::{signing, LoadOptions, Location, Source, Verification};
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::decision_log::DecisionLog;
 use crate::policy::CompileOptions;
 use crate::remote::{self, Poller, StatusUploader};
@@ -138,6 +138,7 @@ pub fn main(args: RunArgs) -> ExitCode {
 fn needs_config_change(e: &anyhow::Error) -> bool {
     e.chain().any(|cause| {
         cause.is::<remote::ClientError>()
+            || cause.is::<ConfigError>()
             || matches!(
                 cause.downcast_ref::<server::ServerError>(),
                 Some(server::ServerError::Bind { error, .. })
@@ -228,7 +229,7 @@ pub fn sources(config: &Config) -> anyhow::Result<Vec<Source>> {
         let verification = match signing_config {
             Some(signing) => Verification::Keys(Arc::new(
                 signing::VerificationConfig::from_config(remote.keys.clone(), &signing)
-                    .with_context(|| format!("bundles.{name}.signing"))?,
+                    .map_err(|e| ConfigError::Invalid(format!("bundles.{name}.signing: {e}")))?,
             )),
             None => Verification::NoKeys,
         };

@@ -152,6 +152,29 @@ fn verify_jws(
     }
 }
 
+/// Reads `key` as the verification key of `algorithm` (a public key PEM, or any secret for
+/// HMAC), as verifying a signature would, so that a key no signature could ever be checked
+/// with is refused when the config is read, not when the first bundle arrives.
+pub(super) fn check_public_key(algorithm: Algorithm, key: &str) -> Result<(), String> {
+    match algorithm {
+        Algorithm::Es512 => {
+            use p521::pkcs8::DecodePublicKey;
+            p521::PublicKey::from_public_key_pem(key)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }
+        Algorithm::Jwt(alg) => {
+            use jsonwebtoken::AlgorithmFamily as Family;
+            match alg.family() {
+                Family::Hmac => Ok(()),
+                Family::Rsa => DecodingKey::from_rsa_pem(key.as_bytes()).map(drop),
+                _ => DecodingKey::from_ec_pem(key.as_bytes()).map(drop),
+            }
+            .map_err(|e| e.to_string())
+        }
+    }
+}
+
 /// The plugin name `opa build` writes into `.signatures.json`.
 pub const DEFAULT_PLUGIN: &str = "_default";
 
