@@ -192,7 +192,8 @@ pub enum Synchronous {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SpoolConfig {
-    /// The spool's directory; `<persistence_directory>/decision-logs` when unset.
+    /// Where the spools live, one directory per process; `<persistence_directory>/decision-logs`
+    /// when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub directory: Option<PathBuf>,
     #[serde(default)]

@@ -119,26 +119,16 @@ fn verify_jws(
     let invalid_key = |message: String| {
         SignatureError::BadSignature(format!("the key is not a valid {name} key: {message}"))
     };
-    let valid = match algorithm {
-        Algorithm::Es512 => {
+    let valid = match public_key(algorithm, key).map_err(invalid_key)? {
+        PublicKey::P521(public) => {
             use p521::ecdsa::signature::Verifier;
-            use p521::pkcs8::DecodePublicKey;
-            let public = p521::PublicKey::from_public_key_pem(key)
-                .map_err(|e| invalid_key(e.to_string()))?;
             let verifier = p521::ecdsa::VerifyingKey::from_affine(*public.as_affine())
                 .map_err(|e| invalid_key(e.to_string()))?;
             let bytes = URL_SAFE_NO_PAD.decode(signature).unwrap_or_default();
             p521::ecdsa::Signature::from_slice(&bytes)
                 .is_ok_and(|sig| verifier.verify(message, &sig).is_ok())
         }
-        Algorithm::Jwt(alg) => {
-            use jsonwebtoken::AlgorithmFamily as Family;
-            let decoding = match alg.family() {
-                Family::Hmac => Ok(DecodingKey::from_secret(key.as_bytes())),
-                Family::Rsa => DecodingKey::from_rsa_pem(key.as_bytes()),
-                _ => DecodingKey::from_ec_pem(key.as_bytes()),
-            }
-            .map_err(|e| invalid_key(e.to_string()))?;
+        PublicKey::Jwt(decoding, alg) => {
             jsonwebtoken::crypto::verify(signature, message, &decoding, alg)
                 .map_err(|e| SignatureError::BadSignature(e.to_string()))?
         }
@@ -152,27 +142,39 @@ fn verify_jws(
     }
 }
 
-/// Reads `key` as the verification key of `algorithm` (a public key PEM, or any secret for
-/// HMAC), as verifying a signature would, so that a key no signature could ever be checked
-/// with is refused when the config is read, not when the first bundle arrives.
-pub(super) fn check_public_key(algorithm: Algorithm, key: &str) -> Result<(), String> {
+/// A verification key, read.
+enum PublicKey {
+    P521(p521::PublicKey),
+    Jwt(DecodingKey, jsonwebtoken::Algorithm),
+}
+
+/// Reads `key` as the verification key of `algorithm`: a public key PEM, or any secret for
+/// HMAC.
+fn public_key(algorithm: Algorithm, key: &str) -> Result<PublicKey, String> {
     match algorithm {
         Algorithm::Es512 => {
             use p521::pkcs8::DecodePublicKey;
             p521::PublicKey::from_public_key_pem(key)
-                .map(drop)
+                .map(PublicKey::P521)
                 .map_err(|e| e.to_string())
         }
         Algorithm::Jwt(alg) => {
             use jsonwebtoken::AlgorithmFamily as Family;
             match alg.family() {
-                Family::Hmac => Ok(()),
-                Family::Rsa => DecodingKey::from_rsa_pem(key.as_bytes()).map(drop),
-                _ => DecodingKey::from_ec_pem(key.as_bytes()).map(drop),
+                Family::Hmac => Ok(DecodingKey::from_secret(key.as_bytes())),
+                Family::Rsa => DecodingKey::from_rsa_pem(key.as_bytes()),
+                _ => DecodingKey::from_ec_pem(key.as_bytes()),
             }
+            .map(|decoding| PublicKey::Jwt(decoding, alg))
             .map_err(|e| e.to_string())
         }
     }
+}
+
+/// Reads `key` as verifying would, so that a key no signature could ever be checked with is
+/// refused when the config is read, not when the first bundle arrives.
+pub(super) fn check_public_key(algorithm: Algorithm, key: &str) -> Result<(), String> {
+    public_key(algorithm, key).map(drop)
 }
 
 /// The plugin name `opa build` writes into `.signatures.json`.
