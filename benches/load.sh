@@ -16,9 +16,9 @@
 # Admission: AdmissionReviews over HTTPS to the webhook with 20 constraints loaded, all of
 # them matching the pod, at 500 and 2,000 reviews/s and closed loop; the same listener's
 # GET /health (TLS and HTTP, no evaluation) is the baseline.
-# Decision log: a second verdict on the same bundle logs every decision (spooled to SQLite
-# before it is answered, uploaded every 1-2 s to benches/collector.py), measured in turns with
-# the first, which logs nothing, at 5,000 req/s and closed loop.
+# Decision log: a second verdict on the same bundle logs every decision (spooled before it is
+# answered, uploaded every 1-2 s to examples/collector.rs), measured in turns with the first,
+# which logs nothing, at 5,000 req/s and closed loop.
 # Machines here are shared and noisy, so verdict and the baseline take turns, each run is
 # repeated, and the summary gives medians and ratios within this one run.
 set -euo pipefail
@@ -55,7 +55,7 @@ for addr in "$VERDICT_ADDR" "$BASELINE_ADDR" "$VERDICT_GRPC" "$BASELINE_GRPC" "$
     fi
 done
 command -v oha >/dev/null || cargo install oha --locked
-cargo build --release --bin verdict --example baseline --example grpc_baseline --example grpc_load
+cargo build --release --bin verdict --example baseline --example grpc_baseline --example grpc_load --example collector
 
 # Two revisions of the example payment bundle, to swap between.
 for rev in a b; do
@@ -267,7 +267,7 @@ print(json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"
 fi
 
 if [[ " $SUITES " == *" decisionlog "* ]]; then
-    python3 benches/collector.py "$COLLECTOR_PORT" &
+    ./target/release/examples/collector "127.0.0.1:$COLLECTOR_PORT" &
     PIDS+=($!)
     cat >"$WORK/logged.yaml" <<YAML
 services:

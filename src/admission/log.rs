@@ -35,8 +35,9 @@ fn error_code(code: u16) -> &'static str {
     }
 }
 
-/// Counts the review, then logs it when decisions are logged. `Ok(Some(id))` is the event's
-/// `decision_id`; `Err` means the event could not be kept and the spool refuses decisions.
+/// Logs the review when decisions are logged, then counts it as answered (an error when its
+/// event was refused). `Ok(Some(id))` is the event's `decision_id`; `Err` means the event
+/// could not be kept and the spool refuses decisions.
 pub async fn record(
     app: &AppState,
     kind: Option<&str>,
@@ -45,43 +46,49 @@ pub async fn record(
     request: &RequestInfo,
     started: Instant,
 ) -> Result<Option<String>, String> {
-    let outcome = outcome(response);
+    let logged = match app.decision_log() {
+        Some(log) => {
+            let decision_id = uuid::Uuid::new_v4().to_string();
+            let path = match kind {
+                Some(kind) => format!("admission/{kind}"),
+                None => METRIC_PATH.to_string(),
+            };
+            let result = serde_json::to_value(response).map(Value::from).ok();
+            let error = match outcome(response) {
+                Outcome::Error => Some(event::coded_error(
+                    error_code(response.status.code),
+                    &response.status.message,
+                )),
+                _ => None,
+            };
+            let elapsed = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            let metrics = [("timer_server_handler_ns", elapsed)].into_iter().collect();
+            let parts = EventParts {
+                labels: log.labels(),
+                decision_id: &decision_id,
+                bundles: Vec::new(),
+                path: &path,
+                query: None,
+                input: input.map(Value::from),
+                result,
+                error,
+                request,
+                timestamp: SystemTime::now(),
+                metrics: &metrics,
+            };
+            let snapshot = app.snapshot();
+            log.record(&snapshot.policy, parts)
+                .await
+                .map(|()| Some(decision_id))
+        }
+        None => Ok(None),
+    };
     if let Some(metrics) = &app.metrics {
+        let outcome = match logged {
+            Ok(_) => outcome(response),
+            Err(_) => Outcome::Error,
+        };
         metrics.decision(METRIC_PATH, outcome, Some(started.elapsed()));
     }
-    let Some(log) = app.decision_log() else {
-        return Ok(None);
-    };
-    let decision_id = uuid::Uuid::new_v4().to_string();
-    let path = match kind {
-        Some(kind) => format!("admission/{kind}"),
-        None => METRIC_PATH.to_string(),
-    };
-    let result = serde_json::to_value(response).map(Value::from).ok();
-    let error = match outcome {
-        Outcome::Error => Some(event::coded_error(
-            error_code(response.status.code),
-            &response.status.message,
-        )),
-        _ => None,
-    };
-    let elapsed = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-    let metrics = [("timer_server_handler_ns", elapsed)].into_iter().collect();
-    let snapshot = app.snapshot();
-    let event = EventParts {
-        labels: log.labels(),
-        decision_id: &decision_id,
-        bundles: Vec::new(),
-        path: &path,
-        query: None,
-        input: input.map(Value::from),
-        result,
-        error,
-        request,
-        timestamp: SystemTime::now(),
-        metrics: &metrics,
-    }
-    .build();
-    log.record(&snapshot.policy, event).await?;
-    Ok(Some(decision_id))
+    logged
 }

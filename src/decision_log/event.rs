@@ -1,6 +1,8 @@
 //! One decision log event in OPA's shape (`EventV1`), built as a Rego value so that the mask
 //! and drop policies read exactly what is logged, and written as JSON with sorted keys (the
-//! order OPA's console lines have; an uploaded event is the same object).
+//! order OPA's console lines have; an uploaded event is the same object). Without mask or drop
+//! policies the event's JSON is written straight from its parts, the same bytes without the
+//! Rego value in between: that value's maps and strings cost more than the writing.
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -8,7 +10,8 @@ use std::time::SystemTime;
 use regorus::value::Object;
 use regorus::Value;
 
-use crate::policy::{json, EvalError, RegoError};
+use crate::policy::json::{self, ObjectWriter};
+use crate::policy::{EvalError, RegoError};
 
 /// What the transport knows about the request behind a decision.
 #[derive(Debug, Clone, Default)]
@@ -115,6 +118,97 @@ impl EventParts<'_> {
         }
         Value::from(Object::from(event))
     }
+
+    /// The event's JSON: the same bytes as `to_json(&self.build())`, keys in the same order.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1024);
+        let mut event = ObjectWriter::new(&mut out, None);
+        if !self.bundles.is_empty() {
+            let bundles: BTreeMap<&str, &str> = self.bundles.iter().copied().collect();
+            event.with("bundles", |out, _| {
+                let mut names = ObjectWriter::new(out, None);
+                for (name, revision) in bundles {
+                    names.with(name, |out, _| {
+                        let mut b = ObjectWriter::new(out, None);
+                        b.with("revision", |out, _| json::write_str(out, revision));
+                        b.finish();
+                    });
+                }
+                names.finish();
+            });
+        }
+        event.with("decision_id", |out, _| {
+            json::write_str(out, self.decision_id)
+        });
+        if let Some(error) = &self.error {
+            event.value("error", error);
+        }
+        if let Some(input) = &self.input {
+            event.value("input", input);
+        }
+        event.value("labels", self.labels);
+        event.with("metrics", |out, _| {
+            let mut metrics = ObjectWriter::new(out, None);
+            for (name, n) in self.metrics {
+                metrics.with(name, |out, _| {
+                    out.extend_from_slice(n.to_string().as_bytes())
+                });
+            }
+            metrics.finish();
+        });
+        if !self.path.is_empty() {
+            event.with("path", |out, _| json::write_str(out, self.path));
+        }
+        if let Some(query) = self.query {
+            event.with("query", |out, _| json::write_str(out, query));
+        }
+        if self.request.req_id != 0 {
+            event.with("req_id", |out, _| {
+                out.extend_from_slice(self.request.req_id.to_string().as_bytes())
+            });
+        }
+        if !self.request.http_headers.is_empty() {
+            // As in `build`: sorted by name, the last of a name repeated wins.
+            let headers: BTreeMap<&str, &Vec<String>> = self
+                .request
+                .http_headers
+                .iter()
+                .map(|(name, values)| (name.as_str(), values))
+                .collect();
+            event.with("request_context", |out, _| {
+                let mut context = ObjectWriter::new(out, None);
+                context.with("http", |out, _| {
+                    let mut http = ObjectWriter::new(out, None);
+                    http.with("headers", |out, _| {
+                        let mut names = ObjectWriter::new(out, None);
+                        for (name, values) in headers {
+                            names.with(name, |out, _| {
+                                json::write_array(out, None, values.len(), |out, _, i| {
+                                    json::write_str(out, &values[i])
+                                })
+                            });
+                        }
+                        names.finish();
+                    });
+                    http.finish();
+                });
+                context.finish();
+            });
+        }
+        if let Some(peer) = self.request.requested_by {
+            event.with("requested_by", |out, _| {
+                json::write_str(out, &peer.to_string())
+            });
+        }
+        if let Some(result) = &self.result {
+            event.value("result", result);
+        }
+        event.with("timestamp", |out, _| {
+            json::write_str(out, &go_rfc3339_nano(self.timestamp))
+        });
+        event.finish();
+        out
+    }
 }
 
 fn rego_error(e: &RegoError) -> Value {
@@ -160,14 +254,29 @@ pub fn coded_error(code: &str, message: &str) -> Value {
 
 /// Go's `time.RFC3339Nano` in UTC: nanoseconds with trailing zeros trimmed.
 pub fn go_rfc3339_nano(t: SystemTime) -> String {
+    use chrono::{Datelike, Timelike};
+    use std::fmt::Write;
     let t: chrono::DateTime<chrono::Utc> = t.into();
-    let base = t.format("%Y-%m-%dT%H:%M:%S").to_string();
-    let nanos = t.timestamp_subsec_nanos();
-    if nanos == 0 {
-        return format!("{base}Z");
+    let mut text = String::with_capacity(32);
+    // Written field by field: a format string is parsed anew on every call.
+    let _ = write!(
+        text,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    let nanos = t.nanosecond() % 1_000_000_000;
+    if nanos != 0 {
+        let fraction = format!("{nanos:09}");
+        text.push('.');
+        text.push_str(fraction.trim_end_matches('0'));
     }
-    let fraction = format!("{nanos:09}");
-    format!("{base}.{}Z", fraction.trim_end_matches('0'))
+    text.push('Z');
+    text
 }
 
 /// The event as one JSON document (keys sorted, as every Rego object is).
@@ -204,6 +313,59 @@ mod tests {
         assert_eq!(go_rfc3339_nano(t), "2025-11-24T16:34:37.4848586Z");
         let whole = UNIX_EPOCH + Duration::from_secs(1_764_002_077);
         assert_eq!(go_rfc3339_nano(whole), "2025-11-24T16:34:37Z");
+        let early = UNIX_EPOCH + Duration::new(0, 1);
+        assert_eq!(go_rfc3339_nano(early), "1970-01-01T00:00:00.000000001Z");
+    }
+
+    /// The JSON written straight from the parts is the JSON of the Rego value, field for field
+    /// and byte for byte, whichever fields an event has.
+    #[test]
+    fn direct_json_is_the_values_json() {
+        let labels = labels(&BTreeMap::from([
+            ("id".into(), "a<b>".into()),
+            ("version".into(), "1.0".into()),
+        ]));
+        let metrics = BTreeMap::from([("timer_b", 7), ("timer_a", u64::MAX)]);
+        let input =
+            Value::from_json_str(r#"{"z":[1,2.5,"\u2028\"&<"],"a":{"n":null,"t":true}}"#).unwrap();
+        let requests = [
+            RequestInfo::default(),
+            RequestInfo {
+                requested_by: "[::1]:9".parse().ok(),
+                req_id: 12,
+                http_headers: vec![
+                    ("x-b".into(), vec!["2".into(), "3".into()]),
+                    ("x-a".into(), vec!["1".into()]),
+                    ("x-b".into(), vec!["last".into()]),
+                ],
+            },
+        ];
+        for request in &requests {
+            for (query, bundles, with) in [
+                (None, vec![("zeta", "r2"), ("alpha", "r\\1")], true),
+                (Some("data.x = y"), vec![], false),
+            ] {
+                let parts = || EventParts {
+                    labels: &labels,
+                    decision_id: "d-1",
+                    bundles: bundles.clone(),
+                    path: if query.is_some() { "" } else { "a/b" },
+                    query,
+                    input: with.then(|| input.clone()),
+                    result: with.then(|| Value::from(false)),
+                    error: (!with).then(|| coded_error("internal_error", "x\\ty")),
+                    request,
+                    timestamp: UNIX_EPOCH + Duration::new(1_764_002_077, 5),
+                    metrics: &metrics,
+                };
+                let direct = String::from_utf8(parts().to_json()).unwrap();
+                assert_eq!(
+                    direct,
+                    String::from_utf8(to_json(&parts().build())).unwrap()
+                );
+                serde_json::from_str::<serde_json::Value>(&direct).unwrap();
+            }
+        }
     }
 
     #[test]

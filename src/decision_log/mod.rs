@@ -134,7 +134,17 @@ impl DecisionLog {
 
     /// Masks, drops, writes and spools one event. `Err` means the decision must not be
     /// answered: its event could not be kept and the spool is configured to refuse.
-    pub async fn record(&self, policy: &PolicySet, mut event: Value) -> Result<(), String> {
+    pub async fn record(&self, policy: &PolicySet, parts: EventParts<'_>) -> Result<(), String> {
+        let defined =
+            |path: &Option<DataPath>| path.as_ref().is_some_and(|p| policy.has_rules_at(p));
+        if !self.console && !defined(&self.mask) && !defined(&self.drop) {
+            // Nothing reads the event as a Rego value: its JSON is written straight away.
+            return match &self.spool {
+                Some(spool) => self.spool(spool, parts.to_json()).await,
+                None => Ok(()),
+            };
+        }
+        let mut event = parts.build();
         if let Some(drop) = &self.drop {
             match mask::dropped(policy, drop, &event) {
                 Ok(true) => return Ok(()),
@@ -162,15 +172,22 @@ impl DecisionLog {
                 }
             }
         }
-        if self.console {
+        let kept = match &self.spool {
+            Some(spool) => self.spool(spool, event::to_json(&event)).await,
+            None => Ok(()),
+        };
+        // After the spool: a decision refused for want of room was never answered, and its
+        // console line would say otherwise.
+        if self.console && kept.is_ok() {
             let line = event::console_line(&event, SystemTime::now());
             // One write per line: lines of concurrent decisions never interleave.
             let _ = std::io::stderr().lock().write_all(&line);
         }
-        let Some(spool) = &self.spool else {
-            return Ok(());
-        };
-        match spool.append(event::to_json(&event)).await {
+        kept
+    }
+
+    async fn spool(&self, spool: &Spool, event: Vec<u8>) -> Result<(), String> {
+        match spool.append(event).await {
             Ok(()) => Ok(()),
             Err(e) if self.when_full == WhenFull::Refuse => Err(e.to_string()),
             Err(e) => {

@@ -18,8 +18,8 @@ use crate::config::{ReportingConfig, SpoolConfig};
 use crate::remote::{poller::backoff, Client};
 use crate::telemetry::metrics::SpoolMetrics;
 
-/// Events are read from the spool in slices of this many times the upload limit: JSON events
-/// compress about this well, so a slice usually fills one chunk.
+/// The first read from the spool takes this many times the upload limit (JSON events compress
+/// about this well); later reads are sized by the compression the last chunk saw.
 const READ_FACTOR: usize = 8;
 
 pub struct Uploader {
@@ -89,7 +89,8 @@ impl Uploader {
         }
     }
 
-    /// Uploads everything spooled, chunk by chunk; returns how many events left the spool.
+    /// Uploads everything spooled when it starts, chunk by chunk; returns how many events left
+    /// the spool.
     pub async fn flush(&self) -> Result<u64, String> {
         self.flush_spool(&self.spool).await
     }
@@ -133,25 +134,40 @@ impl Uploader {
 
     async fn flush_spool(&self, spool: &Spool) -> Result<u64, String> {
         let limit = usize::try_from(self.reporting.upload_size_limit_bytes).unwrap_or(usize::MAX);
+        let mut read = limit.saturating_mul(READ_FACTOR);
         let mut sent = 0;
         loop {
-            let rows = spool
-                .peek(limit.saturating_mul(READ_FACTOR))
-                .await
-                .map_err(|e| e.to_string())?;
-            if rows.is_empty() {
+            let peeked = spool.peek(read).await.map_err(|e| e.to_string())?;
+            let Some(&(last_read, _)) = peeked.rows.last() else {
                 return Ok(sent);
-            }
-            let (body, taken) = chunk(&rows, limit)?;
+            };
+            // Compressing is CPU work of milliseconds: a request must not wait behind it.
+            let (peeked, chunked) = tokio::task::spawn_blocking(move || {
+                let chunked = chunk(&peeked.rows, limit);
+                (peeked, chunked)
+            })
+            .await
+            .map_err(|e| format!("compressing events: {e}"))?;
+            let (body, taken, raw) = chunked?;
+            // The next read is sized by how well these events compressed, so that it fills
+            // one chunk without being compressed twice.
+            let ratio = raw as f64 / body.len().max(1) as f64;
+            read = ((limit as f64 * ratio * 0.9) as usize).max(1);
             self.post(body).await?;
             let acked = spool
-                .ack(rows[taken - 1].0)
+                .ack(peeked.through(taken.unwrap_or(last_read)))
                 .await
                 .map_err(|e| e.to_string())?;
             if let Some(m) = &self.metrics {
                 m.uploaded(acked);
             }
             sent += acked;
+            // That was all the spool held: events logged meanwhile wait for the next round.
+            // Otherwise a steady stream of decisions would keep this loop posting a handful of
+            // events at a time, forever, and spools of ended processes would never be reached.
+            if peeked.all && taken.is_none() {
+                return Ok(sent);
+            }
         }
     }
 
@@ -179,14 +195,17 @@ impl Uploader {
     }
 }
 
-/// The first events of `rows` whose gzip'd array fits in `limit` (at least one, whatever its
-/// size: an event is never left behind for being large), and how many they are.
-fn chunk(rows: &Rows, limit: usize) -> Result<(Vec<u8>, usize), String> {
+/// The gzip'd array of the first events of `rows` that fits in `limit` (at least one event,
+/// whatever its size: an event is never left behind for being large), the id of its last event
+/// when it is not the last of `rows`, and its size before compression.
+fn chunk(rows: &Rows, limit: usize) -> Result<(Vec<u8>, Option<i64>, usize), String> {
     let mut take = rows.len();
     loop {
         let body = gzip_array(&rows[..take]).map_err(|e| format!("compressing events: {e}"))?;
         if body.len() <= limit || take == 1 {
-            return Ok((body, take));
+            let raw = rows[..take].iter().map(|(_, e)| e.len() + 1).sum();
+            let last = (take < rows.len()).then(|| rows[take - 1].0);
+            return Ok((body, last, raw));
         }
         take = (take / 2).max(1);
     }
@@ -228,18 +247,25 @@ mod tests {
                 )
             })
             .collect();
-        let (body, taken) = chunk(&rows, 1024).unwrap();
+        let (body, last, raw) = chunk(&rows, 1024).unwrap();
+        let taken = rows.iter().position(|r| Some(r.0) == last).unwrap() + 1;
         assert!(body.len() <= 1024 && taken < 200 && taken > 1);
         let events: Vec<serde_json::Value> = serde_json::from_str(&gunzip(&body)).unwrap();
         assert_eq!(events.len(), taken);
-        let (all, taken) = chunk(&rows, 1 << 20).unwrap();
-        assert_eq!(taken, 200);
+        assert_eq!(
+            raw,
+            gunzip(&body).len() - 1,
+            "each event and its comma or bracket"
+        );
+        let (all, last, _) = chunk(&rows, 1 << 20).unwrap();
+        assert_eq!(last, None, "all of them");
         assert!(gunzip(&all).starts_with("[{\"decision_id\":\"0-"));
     }
 
     #[test]
     fn a_single_large_event_still_goes() {
         let rows: Rows = vec![(1, vec![b'1'; 10_000])];
-        assert_eq!(chunk(&rows, 10).unwrap().1, 1);
+        let (body, last, _) = chunk(&rows, 10).unwrap();
+        assert!(body.len() > 10 && last.is_none());
     }
 }

@@ -7,6 +7,24 @@
 use regorus::Value;
 use serde::Serialize;
 
+/// The bytes that end a run copied as it is: control characters, `"`, `\`, `<`, `>`, `&`, and
+/// 0xE2, which leads U+2028 and U+2029.
+const SPECIAL: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table[b'<' as usize] = true;
+    table[b'>' as usize] = true;
+    table[b'&' as usize] = true;
+    table[0xe2] = true;
+    table
+};
+
 /// Writes `s` as a JSON string the way Go does.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -16,6 +34,10 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
+        if !SPECIAL[b as usize] {
+            i += 1;
+            continue;
+        }
         let escape: Option<&[u8]> = match b {
             b'"' => Some(b"\\\""),
             b'\\' => Some(b"\\\\"),
@@ -31,18 +53,14 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
             out.extend_from_slice(e);
             i += 1;
             start = i;
-        } else if b < 0x20 || b == b'<' || b == b'>' || b == b'&' {
+        } else if b != 0xe2 {
             out.extend_from_slice(&bytes[start..i]);
             out.extend_from_slice(b"\\u00");
             out.push(HEX[(b >> 4) as usize]);
             out.push(HEX[(b & 0xf) as usize]);
             i += 1;
             start = i;
-        } else if b == 0xe2
-            && i + 2 < bytes.len()
-            && bytes[i + 1] == 0x80
-            && (bytes[i + 2] | 1) == 0xa9
-        {
+        } else if i + 2 < bytes.len() && bytes[i + 1] == 0x80 && (bytes[i + 2] | 1) == 0xa9 {
             // U+2028 / U+2029 break JavaScript string literals; Go escapes them.
             out.extend_from_slice(&bytes[start..i]);
             out.extend_from_slice(if bytes[i + 2] == 0xa8 {

@@ -113,13 +113,42 @@ impl PolicySet {
     /// True when some rule defines the document at `path` or below it (OPA's "document
     /// undefined" rather than "document missing").
     pub fn has_rules_at(&self, path: &DataPath) -> bool {
-        let Some(prefix) = plain_segments(path) else {
+        let Some(segments) = plain_segments(path) else {
             return false;
         };
-        self.definitions
-            .rule_paths
-            .iter()
-            .any(|r| bundle::is_prefix(&prefix, r) || bundle::is_prefix(r, &prefix))
+        self.rule_below(&segments).is_some() || self.rule_above(&segments).is_some()
+    }
+
+    /// The first rule at `segments` or below it. Paths sort element by element, so the rules
+    /// under a prefix follow it: one ordered lookup, however many rules the bundle has (the
+    /// decision log asks this of every decision).
+    fn rule_below(&self, segments: &[String]) -> Option<&Vec<String>> {
+        let rules = &self.definitions.rule_paths;
+        rules
+            .range::<[String], _>((
+                std::ops::Bound::Included(segments),
+                std::ops::Bound::Unbounded,
+            ))
+            .next()
+            .filter(|r| bundle::is_prefix(segments, r))
+    }
+
+    /// The rule strictly above `segments` that defines the document it lies in.
+    fn rule_above(&self, segments: &[String]) -> Option<&Vec<String>> {
+        let rules = &self.definitions.rule_paths;
+        (0..segments.len()).find_map(|n| rules.get(&segments[..n]))
+    }
+
+    /// The document a decision at `path` is counted under in metrics: the path itself when it
+    /// is a rule or holds rules, the rule it reads into when it lies below one, none when no
+    /// rule is involved. Bounded by the policy's own rules, whatever a client asks for: a
+    /// path below a rule can carry anything (`payment/decision/<merchant>`).
+    pub fn rule_document(&self, path: &DataPath) -> Option<String> {
+        let segments = plain_segments(path)?;
+        if self.rule_below(&segments).is_some() {
+            return Some(segments.join("/"));
+        }
+        self.rule_above(&segments).map(|r| r.join("/"))
     }
 
     /// Evaluates one decision on this policy set.
@@ -387,5 +416,32 @@ mod tests {
             Some(Value::from("x"))
         );
         assert_eq!(eval(&s, "p/obj/missing/deeper", None, false).unwrap(), None);
+    }
+
+    #[test]
+    fn documents_of_rules_bound_what_a_path_is_counted_under() {
+        let s = set("package pay.ment\n\ndecision := {\"allow\": true}\n\nallow := true\n");
+        let doc = |p: &str| s.rule_document(&DataPath::parse(p).unwrap());
+        let has = |p: &str| s.has_rules_at(&DataPath::parse(p).unwrap());
+        assert_eq!(
+            doc("pay/ment/decision").as_deref(),
+            Some("pay/ment/decision")
+        );
+        assert_eq!(doc("pay").as_deref(), Some("pay"), "holds rules");
+        assert_eq!(
+            doc("pay/ment/decision/m-secret-merchant").as_deref(),
+            Some("pay/ment/decision"),
+            "below a rule: the rule, never what the client put there"
+        );
+        assert_eq!(doc("pay/ment/decisio"), None);
+        assert_eq!(doc("pay/ment/decisionx"), None);
+        assert_eq!(doc("pay/other"), None);
+        assert_eq!(
+            doc("pay/ment/decision/0"),
+            None,
+            "an index is no document of a rule"
+        );
+        assert!(has("pay/ment") && has("pay/ment/allow/x") && has("pay/ment/decision"));
+        assert!(!has("pay/men") && !has("pay/ment/allowed") && !has("zzz"));
     }
 }

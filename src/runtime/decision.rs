@@ -147,11 +147,10 @@ impl AppState {
                 }
             }
         }
-        self.count(&snapshot, ask.path, &outcome);
         let decision_id = uuid::Uuid::new_v4().to_string();
         if let Some(log) = log {
             let metrics = opa_metrics(outcome.as_ref().ok(), ask.input_parse_ns, ask.started);
-            let event = EventParts {
+            let parts = EventParts {
                 labels: log.labels(),
                 decision_id: &decision_id,
                 bundles: snapshot.revisions(),
@@ -169,12 +168,13 @@ impl AppState {
                 request: ask.request,
                 timestamp: SystemTime::now(),
                 metrics: &metrics,
-            }
-            .build();
-            if let Err(why) = log.record(&snapshot.policy, event).await {
+            };
+            if let Err(why) = log.record(&snapshot.policy, parts).await {
                 outcome = Err(EvalError::Refused(why));
             }
         }
+        // Counted as answered: a decision its log refused is an error to its client.
+        self.count(&snapshot, ask.path, &outcome);
         Decided {
             decision_id,
             snapshot,
@@ -212,7 +212,7 @@ impl AppState {
                         .collect::<Vec<_>>(),
                 ),
             });
-            let event = EventParts {
+            let parts = EventParts {
                 labels: log.labels(),
                 decision_id: &decision_id,
                 bundles: snapshot.revisions(),
@@ -224,9 +224,8 @@ impl AppState {
                 request,
                 timestamp: SystemTime::now(),
                 metrics: &opa_metrics(None, None, started),
-            }
-            .build();
-            if let Err(why) = log.record(&snapshot.policy, event).await {
+            };
+            if let Err(why) = log.record(&snapshot.policy, parts).await {
                 outcome = Err(EvalError::Refused(why));
             }
         }
@@ -241,13 +240,11 @@ impl AppState {
         let Some(metrics) = &self.metrics else {
             return;
         };
-        // The path labels the metric only when the policy defines it: a client must not be
-        // able to grow the label set with made-up paths.
-        let label = if snapshot.policy.has_rules_at(path) {
-            path.slashed()
-        } else {
-            "other".to_string()
-        };
+        // A client must not be able to grow the label set with made-up paths.
+        let label = snapshot
+            .policy
+            .rule_document(path)
+            .unwrap_or_else(|| "other".to_string());
         let (kind, eval) = match outcome {
             Ok(d) => (outcome_of(d.result.as_ref()), Some(d.eval_time)),
             Err(_) => (Outcome::Error, None),

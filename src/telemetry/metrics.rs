@@ -267,6 +267,7 @@ pub const DROP_REASONS: [&str; 3] = ["spool_full", "too_large", "spool_error"];
 pub struct SpoolMetrics {
     events: IntGauge,
     bytes: IntGauge,
+    writes: IntCounter,
     uploaded: IntCounter,
     upload_failures: IntCounter,
     dropped: IntCounterVec,
@@ -290,6 +291,10 @@ impl SpoolMetrics {
             bytes: IntGauge::new(
                 "verdict_decision_log_spool_bytes",
                 "Size of the decision log events on disk.",
+            )?,
+            writes: IntCounter::new(
+                "verdict_decision_log_spool_writes_total",
+                "Writes to the decision log spool, each committing a group of one or more events.",
             )?,
             uploaded: IntCounter::new(
                 "verdict_decision_log_uploaded_events_total",
@@ -325,6 +330,7 @@ impl SpoolMetrics {
         }
         r.register(Box::new(self.events.clone()))?;
         r.register(Box::new(self.bytes.clone()))?;
+        r.register(Box::new(self.writes.clone()))?;
         r.register(Box::new(self.uploaded.clone()))?;
         r.register(Box::new(self.upload_failures.clone()))?;
         r.register(Box::new(self.dropped.clone()))?;
@@ -335,6 +341,10 @@ impl SpoolMetrics {
     pub fn depth(&self, events: u64, bytes: u64) {
         self.events.set(i64::try_from(events).unwrap_or(i64::MAX));
         self.bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    pub fn written(&self) {
+        self.writes.inc();
     }
 
     pub fn uploaded(&self, events: u64) {

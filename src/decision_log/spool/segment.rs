@@ -8,25 +8,25 @@
 //! An event's id is `segment << OFFSET_BITS | end of its frame`: acknowledging an id sets the
 //! cursor to exactly that id, and ids grow with the log, so ordering them is ordering events.
 
-use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::read::{Frames, Reader, View};
 use super::SpoolError;
 
 const SUFFIX: &str = ".log";
 const CURSOR_NAME: &str = "cursor";
 const CURSOR_TEMP: &str = "cursor.tmp";
-const HEADER: u64 = 8;
+pub(super) const HEADER: u64 = 8;
 /// Offsets in a segment fit in 40 bits (1 TiB); segment numbers keep the 23 bits left, so ids
 /// stay positive i64s (what the uploader's API and SQLite-era ids were).
 const OFFSET_BITS: u32 = 40;
 /// What one read-ahead takes: peeks and drops walk the oldest frames in order, so a single
 /// pread serves many of them.
-const READ_AHEAD: usize = 256 << 10;
+pub(super) const READ_AHEAD: usize = 256 << 10;
 /// A cursor moved by dropped events (not by acks) is written at most this often: under a
 /// spool that stays full every group drops some, and a rename per group would cost more than
 /// the group's own write. Losing it in a crash only resends events that were dropped.
@@ -62,10 +62,10 @@ pub(super) struct Frame {
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Segment {
-    seq: u64,
+pub(super) struct Segment {
+    pub seq: u64,
     /// The end of its last valid frame; for the last segment, where the next group goes.
-    end: u64,
+    pub end: u64,
 }
 
 /// What the log held at open.
@@ -82,7 +82,7 @@ pub(super) struct Log {
     /// A group that would take the last segment past this starts a new one.
     segment_bytes: u64,
     /// The segments on disk, oldest first; never empty.
-    segments: VecDeque<Segment>,
+    segments: Vec<Segment>,
     /// The last segment, where groups are appended.
     head: File,
     cursor: Pos,
@@ -94,7 +94,7 @@ pub(super) struct Log {
     buf: Vec<u8>,
 }
 
-fn segment_name(seq: u64) -> String {
+pub(super) fn segment_name(seq: u64) -> String {
     format!("{seq:020}{SUFFIX}")
 }
 
@@ -155,7 +155,7 @@ impl Log {
             }
         }
         let mut found = Found::default();
-        let mut segments = VecDeque::with_capacity(seqs.len());
+        let mut segments = Vec::with_capacity(seqs.len());
         let last = seqs.len() - 1;
         for (i, &seq) in seqs.iter().enumerate() {
             let path = dir.join(segment_name(seq));
@@ -179,7 +179,7 @@ impl Log {
                     tracing::warn!(path = %path.display(), offset = scan.end, problem, "decision log spool: bad frame; the rest of the segment is skipped");
                 }
             }
-            segments.push_back(Segment { seq, end: scan.end });
+            segments.push(Segment { seq, end: scan.end });
         }
         let head_seq = seqs[last];
         let head = open_head(dir, head_seq)?;
@@ -228,6 +228,18 @@ impl Log {
         self.write_buf()
     }
 
+    /// Whether each append syncs (`synchronous: full`).
+    pub fn syncs(&self) -> bool {
+        self.full
+    }
+
+    /// Whether `events` events of `bytes` payload bytes in all go into the open segment
+    /// without starting the next one.
+    pub fn fits(&self, events: usize, bytes: u64) -> bool {
+        let end = self.head_end();
+        end == 0 || end + bytes + HEADER * events as u64 <= self.segment_bytes
+    }
+
     /// Makes everything appended so far durable against a power loss, whatever `full` says.
     pub fn sync(&self) -> Result<(), SpoolError> {
         self.head.sync_data().map_err(|e| self.head_error(&e))
@@ -250,24 +262,24 @@ impl Log {
             }
             return Err(self.head_error(&e));
         }
-        if let Some(last) = self.segments.back_mut() {
+        if let Some(last) = self.segments.last_mut() {
             last.end += self.buf.len() as u64;
         }
         Ok(())
     }
 
     fn head_end(&self) -> u64 {
-        self.segments.back().map_or(0, |s| s.end)
+        self.segments.last().map_or(0, |s| s.end)
     }
 
     fn head_error(&self, e: &dyn std::fmt::Display) -> SpoolError {
-        let seq = self.segments.back().map_or(0, |s| s.seq);
+        let seq = self.segments.last().map_or(0, |s| s.seq);
         super::storage_error(&self.dir.join(segment_name(seq)), e)
     }
 
     /// Starts the next segment.
     fn roll(&mut self) -> Result<(), SpoolError> {
-        let seq = self.segments.back().map_or(0, |s| s.seq) + 1;
+        let seq = self.segments.last().map_or(0, |s| s.seq) + 1;
         let path = self.dir.join(segment_name(seq));
         let file = File::options()
             .create_new(true)
@@ -279,128 +291,66 @@ impl Log {
             sync_dir(&self.dir).map_err(|e| super::storage_error(&self.dir, &e))?;
         }
         self.head = file;
-        self.segments.push_back(Segment { seq, end: 0 });
+        self.segments.push(Segment { seq, end: 0 });
         Ok(())
+    }
+
+    /// The oldest frames, read as `read::Frames` reads them.
+    fn frames(&mut self) -> Frames<'_> {
+        Frames {
+            dir: &self.dir,
+            segments: &self.segments,
+            reader: &mut self.reader,
+        }
     }
 
     /// The frame at `pos` (or, at the end of a segment, the first of the next one); `None` at
     /// the end of the log.
     pub fn frame(&mut self, pos: Pos) -> Result<Option<Frame>, SpoolError> {
-        let pos = self.normalize(pos);
-        let Some(seg) = self.segments.iter().find(|s| s.seq == pos.seg).copied() else {
-            return Ok(None);
-        };
-        if pos.off >= seg.end {
-            return Ok(None);
-        }
-        let path = || self.dir.join(segment_name(seg.seq));
-        if pos.off + HEADER > seg.end {
-            return Err(super::storage_error(
-                &path(),
-                &format!("frame header cut at {}", pos.off),
-            ));
-        }
-        let header = self
-            .reader
-            .bytes(&self.dir, seg.seq, pos.off, HEADER as usize)
-            .map_err(|e| super::storage_error(&path(), &e))?;
-        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
-        let payload = Pos {
-            seg: seg.seq,
-            off: pos.off + HEADER,
-        };
-        let end = Pos {
-            seg: seg.seq,
-            off: payload.off + u64::from(len),
-        };
-        if end.off > seg.end {
-            return Err(super::storage_error(
-                &path(),
-                &format!("frame at {} runs past the segment", pos.off),
-            ));
-        }
-        Ok(Some(Frame { payload, len, end }))
+        self.frames().frame(pos)
     }
 
-    /// The payload of `frame`.
-    pub fn payload(&mut self, frame: &Frame) -> Result<Vec<u8>, SpoolError> {
-        let seq = frame.payload.seg;
-        self.reader
-            .bytes(&self.dir, seq, frame.payload.off, frame.len as usize)
-            .map(<[u8]>::to_vec)
-            .map_err(|e| super::storage_error(&self.dir.join(segment_name(seq)), &e))
-    }
-
-    /// At the end of a segment that is not the last, the beginning of the next one.
-    fn normalize(&self, mut pos: Pos) -> Pos {
-        for (i, seg) in self.segments.iter().enumerate() {
-            if seg.seq < pos.seg {
-                continue;
-            }
-            if seg.seq > pos.seg {
-                // Between segments (one skipped or deleted): the next one's beginning.
-                pos = Pos {
-                    seg: seg.seq,
-                    off: 0,
-                };
-            }
-            if pos.off < seg.end || i + 1 == self.segments.len() {
-                return pos;
-            }
-            pos = Pos {
-                seg: pos.seg + 1,
-                off: 0,
-            };
+    /// Where the segments are and how far they are committed, for reading the oldest events
+    /// without the writer: bytes once written never change.
+    pub fn view(&self) -> View {
+        View {
+            dir: self.dir.clone(),
+            segments: self.segments.clone(),
+            cursor: self.cursor,
         }
-        pos
     }
 
-    /// Moves the cursor (the oldest live event) to `pos`; written by `save_cursor`.
+    /// Moves the cursor (the oldest live event) to `pos`; written by a `checkpoint`.
     pub fn set_cursor(&mut self, pos: Pos) {
-        let pos = self.normalize(pos);
+        let pos = Frames::normalize_in(&self.segments, pos);
         if pos != self.cursor {
             self.cursor = pos;
             self.dirty = true;
         }
     }
 
-    /// Writes the cursor if it moved (`now`, or once CURSOR_PACE has passed since the last
-    /// write), then deletes the segments it left behind. Only a written cursor lets segments
-    /// go: a crash in between must not find a cursor pointing into a deleted segment's past.
-    pub fn save_cursor(&mut self, now: bool) -> Result<(), SpoolError> {
+    /// The cursor to write if it moved (`now`, or once CURSOR_PACE has passed since the last
+    /// one), and the segments wholly behind it. They leave the log now; their files go once the
+    /// cursor is written (`Checkpoint::write`), which takes no part of the log: the writer
+    /// need not wait for it.
+    pub fn checkpoint(&mut self, now: bool) -> Option<Checkpoint> {
         if !self.dirty || !(now || self.written.elapsed() >= CURSOR_PACE) {
-            return Ok(());
+            return None;
         }
-        let mut record = Vec::with_capacity(20);
-        record.extend_from_slice(&self.cursor.seg.to_le_bytes());
-        record.extend_from_slice(&self.cursor.off.to_le_bytes());
-        record.extend_from_slice(&crc32fast::hash(&record).to_le_bytes());
-        let temp = self.dir.join(CURSOR_TEMP);
-        let written = (|| {
-            let file = File::create(&temp)?;
-            file.write_all_at(&record, 0)?;
-            if self.full {
-                file.sync_all()?;
-            }
-            std::fs::rename(&temp, self.dir.join(CURSOR_NAME))?;
-            if self.full {
-                sync_dir(&self.dir)?;
-            }
-            Ok(())
-        })();
-        written.map_err(|e: io::Error| super::storage_error(&temp, &e))?;
         self.dirty = false;
         self.written = Instant::now();
+        let mut consumed = Vec::new();
         while self.segments.len() > 1 && self.segments[0].seq < self.cursor.seg {
-            if let Some(gone) = self.segments.pop_front() {
-                let path = self.dir.join(segment_name(gone.seq));
-                if let Err(error) = std::fs::remove_file(&path) {
-                    tracing::warn!(path = %path.display(), %error, "decision log spool: consumed segment not deleted");
-                }
-                self.reader.forget(gone.seq);
-            }
+            let gone = self.segments.remove(0);
+            self.reader.forget(gone.seq);
+            consumed.push(gone.seq);
         }
-        Ok(())
+        Some(Checkpoint {
+            dir: self.dir.clone(),
+            full: self.full,
+            cursor: self.cursor,
+            consumed,
+        })
     }
 
     #[cfg(test)]
@@ -451,6 +401,83 @@ fn read_cursor(dir: &Path) -> Option<Pos> {
     })
 }
 
+/// A cursor to write and the segments it leaves behind (see `Log::checkpoint`).
+pub(super) struct Checkpoint {
+    dir: PathBuf,
+    full: bool,
+    cursor: Pos,
+    consumed: Vec<u64>,
+}
+
+/// Writes checkpoints one at a time. The writer makes them, in cursor order, but the uploader
+/// and the writer may write theirs at the same moment: an older cursor never replaces a newer
+/// one, and the segments of a checkpoint that could not be written go with the next.
+#[derive(Default)]
+pub(super) struct Persister {
+    state: std::sync::Mutex<Persisted>,
+}
+
+#[derive(Default)]
+struct Persisted {
+    written: Option<Pos>,
+    leftover: Vec<u64>,
+}
+
+impl Persister {
+    /// Writes the cursor, then deletes the consumed segments. Only a written cursor lets
+    /// segments go: a crash in between must not find a cursor pointing into a deleted
+    /// segment's past. Blocking.
+    pub fn write(&self, checkpoint: Checkpoint) -> Result<(), SpoolError> {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Checkpoint {
+            dir,
+            full,
+            cursor,
+            consumed,
+        } = checkpoint;
+        state.leftover.extend(consumed);
+        if state.written.is_none_or(|w| w < cursor) {
+            write_cursor(&dir, full, cursor)?;
+            state.written = Some(cursor);
+        }
+        for seq in state.leftover.drain(..) {
+            let path = dir.join(segment_name(seq));
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(error) => {
+                    tracing::warn!(path = %path.display(), %error, "decision log spool: consumed segment not deleted")
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn write_cursor(dir: &Path, full: bool, cursor: Pos) -> Result<(), SpoolError> {
+    let mut record = Vec::with_capacity(20);
+    record.extend_from_slice(&cursor.seg.to_le_bytes());
+    record.extend_from_slice(&cursor.off.to_le_bytes());
+    record.extend_from_slice(&crc32fast::hash(&record).to_le_bytes());
+    let temp = dir.join(CURSOR_TEMP);
+    let written = (|| {
+        let file = File::create(&temp)?;
+        file.write_all_at(&record, 0)?;
+        if full {
+            file.sync_all()?;
+        }
+        std::fs::rename(&temp, dir.join(CURSOR_NAME))?;
+        if full {
+            sync_dir(dir)?;
+        }
+        Ok(())
+    })();
+    written.map_err(|e: io::Error| super::storage_error(&temp, &e))
+}
+
 /// What a scan of one segment found: where its valid frames end, and why they end there if
 /// not at the end of the file.
 struct Scan {
@@ -496,58 +523,4 @@ fn scan(path: &Path, from: u64, found: &mut Found) -> io::Result<Scan> {
         found.bytes += u64::from(len);
     };
     Ok(Scan { end: at, bad })
-}
-
-/// Reads the oldest frames through a read-ahead buffer, from one segment at a time.
-#[derive(Default)]
-struct Reader {
-    file: Option<(u64, File)>,
-    start: u64,
-    buf: Vec<u8>,
-}
-
-impl Reader {
-    /// `len` bytes at `off` in segment `seq`. Bytes once written never change, so what the
-    /// buffer holds stays valid while groups are appended after it.
-    fn bytes(&mut self, dir: &Path, seq: u64, off: u64, len: usize) -> io::Result<&[u8]> {
-        let same = matches!(&self.file, Some((s, _)) if *s == seq);
-        let held =
-            same && off >= self.start && off + len as u64 <= self.start + self.buf.len() as u64;
-        if !held {
-            if !same {
-                self.file = Some((seq, File::open(dir.join(segment_name(seq)))?));
-            }
-            let Some((_, file)) = &self.file else {
-                return Err(io::Error::other("no segment open"));
-            };
-            self.buf.resize(len.max(READ_AHEAD), 0);
-            let mut filled = 0;
-            while filled < self.buf.len() {
-                match file.read_at(&mut self.buf[filled..], off + filled as u64) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            self.buf.truncate(filled);
-            self.start = off;
-            if filled < len {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("{len} bytes expected at {off}, {filled} found"),
-                ));
-            }
-        }
-        let at = (off - self.start) as usize;
-        Ok(&self.buf[at..at + len])
-    }
-
-    /// Closes segment `seq` if it is the one held: its file was deleted.
-    fn forget(&mut self, seq: u64) {
-        if matches!(&self.file, Some((s, _)) if *s == seq) {
-            self.file = None;
-            self.buf.clear();
-        }
-    }
 }

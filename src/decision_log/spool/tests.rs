@@ -51,13 +51,14 @@ async fn events_survive_reopening_and_leave_only_when_acknowledged() {
                 .await
                 .unwrap();
         }
-        let rows = spool.peek(1 << 20).await.unwrap();
+        let peeked_rows = spool.peek(1 << 20).await.unwrap();
+        let rows = &peeked_rows.rows;
         assert_eq!(rows.len(), 5);
-        assert_eq!(spool.ack(rows[1].0).await.unwrap(), 2);
+        assert_eq!(spool.ack(peeked_rows.through(rows[1].0)).await.unwrap(), 2);
     }
     // The writer thread ends with its last handle; the files are released.
     let spool = reopen(dir.path(), SEGMENT_BYTES).await;
-    let rows = spool.peek(1 << 20).await.unwrap();
+    let rows = spool.peek(1 << 20).await.unwrap().rows;
     assert_eq!(
         bodies(&rows),
         vec![&b"{\"n\":2}"[..], b"{\"n\":3}", b"{\"n\":4}"]
@@ -92,7 +93,7 @@ async fn a_full_spool_refuses_or_drops_the_oldest() {
     for e in [&b"12345"[..], b"67890", b"abcde"] {
         drop.append(e.to_vec()).await.unwrap();
     }
-    let rows = drop.peek(100).await.unwrap();
+    let rows = drop.peek(100).await.unwrap().rows;
     assert_eq!(bodies(&rows), vec![&b"67890"[..], b"abcde"]);
     assert!(matches!(
         drop.append(vec![b'x'; 11]).await,
@@ -103,7 +104,7 @@ async fn a_full_spool_refuses_or_drops_the_oldest() {
     for done in futures_util::future::join_all(group).await {
         done.unwrap();
     }
-    let rows = drop.peek(100).await.unwrap();
+    let rows = drop.peek(100).await.unwrap().rows;
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[1].1, b"grp-5");
 }
@@ -118,7 +119,8 @@ async fn concurrent_events_share_writes_and_leave_in_order() {
     }
 
     // Acknowledged part-way: the rest stays, in order.
-    let all = spool.peek(1 << 20).await.unwrap();
+    let peeked_all = spool.peek(1 << 20).await.unwrap();
+    let all = &peeked_all.rows;
     let mut numbers: Vec<u32> = all
         .iter()
         .map(|(_, e)| std::str::from_utf8(e).unwrap().parse().unwrap())
@@ -126,14 +128,20 @@ async fn concurrent_events_share_writes_and_leave_in_order() {
     numbers.sort_unstable();
     assert_eq!(numbers, (0..500).collect::<Vec<_>>());
     assert!(all.windows(2).all(|w| w[0].0 < w[1].0), "ids grow");
-    assert_eq!(spool.ack(all[249].0).await.unwrap(), 250);
-    let rest = spool.peek(1 << 20).await.unwrap();
+    assert_eq!(
+        spool.ack(peeked_all.through(all[249].0)).await.unwrap(),
+        250
+    );
+    let rest = spool.peek(1 << 20).await.unwrap().rows;
     assert_eq!(rest, all[250..].to_vec());
     // An id acknowledged again removes nothing.
-    assert_eq!(spool.ack(all[249].0).await.unwrap(), 0);
-    assert_eq!(spool.peek(1).await.unwrap().len(), 1, "at least one");
-    assert_eq!(spool.ack(all[499].0).await.unwrap(), 250);
-    assert!(spool.peek(1 << 20).await.unwrap().is_empty());
+    assert_eq!(spool.ack(peeked_all.through(all[249].0)).await.unwrap(), 0);
+    assert_eq!(spool.peek(1).await.unwrap().rows.len(), 1, "at least one");
+    assert_eq!(
+        spool.ack(peeked_all.through(all[499].0)).await.unwrap(),
+        250
+    );
+    assert!(spool.peek(1 << 20).await.unwrap().rows.is_empty());
 }
 
 #[tokio::test]
@@ -175,7 +183,7 @@ async fn a_torn_tail_is_cut_and_earlier_events_kept() {
         let spool = reopen(&dir, SEGMENT_BYTES).await;
         assert_eq!(std::fs::metadata(&segment).unwrap().len(), good, "case {n}");
         spool.append(b"three".to_vec()).await.unwrap();
-        let rows = spool.peek(1 << 20).await.unwrap();
+        let rows = spool.peek(1 << 20).await.unwrap().rows;
         assert_eq!(
             bodies(&rows),
             vec![&b"one"[..], b"two", b"three"],
@@ -195,25 +203,30 @@ async fn segments_roll_and_leave_once_consumed() {
             spool.append(event(i)).await.unwrap();
         }
         assert_eq!(segment_files(dir.path()).len(), 7);
-        let rows = spool.peek(1 << 20).await.unwrap();
+        let peeked_rows = spool.peek(1 << 20).await.unwrap();
+        let rows = &peeked_rows.rows;
         assert_eq!(rows.len(), 20);
         // Part-way into the third segment: the first two go.
-        assert_eq!(spool.ack(rows[7].0).await.unwrap(), 8);
+        assert_eq!(spool.ack(peeked_rows.through(rows[7].0)).await.unwrap(), 8);
         assert_eq!(segment_files(dir.path()).len(), 5);
     }
     let spool = reopen(dir.path(), 90).await;
-    let rows = spool.peek(1 << 20).await.unwrap();
+    let peeked_rows = spool.peek(1 << 20).await.unwrap();
+    let rows = &peeked_rows.rows;
     let expected: Vec<Vec<u8>> = (8..20).map(event).collect();
     assert_eq!(
         rows.iter().map(|r| r.1.clone()).collect::<Vec<_>>(),
         expected
     );
     // Everything taken: only the segment being written is left.
-    assert_eq!(spool.ack(rows[11].0).await.unwrap(), 12);
+    assert_eq!(
+        spool.ack(peeked_rows.through(rows[11].0)).await.unwrap(),
+        12
+    );
     assert_eq!(segment_files(dir.path()).len(), 1);
     spool.append(event(20)).await.unwrap();
     assert_eq!(
-        bodies(&spool.peek(1 << 20).await.unwrap()),
+        bodies(&spool.peek(1 << 20).await.unwrap().rows),
         vec![&event(20)[..]]
     );
 }
@@ -227,7 +240,7 @@ async fn dropping_the_oldest_walks_across_segments() {
     for i in 0..50u32 {
         spool.append(format!("{i:010}").into_bytes()).await.unwrap();
     }
-    let rows = spool.peek(1 << 20).await.unwrap();
+    let rows = spool.peek(1 << 20).await.unwrap().rows;
     let expected: Vec<Vec<u8>> = (40..50u32)
         .map(|i| format!("{i:010}").into_bytes())
         .collect();
@@ -249,7 +262,7 @@ async fn a_spool_of_a_row_per_event_is_taken_over() {
         .unwrap();
     }
     let spool = reopen(dir.path(), SEGMENT_BYTES).await;
-    let rows = spool.peek(1 << 20).await.unwrap();
+    let rows = spool.peek(1 << 20).await.unwrap().rows;
     assert_eq!(bodies(&rows), vec![&b"{\"n\":1}"[..], b"{\"n\":2}"]);
     assert!(!dir.path().join("spool.db").exists());
 }
@@ -277,7 +290,7 @@ async fn a_spool_of_a_row_per_group_is_taken_over() {
         .unwrap();
     }
     let spool = reopen(dir.path(), SEGMENT_BYTES).await;
-    let rows = spool.peek(1 << 20).await.unwrap();
+    let rows = spool.peek(1 << 20).await.unwrap().rows;
     assert_eq!(bodies(&rows), vec![&b"a"[..], b"bb", b"ccc"]);
     assert!(!dir.path().join("spool.db").exists());
     assert!(!dir.path().join("spool.db-wal").exists());
@@ -296,8 +309,9 @@ async fn a_synchronous_full_spool_rolls_and_acks_the_same() {
         for i in 0..10u32 {
             spool.append(format!("{i:010}").into_bytes()).await.unwrap();
         }
-        let rows = spool.peek(1 << 20).await.unwrap();
-        assert_eq!(spool.ack(rows[5].0).await.unwrap(), 6);
+        let peeked_rows = spool.peek(1 << 20).await.unwrap();
+        let rows = &peeked_rows.rows;
+        assert_eq!(spool.ack(peeked_rows.through(rows[5].0)).await.unwrap(), 6);
     }
     let spool = loop {
         match Spool::open_with(dir.path(), &config, l, None, 64) {
@@ -305,7 +319,7 @@ async fn a_synchronous_full_spool_rolls_and_acks_the_same() {
             Err(_) => tokio::task::yield_now().await,
         }
     };
-    let rows = spool.peek(1 << 20).await.unwrap();
+    let rows = spool.peek(1 << 20).await.unwrap().rows;
     let expected: Vec<Vec<u8>> = (6..10u32)
         .map(|i| format!("{i:010}").into_bytes())
         .collect();
@@ -313,4 +327,51 @@ async fn a_synchronous_full_spool_rolls_and_acks_the_same() {
         rows.iter().map(|r| r.1.clone()).collect::<Vec<_>>(),
         expected
     );
+}
+
+/// The spool's `verdict_decision_log_spool_writes_total` as `/metrics` shows it.
+fn writes(metrics: &crate::telemetry::metrics::Metrics) -> u64 {
+    let text = String::from_utf8(metrics.render(&[], &[])).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("verdict_decision_log_spool_writes_total "))
+        .unwrap();
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn events_that_wait_for_the_writer_are_committed_with_one_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = crate::telemetry::metrics::Metrics::new().unwrap();
+    let l = limits(1 << 20, WhenFull::Refuse);
+    // Each append of a `full` spool syncs on a blocking thread: the first one hands the
+    // writer to the drainer with its event, and the 99 that come meanwhile queue behind it.
+    let config = SpoolConfig {
+        synchronous: Synchronous::Full,
+        ..SpoolConfig::default()
+    };
+    let spool = Spool::open(dir.path(), &config, l, Some(metrics.spool())).unwrap();
+    let appends = (0..100).map(|i| spool.append(format!("{i}").into_bytes()));
+    for done in futures_util::future::join_all(appends).await {
+        done.unwrap();
+    }
+    assert_eq!(writes(&metrics), 1, "a hundred events, one write");
+    let peeked = spool.peek(1 << 20).await.unwrap();
+    assert_eq!((peeked.rows.len(), peeked.all), (100, true));
+    assert!(!spool.peek(1).await.unwrap().all, "one of a hundred");
+
+    // A free writer is taken by the event itself: one write each, nothing waits.
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = crate::telemetry::metrics::Metrics::new().unwrap();
+    let spool = Spool::open(
+        dir.path(),
+        &SpoolConfig::default(),
+        l,
+        Some(metrics.spool()),
+    );
+    let spool = spool.unwrap();
+    for i in 0..10 {
+        spool.append(format!("{i}").into_bytes()).await.unwrap();
+    }
+    assert_eq!(writes(&metrics), 10);
 }
