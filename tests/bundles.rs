@@ -169,6 +169,7 @@ async fn a_bad_bundle_is_refused_and_the_last_good_one_keeps_serving() {
             "archive read failed: gzip: invalid header",
         ),
     ];
+    let cases = bad.len() as f64;
     for (what, bytes, expected) in bad {
         // The previous case left an error in the status: wait for this bundle's own verdict.
         let before = server.attempts();
@@ -218,6 +219,25 @@ async fn a_bad_bundle_is_refused_and_the_last_good_one_keeps_serving() {
             "{what}: /health?bundles names the rejection: {warning}"
         );
     }
+
+    // Every rejection is counted where a dashboard or an alert looks for it.
+    let metrics = common::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let failed = format!(
+        r#"bundle_failed_load_counter{{code="bundle_error",name="{}"}} "#,
+        path.display()
+    );
+    let counted: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(failed.as_str()))
+        .unwrap_or_else(|| panic!("no {failed} in {metrics}"))
+        .parse()
+        .unwrap();
+    assert_eq!(counted, cases);
 
     // A good bundle again: activated, and the error is gone.
     replace_file(&path, &bundle_tar(&simple_bundle("good-2", "false")));

@@ -8,6 +8,7 @@ mod common;
 
 use std::path::Path;
 
+use axum::http::Method;
 use common::collector::{reserve_addr, Answer, Collector};
 use common::running::Running;
 use common::{bundle_tar, golden, http, Server, WAIT};
@@ -196,6 +197,11 @@ async fn events_are_opas_masked_and_named_in_responses() {
     assert_eq!(metrics, opa_metrics);
 
     let upload = &collector.uploads()[0];
+    // OPA's default resource.
+    assert_eq!(
+        (&upload.method, upload.path.as_str()),
+        (&Method::POST, "/logs")
+    );
     assert_eq!(upload.headers["content-encoding"], "gzip");
     assert_eq!(upload.headers["content-type"], "application/json");
     assert_eq!(upload.status, 200);
@@ -211,8 +217,12 @@ fn golden_upload_event() -> Json {
 async fn a_collector_down_for_the_whole_run_gets_every_decision_once_up() {
     let addr = reserve_addr();
     let dir = tempfile::tempdir().unwrap();
+    let resource = json!({"decision_logs": {
+        "resource": "/audit/payments",
+        "reporting": {"upload_size_limit_bytes": 4096}
+    }});
     let server = Server::start(
-        config(&format!("http://{addr}"), dir.path(), json!({})),
+        config(&format!("http://{addr}"), dir.path(), resource),
         vec![payment_bundle()],
     )
     .await;
@@ -235,16 +245,25 @@ async fn a_collector_down_for_the_whole_run_gets_every_decision_once_up() {
     })
     .await;
     assert!(metric(&server.addr, "verdict_decision_log_uploaded_events_total").await >= 200.0);
-    // OPA's chunking: no upload is larger than upload_size_limit_bytes (32 KiB).
-    assert!(collector
-        .uploads()
+    let uploads = collector.uploads();
+    assert!(uploads
         .iter()
-        .all(|u| u.headers["content-length"]
-            .to_str()
-            .unwrap()
-            .parse::<u64>()
-            .unwrap()
-            <= 32768));
+        .all(|u| u.method == Method::POST && u.path == "/audit/payments"));
+    // OPA's chunking: the backlog goes in several uploads, none larger than
+    // upload_size_limit_bytes.
+    let sizes: Vec<u64> = uploads
+        .iter()
+        .filter(|u| u.status == 200)
+        .map(|u| {
+            u.headers["content-length"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert!(sizes.len() >= 2, "{sizes:?}");
+    assert!(sizes.iter().all(|&n| n <= 4096), "{sizes:?}");
 }
 
 #[tokio::test]
@@ -300,8 +319,21 @@ fn binary_args(dir: &Path, collector: std::net::SocketAddr) -> Vec<String> {
     .to_vec()
 }
 
+/// One decision, or why there was none (the server is gone).
+async fn try_decide(addr: &str) -> Result<String, reqwest::Error> {
+    let body: Json = http()
+        .post(format!("http://{addr}/v1/data/payment/allow"))
+        .body(format!(r#"{{"input": {INPUT}}}"#))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(body["decision_id"].as_str().unwrap().to_string())
+}
+
 #[tokio::test]
-async fn decisions_answered_before_a_sigkill_all_arrive_after_the_restart() {
+async fn decisions_answered_until_a_sigkill_under_load_all_arrive_after_the_restart() {
     let addr = reserve_addr();
     let dir = tempfile::tempdir().unwrap();
     let args = binary_args(dir.path(), addr);
@@ -309,13 +341,98 @@ async fn decisions_answered_before_a_sigkill_all_arrive_after_the_restart() {
 
     let mut first = Running::spawn(&args);
     let verdict = first.address().await;
-    let ids = decisions(&verdict, 100).await;
+    // Eight clients decide as fast as they can until verdict is gone: the kill lands among
+    // decisions in flight, some of them answered a moment before it.
+    let (count, mut counted) = tokio::sync::watch::channel(0usize);
+    let answered = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let (verdict, answered, count) = (verdict.clone(), answered.clone(), count.clone());
+            tokio::spawn(async move {
+                while let Ok(id) = try_decide(&verdict).await {
+                    answered.lock().unwrap().push(id);
+                    count.send_modify(|n| *n += 1);
+                }
+            })
+        })
+        .collect();
+    tokio::time::timeout(WAIT, counted.wait_for(|n| *n >= 300))
+        .await
+        .expect("300 decisions answered")
+        .unwrap();
     first.kill9().await;
+    for client in clients {
+        client.await.unwrap();
+    }
+    let ids = answered.lock().unwrap().clone();
 
     let collector = Collector::start_on(addr, Answer::Ok).await;
     let mut second = Running::spawn(&args);
     second.address().await;
     collector.wait_for_ids(&ids).await;
+}
+
+/// The default decision (`POST /`) and the native gRPC API decide through the same core, and
+/// log the same way; with logging off, responses carry no `decision_id`, as OPA's do not.
+#[tokio::test]
+async fn every_transport_logs_its_decisions() {
+    let collector = Collector::start(Answer::Ok).await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = json!({
+        "default_decision": "/payment/allow",
+        "plugins": {"envoy_ext_authz_grpc": {"addr": "127.0.0.1:0"}}
+    });
+    let server = Server::start(
+        config(&collector.url(), dir.path(), extra),
+        vec![payment_bundle()],
+    )
+    .await;
+
+    let bare = http()
+        .post(server.url("/"))
+        .body(r#"{"role": "customer", "amount": 250, "currency": "EUR", "merchant": "m-1", "country": "via-root"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare.status(), 200);
+    assert_eq!(bare.json::<Json>().await.unwrap(), json!(true));
+
+    let mut grpc = common::grpc::decisions_client(&server).await;
+    let answer = grpc
+        .evaluate(verdict::server::grpc::pb::EvaluateRequest {
+            path: "payment/allow".into(),
+            input: r#"{"role": "customer", "amount": 250, "currency": "EUR", "merchant": "m-1", "country": "via-grpc"}"#
+                .into(),
+            strict_builtin_errors: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    collector
+        .wait_for_ids(std::slice::from_ref(&answer.decision_id))
+        .await;
+    collector
+        .wait_until("the default decision's event", |_, events| {
+            events.values().any(|e| e["input"]["country"] == "via-root")
+        })
+        .await;
+    let events = collector.events();
+    let grpc_event = &events[&answer.decision_id];
+    assert_eq!(grpc_event["path"], "payment/allow");
+    assert_eq!(grpc_event["result"], json!(true));
+    let root_event = events
+        .values()
+        .find(|e| e["input"]["country"] == "via-root")
+        .unwrap();
+    assert_eq!(root_event["path"], "payment/allow");
+    assert_eq!(root_event["result"], json!(true));
+    server.stop().await;
+
+    // Logging off: the same request, no decision id.
+    let quiet = Server::start(common::test_config(), vec![payment_bundle()]).await;
+    let (status, body) = decide(&quiet.addr, "payment/allow", INPUT).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, json!({"result": true}));
 }
 
 #[tokio::test]
@@ -351,6 +468,9 @@ async fn a_full_spool_refuses_decisions_when_configured_to() {
         metric(&server.addr, "verdict_decision_log_refused_decisions_total").await,
         1.0
     );
+    // Its client got an error, and that is what it is counted as.
+    let errors = r#"verdict_decisions_total{outcome="error",path="payment/allow"}"#;
+    assert_eq!(metric(&server.addr, errors).await, 1.0);
 
     // Once the collector has taken the backlog, decisions are answered again.
     let collector = Collector::start_on(addr, Answer::Ok).await;
@@ -393,7 +513,7 @@ async fn a_full_spool_drops_the_oldest_events_by_default_and_says_so() {
 }
 
 /// A bundle whose mask policy upserts the merchant, and answers an invalid entry when the
-/// input asks for it.
+/// input asks for it; its drop policy fails with a conflict when the input asks for that.
 fn masking_bundle() -> Vec<u8> {
     let files = [
         (
@@ -411,6 +531,10 @@ fn masking_bundle() -> Vec<u8> {
 mask contains {"op": "upsert", "path": "/input/merchant", "value": "**"}
 
 mask contains "/labels/id" if input.input.broken
+
+drop := true if input.input.conflict
+
+drop := false if input.input.conflict
 "#,
         ),
     ];
@@ -422,7 +546,7 @@ mask contains "/labels/id" if input.input.broken
 }
 
 #[tokio::test]
-async fn a_broken_mask_or_an_upsert_without_input_never_fails_a_decision() {
+async fn a_broken_mask_or_drop_policy_or_an_upsert_without_input_never_fails_a_decision() {
     let collector = Collector::start(Answer::Ok).await;
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("mask.tar.gz");
@@ -449,11 +573,18 @@ async fn a_broken_mask_or_an_upsert_without_input_never_fails_a_decision() {
         r#"{"broken": true, "merchant": "secret-merchant"}"#,
     )
     .await;
-    assert_eq!((s1, s2, s3), (200, 200, 200));
+    // A drop policy that fails keeps the event: an auditor would rather see too much.
+    let (s4, undroppable) = decide(
+        &server.addr,
+        "app/allow",
+        r#"{"conflict": true, "merchant": "m-4"}"#,
+    )
+    .await;
+    assert_eq!((s1, s2, s3, s4), (200, 200, 200, 200));
 
     let id = |b: &Json| b["decision_id"].as_str().unwrap().to_string();
     collector
-        .wait_for_ids(&[id(&masked), id(&no_input), id(&broken)])
+        .wait_for_ids(&[id(&masked), id(&no_input), id(&broken), id(&undroppable)])
         .await;
     let events = collector.events();
     let e = &events[&id(&masked)];

@@ -57,6 +57,8 @@ async fn metrics_count_requests_and_decisions_with_bounded_labels() {
     // Paths the policy does not define share one label, whatever a client makes up.
     decide(&server, "/v1/data/payment/made-up-1", 100).await;
     decide(&server, "/v1/data/made/up/2", 100).await;
+    // Below a rule a client can write anything: counted under the rule it reads into.
+    decide(&server, "/v1/data/payment/decision/m-secret-merchant", 100).await;
     assert_eq!(
         common::get(server.url("/health")).await.unwrap().status(),
         200
@@ -72,7 +74,7 @@ async fn metrics_count_requests_and_decisions_with_bounded_labels() {
     let expect = [
         (
             r#"http_request_duration_seconds_count{code="200",handler="v1/data",method="post"}"#,
-            5.0,
+            6.0,
         ),
         (
             r#"http_request_duration_seconds_count{code="200",handler="health",method="get"}"#,
@@ -91,10 +93,14 @@ async fn metrics_count_requests_and_decisions_with_bounded_labels() {
             1.0,
         ),
         (
+            r#"verdict_decisions_total{outcome="undefined",path="payment/decision"}"#,
+            1.0,
+        ),
+        (
             r#"verdict_decisions_total{outcome="undefined",path="other"}"#,
             2.0,
         ),
-        ("verdict_evaluation_duration_seconds_count", 5.0),
+        ("verdict_evaluation_duration_seconds_count", 6.0),
         (r#"bundle_loaded_counter{name="bundles/payment"}"#, 1.0),
         (r#"plugin_status_gauge{name="bundle",status="OK"}"#, 1.0),
     ];
@@ -118,6 +124,40 @@ async fn metrics_count_requests_and_decisions_with_bounded_labels() {
     // No input value and no made-up path reaches a label.
     assert!(!text.contains("m-secret-merchant"));
     assert!(!text.contains("made-up") && !text.contains("made/up"));
+}
+
+#[tokio::test]
+async fn a_diagnostic_address_serves_health_and_metrics_and_nothing_else() {
+    let mut config = test_config();
+    config.verdict.diagnostic_addr = vec!["127.0.0.1:0".into()];
+    let sources = verdict::cli::run::sources(&config).unwrap();
+    let server = Server::start(config, sources).await;
+    let diagnostic = server.diagnostic_addr.clone().unwrap();
+    assert_ne!(diagnostic, server.addr);
+    decide(&server, "/v1/data/payment/decision", 100).await;
+
+    let at = |path: &str| format!("http://{diagnostic}{path}");
+    let metrics = common::get(at("/metrics")).await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    let text = metrics.text().await.unwrap();
+    let decided = r#"verdict_decisions_total{outcome="allow",path="payment/decision"}"#;
+    assert_eq!(sample(&text, decided), Some(1.0), "the API's decision");
+    assert_eq!(common::get(at("/health")).await.unwrap().status(), 200);
+    let ready = common::get(at("/health?bundles")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    // No policy, no data, no decisions there: Go's 404, as OPA's diagnostic server answers.
+    for path in ["/v1/data/payment/decision", "/v1/policies", "/v1/config"] {
+        let r = common::get(at(path)).await.unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+        assert_eq!(r.text().await.unwrap(), "404 page not found\n");
+    }
+    let posted = common::http()
+        .post(at("/v1/data/payment/decision"))
+        .json(&json!({"input": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 404);
 }
 
 #[tokio::test]
@@ -159,33 +199,124 @@ async fn promtool_accepts_the_exposition() {
     assert!(faults.is_empty(), "promtool: {report}");
 }
 
-/// Metric names in a PromQL expression: identifiers followed by a selector or a range.
+/// PromQL's own words: what an identifier outside braces is when it is not a metric.
+const PROMQL_WORDS: [&str; 24] = [
+    "sum",
+    "rate",
+    "irate",
+    "increase",
+    "max",
+    "min",
+    "avg",
+    "count",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "histogram_quantile",
+    "label_values",
+    "topk",
+    "bottomk",
+    "and",
+    "or",
+    "unless",
+    "offset",
+    "bool",
+    "clamp_min",
+];
+
+/// Metric names in a PromQL expression: every identifier outside strings, label matchers,
+/// ranges, grouping clauses and numbers that is not a function or keyword.
 fn metric_names(expr: &str) -> Vec<String> {
-    let re = regex::Regex::new(r"([A-Za-z_:][A-Za-z0-9_:]*)\s*[\{\[]").unwrap();
-    let label_values = regex::Regex::new(r"label_values\(\s*([A-Za-z_:][A-Za-z0-9_:]*)").unwrap();
-    re.captures_iter(expr)
-        .chain(label_values.captures_iter(expr))
-        .map(|c| c[1].to_string())
+    let hidden = regex::Regex::new(
+        r#""[^"]*"|\{[^}]*\}|\[[^\]]*\]|\b(?:by|without|on|ignoring)\s*\([^)]*\)|\b\d[0-9.eE]*"#,
+    )
+    .unwrap();
+    let bare = hidden.replace_all(expr, " ");
+    let ident = regex::Regex::new(r"[A-Za-z_:][A-Za-z0-9_:]*").unwrap();
+    let label_values =
+        regex::Regex::new(r"label_values\(\s*[A-Za-z_:][A-Za-z0-9_:]*\s*,\s*([A-Za-z_]+)").unwrap();
+    ident
+        .find_iter(&bare)
+        .map(|m| m.as_str())
+        .filter(|w| !PROMQL_WORDS.contains(w))
+        .filter(|w| {
+            // `label_values(metric, label)`: the label is no metric.
+            !label_values.captures_iter(expr).any(|c| &c[1] == *w)
+        })
+        .map(str::to_string)
         .collect()
 }
 
+/// The labels an expression selects on or groups by, with the metric each belongs to (`None`
+/// for a grouping, which may name a label of any metric of the expression), and the value of
+/// each `=` matcher.
+fn labels_used(expr: &str) -> Vec<(Option<String>, String, Option<String>)> {
+    let selector = regex::Regex::new(r"([A-Za-z_:][A-Za-z0-9_:]*)\s*\{([^}]*)\}").unwrap();
+    let matcher =
+        regex::Regex::new(r#"([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"([^"]*)""#).unwrap();
+    let grouping = regex::Regex::new(r"\b(?:by|without)\s*\(([^)]*)\)").unwrap();
+    let mut used = Vec::new();
+    for s in selector.captures_iter(expr) {
+        for m in matcher.captures_iter(&s[2]) {
+            let value = (&m[2] == "=").then(|| m[3].to_string());
+            used.push((Some(s[1].to_string()), m[1].to_string(), value));
+        }
+    }
+    for g in grouping.captures_iter(expr) {
+        for label in g[1].split(',').map(str::trim).filter(|l| !l.is_empty()) {
+            used.push((None, label.to_string(), None));
+        }
+    }
+    if let Some(c) =
+        regex::Regex::new(r"label_values\(\s*([A-Za-z_:][A-Za-z0-9_:]*)\s*,\s*([A-Za-z_]+)")
+            .unwrap()
+            .captures(expr)
+    {
+        used.push((Some(c[1].to_string()), c[2].to_string(), None));
+    }
+    used
+}
+
 #[tokio::test]
-async fn the_dashboard_queries_only_metrics_verdict_emits() {
+async fn the_dashboard_queries_only_metrics_and_labels_verdict_emits() {
     let text = scrape_after_a_decision().await;
-    // Every family, with the series names a histogram adds.
+    // Every family, with the series names a histogram adds, and the labels of each series.
     let mut emitted = std::collections::BTreeSet::new();
+    let mut labels: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    let series = regex::Regex::new(r#"^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})? "#).unwrap();
+    let label = regex::Regex::new(r#"([A-Za-z_][A-Za-z0-9_]*)=""#).unwrap();
     for line in text.lines() {
-        let Some(rest) = line.strip_prefix("# TYPE ") else {
-            continue;
-        };
-        let (name, kind) = rest.split_once(' ').unwrap();
-        emitted.insert(name.to_string());
-        if kind == "histogram" {
-            for suffix in ["_bucket", "_sum", "_count"] {
-                emitted.insert(format!("{name}{suffix}"));
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            emitted.insert(name.to_string());
+            if kind == "histogram" {
+                for suffix in ["_bucket", "_sum", "_count"] {
+                    emitted.insert(format!("{name}{suffix}"));
+                }
+            }
+        } else if let Some(c) = series.captures(line) {
+            let names = labels.entry(c[1].to_string()).or_default();
+            if let Some(pairs) = c.get(2) {
+                names.extend(
+                    label
+                        .captures_iter(pairs.as_str())
+                        .map(|l| l[1].to_string()),
+                );
             }
         }
     }
+    // The scrape config gives every target its `node`.
+    let scrape = std::fs::read_to_string(common::repo().join("deploy/prometheus/prometheus.yml"));
+    assert!(
+        scrape.unwrap().contains("node: "),
+        "the scrape config sets no node label"
+    );
+    let outcomes = ["allow", "deny", "defined", "undefined", "error"];
+
     let dashboard: serde_json::Value = serde_json::from_slice(
         &std::fs::read(common::repo().join("deploy/grafana/verdict-dashboard.json")).unwrap(),
     )
@@ -205,9 +336,26 @@ async fn the_dashboard_queries_only_metrics_verdict_emits() {
     for expr in &exprs {
         let names = metric_names(expr);
         assert!(!names.is_empty(), "no metric in {expr}");
-        for name in names {
-            assert!(emitted.contains(&name), "{name} (in {expr}) is not emitted");
-            used.insert(name);
+        for name in &names {
+            assert!(emitted.contains(name), "{name} (in {expr}) is not emitted");
+            used.insert(name.clone());
+        }
+        let known = |metric: &str, l: &str| {
+            l == "node" || labels.get(metric).is_some_and(|set| set.contains(l))
+        };
+        for (metric, l, value) in labels_used(expr) {
+            let ok = match &metric {
+                Some(m) => known(m, &l),
+                None => names.iter().any(|m| known(m, &l)),
+            };
+            assert!(ok, "label {l} (in {expr}) is not on {metric:?}");
+            match (l.as_str(), value) {
+                ("outcome", Some(v)) => assert!(outcomes.contains(&v.as_str()), "{v} in {expr}"),
+                ("handler", Some(v)) => {
+                    assert!(text.contains(&format!("handler=\"{v}\"")), "{v} in {expr}")
+                }
+                _ => {}
+            }
         }
     }
     // What the dashboard must show: decision rate and outcomes, latency, bundle revision and
@@ -223,6 +371,11 @@ async fn the_dashboard_queries_only_metrics_verdict_emits() {
     ] {
         assert!(used.contains(needed), "the dashboard does not use {needed}");
     }
+    // The checks can fail: a made-up label, value or bare metric is caught.
+    assert_eq!(metric_names("max(made_up_total) / 2"), ["made_up_total"]);
+    let wrong = labels_used(r#"sum by (shoe) (verdict_decisions_total{outcome="maybe"})"#);
+    assert!(wrong.iter().any(|(_, l, _)| l == "shoe"));
+    assert!(wrong.iter().any(|(_, _, v)| v.as_deref() == Some("maybe")));
 }
 
 #[test]

@@ -25,6 +25,10 @@ pub struct RunArgs {
     /// Listen address, host:port or unix:///path.sock (repeatable) [default: 127.0.0.1:8181].
     #[arg(short = 'a', long = "addr", value_name = "ADDR")]
     pub addr: Vec<String>,
+    /// Serve only /health and /metrics here as well (repeatable): host:port or
+    /// unix:///path.sock.
+    #[arg(long = "diagnostic-addr", value_name = "ADDR")]
+    pub diagnostic_addr: Vec<String>,
     /// Serve Envoy ext_authz v3, the native decision API and gRPC health here: host:port or
     /// unix:///path.sock. Same as plugins.envoy_ext_authz_grpc.addr in the config.
     #[arg(long = "grpc-addr", value_name = "ADDR")]
@@ -177,6 +181,9 @@ fn load_config(args: &RunArgs) -> anyhow::Result<Config> {
     if !args.addr.is_empty() {
         v.addr = args.addr.clone();
     }
+    if !args.diagnostic_addr.is_empty() {
+        v.diagnostic_addr = args.diagnostic_addr.clone();
+    }
     if !args.bundle.is_empty() {
         v.bundles = args.bundle.clone();
     }
@@ -315,6 +322,8 @@ fn pollers(
 pub struct Started {
     pub state: Arc<AppState>,
     pub listeners: Vec<Listener>,
+    /// The listeners of `/health` and `/metrics` alone (`--diagnostic-addr`).
+    pub diagnostic: Vec<Listener>,
     /// The gRPC listener, when `plugins.envoy_ext_authz_grpc` is configured.
     pub grpc: Option<(Listener, tonic::service::Routes)>,
     pub triggers: mpsc::UnboundedSender<Trigger>,
@@ -371,6 +380,10 @@ pub async fn start(config: Config, sources: Vec<Source>) -> anyhow::Result<Start
     for addr in &config.verdict.addr {
         listeners.push(Listener::bind(addr).await?);
     }
+    let mut diagnostic = Vec::new();
+    for addr in &config.verdict.diagnostic_addr {
+        diagnostic.push(Listener::bind(addr).await?);
+    }
     let grpc = match &config.plugins.envoy_ext_authz_grpc {
         Some(authz) => Some((
             Listener::bind(&authz.addr).await?,
@@ -409,6 +422,7 @@ pub async fn start(config: Config, sources: Vec<Source>) -> anyhow::Result<Start
     Ok(Started {
         state,
         listeners,
+        diagnostic,
         grpc,
         triggers: tx,
     })
@@ -436,6 +450,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     };
     spawn_sighup(started.triggers.clone());
     let addrs: Vec<String> = started.listeners.iter().map(Listener::local_addr).collect();
+    let diagnostic: Vec<String> = started
+        .diagnostic
+        .iter()
+        .map(Listener::local_addr)
+        .collect();
     let grpc_addr = started.grpc.as_ref().map(|(l, _)| l.local_addr());
     let bundles: Vec<String> = started
         .state
@@ -446,14 +465,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .collect();
     tracing::info!(
         addrs = ?addrs,
+        diagnostic_addrs = ?diagnostic,
         grpc_addr = grpc_addr.as_deref().unwrap_or("off"),
         bundles = ?bundles,
         "server started"
     );
     let router = server::http::router(started.state.clone());
+    let diagnostic = (
+        started.diagnostic,
+        server::http::diagnostic_router(started.state.clone()),
+    );
     server::serve_all(
         started.listeners,
         router,
+        diagnostic,
         started.grpc,
         stopped(stop),
         grace,

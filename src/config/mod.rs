@@ -186,6 +186,10 @@ pub struct VerdictConfig {
     /// Listen addresses: `host:port` or `unix:///path.sock`.
     #[serde(default = "default_addr")]
     pub addr: Vec<String>,
+    /// Addresses serving only `/health` and `/metrics` (OPA's `--diagnostic-addr`): probes
+    /// and scrapers reach them while the API stays on localhost.
+    #[serde(default)]
+    pub diagnostic_addr: Vec<String>,
     /// Local bundles (directories or `.tar.gz`), as `-b` gives them.
     #[serde(default)]
     pub bundles: Vec<PathBuf>,
@@ -235,6 +239,7 @@ impl Default for VerdictConfig {
     fn default() -> Self {
         VerdictConfig {
             addr: default_addr(),
+            diagnostic_addr: Vec::new(),
             bundles: Vec::new(),
             watch: true,
             watch_debounce_ms: default_debounce_ms(),

@@ -144,6 +144,7 @@ pub async fn serve(
 pub async fn serve_all(
     listeners: Vec<Listener>,
     router: Router,
+    diagnostic: (Vec<Listener>, Router),
     grpc: Option<(Listener, tonic::service::Routes)>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
@@ -156,7 +157,17 @@ pub async fn serve_all(
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let http = serve(listeners, router, stopped(stop_rx.clone()), grace);
+    let api = serve(listeners, router, stopped(stop_rx.clone()), grace);
+    let (diagnostic, diagnostic_router) = diagnostic;
+    let diagnostic = serve(
+        diagnostic,
+        diagnostic_router,
+        stopped(stop_rx.clone()),
+        grace,
+    );
+    let http = async {
+        tokio::join!(api, diagnostic);
+    };
     match grpc {
         Some((listener, routes)) => {
             let grpc = grpc::serve(vec![listener], routes, stopped(stop_rx), grace);

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::Router;
 use serde_json::Value as Json;
 use tokio::sync::watch;
@@ -27,6 +27,9 @@ pub enum Answer {
 /// One upload as received.
 #[derive(Clone, Debug)]
 pub struct Upload {
+    pub method: Method,
+    /// The request's path: the `resource` it was sent to.
+    pub path: String,
     pub headers: HeaderMap,
     pub status: u16,
     pub events: usize,
@@ -128,13 +131,20 @@ impl Collector {
     }
 }
 
-async fn take(State(control): State<Arc<Control>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn take(
+    State(control): State<Arc<Control>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
     let answer = *control.answer.borrow();
+    let request = (method, uri.path().to_string(), headers);
     let status = match answer {
         Answer::Ok => 200,
         Answer::Status(code) => code,
         Answer::Hang => {
-            record(&control, headers.clone(), 0, 0);
+            record(&control, request.clone(), 0, 0);
             std::future::pending::<()>().await;
             0
         }
@@ -154,12 +164,15 @@ async fn take(State(control): State<Arc<Control>>, headers: HeaderMap, body: Byt
             }
         }
     }
-    record(&control, headers, status, n);
+    record(&control, request, status, n);
     StatusCode::from_u16(status).unwrap()
 }
 
-fn record(control: &Control, headers: HeaderMap, status: u16, events: usize) {
+fn record(control: &Control, request: (Method, String, HeaderMap), status: u16, events: usize) {
+    let (method, path, headers) = request;
     control.seen.lock().unwrap().uploads.push(Upload {
+        method,
+        path,
         headers,
         status,
         events,

@@ -58,6 +58,8 @@ pub struct Server {
     pub addr: String,
     /// The gRPC listener's address, when `plugins.envoy_ext_authz_grpc` is configured.
     pub grpc_addr: Option<String>,
+    /// The first `--diagnostic-addr` listener, when there is one.
+    pub diagnostic_addr: Option<String>,
     pub state: Arc<AppState>,
     pub triggers: mpsc::UnboundedSender<Trigger>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -76,6 +78,11 @@ impl Server {
         let addr = started.listeners[0].local_addr();
         let grpc_addr = started.grpc.as_ref().map(|(l, _)| l.local_addr());
         let router = server::http::router(started.state.clone());
+        let diagnostic_addr = started.diagnostic.first().map(Listener::local_addr);
+        let diagnostic = (
+            started.diagnostic,
+            server::http::diagnostic_router(started.state.clone()),
+        );
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let listeners: Vec<Listener> = started.listeners;
         let grpc = started.grpc;
@@ -83,10 +90,12 @@ impl Server {
             let shutdown = async move {
                 let _ = stopped.await;
             };
-            server::serve_all(listeners, router, grpc, shutdown, Duration::from_secs(5)).await;
+            let grace = Duration::from_secs(5);
+            server::serve_all(listeners, router, diagnostic, grpc, shutdown, grace).await;
         });
         Ok(Server {
             addr,
+            diagnostic_addr,
             grpc_addr,
             state: started.state,
             triggers: started.triggers,

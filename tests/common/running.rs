@@ -49,17 +49,37 @@ impl Running {
 
     /// The next log line containing `text`, as JSON.
     pub async fn wait_for_log(&mut self, text: &str) -> Json {
+        let line = self.wait_for_line(text).await;
+        serde_json::from_str::<Json>(&line).unwrap()
+    }
+
+    /// The next log line containing `text`, as it was written.
+    pub async fn wait_for_line(&mut self, text: &str) -> String {
         let found = tokio::time::timeout(WAIT, async {
             while let Some(line) = self.log.next_line().await.unwrap() {
                 self.seen.push(line.clone());
                 if line.contains(text) {
-                    return serde_json::from_str::<Json>(&line).unwrap();
+                    return line;
                 }
             }
             panic!("verdict exited before logging {text:?}");
         })
         .await;
         found.unwrap_or_else(|_| panic!("no log line with {text:?} in time"))
+    }
+
+    /// Stops verdict with SIGTERM and returns every line it logged, with its exit code.
+    pub async fn stop(mut self) -> (Vec<String>, Option<i32>) {
+        self.signal("TERM");
+        let rest = tokio::time::timeout(WAIT, async {
+            while let Some(line) = self.log.next_line().await.unwrap() {
+                self.seen.push(line);
+            }
+        })
+        .await;
+        rest.unwrap_or_else(|_| panic!("verdict did not stop on SIGTERM in time"));
+        let seen = std::mem::take(&mut self.seen);
+        (seen, self.exit_code().await)
     }
 
     /// The TCP address from the "server started" line.

@@ -26,7 +26,7 @@ use crate::runtime::AppState;
 
 /// OPA's API, with OPA's routing quirks (redirects, 404 and 405 bodies) in front of it.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let api = Router::new()
         .route("/", post(data::post_default))
         .route(
             "/v1/data",
@@ -50,9 +50,26 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/query", get(query::get_query).post(query::post_query))
         .route("/v1/status", get(status::get_status))
         .route("/v1/config", get(status::get_config))
+        .merge(health_and_metrics());
+    served_the_opa_way(api, state)
+}
+
+/// What a diagnostic address serves (OPA's `--diagnostic-addr`): health and metrics, and
+/// nothing that reads or writes policy or data.
+pub fn diagnostic_router(state: Arc<AppState>) -> Router {
+    served_the_opa_way(health_and_metrics(), state)
+}
+
+fn health_and_metrics() -> Router<Arc<AppState>> {
+    Router::new()
         .route("/health", get(health::get_health))
         .route("/health/{*path}", get(health::get_health_policy))
         .route("/metrics", get(metrics::get_metrics))
+}
+
+/// Go's 404 for unknown paths, OPA's routing quirks, and every request timed.
+fn served_the_opa_way(routes: Router<Arc<AppState>>, state: Arc<AppState>) -> Router {
+    routes
         .fallback(not_found)
         .layer(middleware::from_fn(opa_routing))
         .layer(middleware::from_fn_with_state(
