@@ -280,21 +280,27 @@ impl Spool {
     /// holds it next.
     async fn upload<T>(&self, request: impl FnOnce(Reply<T>) -> Upload) -> Result<T, SpoolError> {
         let (done, wait) = oneshot::channel();
+        let request = request(done);
         let taken = {
             let mut queue = lock(&self.queue);
             if queue.stopped {
                 return Err(SpoolError::Stopped);
             }
-            queue.writer.take()
-        };
-        match taken {
-            Some(mut writer) => {
-                if let Some(slow) = serve(&mut writer, request(done)) {
-                    lock(&self.queue).uploads.push(slow);
+            match queue.writer.take() {
+                Some(writer) => Some((writer, request)),
+                // Queued under the same lock that saw the writer taken: its holder finds it
+                // when it gives the writer back.
+                None => {
+                    queue.uploads.push(request);
+                    None
                 }
-                self.give_back(writer);
             }
-            None => lock(&self.queue).uploads.push(request(done)),
+        };
+        if let Some((mut writer, request)) = taken {
+            if let Some(slow) = serve(&mut writer, request) {
+                lock(&self.queue).uploads.push(slow);
+            }
+            self.give_back(writer);
         }
         wait.await.map_err(|_| SpoolError::Stopped)?
     }
