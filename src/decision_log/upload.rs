@@ -113,7 +113,8 @@ impl Uploader {
                 continue;
             };
             let events = self.flush_spool(&orphan).await?;
-            drop(orphan);
+            // Its cursor is written as it closes: only then can the directory go.
+            orphan.close().await;
             sent += events;
             let removing = dir.clone();
             let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&removing))

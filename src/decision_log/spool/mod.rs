@@ -1,22 +1,25 @@
 //! The durable spool: every event is appended to a log of segment files before its decision
 //! is answered, and leaves only once a collector has taken it (or the spool, full, drops it).
 //!
-//! Whoever holds the `Writer` owns the files, and it is held only between awaits. A decision
-//! that finds it free appends its own event, in its own task, and gives it back: no thread or
-//! task hand-off, which measured ~20 µs of CPU and a futex wake per decision at 5,000/s, more
-//! than the write. Decisions that find it taken queue their event and wait; whoever gives the
-//! writer back with events queued hands it to the drainer task, which appends them all with
-//! one write (group commit) and answers each. Such an append goes only to the open segment's
-//! page cache and waits for no device; it survives a crash of verdict, which is what
-//! `synchronous: normal` promises. Everything that can wait for a device (`full`'s fdatasync
-//! per group, a new segment, reading old events to drop or upload them, the cursor's rename)
-//! runs on a blocking thread, and decisions queue up for the next group meanwhile. Nothing is
-//! written twice (no WAL then checkpoint): a logged decision costs its bytes once.
+//! Whoever holds the `Writer` owns the files. A decision that finds it free appends its own
+//! event, in its own task, and gives it back: no thread or task hand-off, which measured
+//! ~20 µs of CPU and a futex wake per decision at 5,000/s, more than the write. Decisions that
+//! find it taken queue their event and wait; whoever gives the writer back with events queued
+//! hands it to the drainer task, which appends them all with one write (group commit) and
+//! answers each. Such an append goes only to the open segment's page cache and waits for no
+//! device; it survives a crash of verdict, which is what `synchronous: normal` promises.
+//! Everything that can wait for a device (`full`'s fdatasync per group, a new segment,
+//! reading old events to drop them) runs on a blocking thread, and decisions queue up for the
+//! next group meanwhile. Nothing is written twice (no WAL then checkpoint): a logged decision
+//! costs its bytes once.
 //!
-//! Events leave from the front only: a cursor (see `segment`) marks the oldest live event;
-//! segments wholly behind it are deleted. The cursor is written on ack, not per append, so a
-//! crash resends what was acknowledged since (at least once; `decision_id` deduplicates).
+//! The uploader never holds the writer while it waits for a file: it reads the oldest events
+//! through a view of the segments (`read`), its acks are counted in memory, and the cursor
+//! that records them is written beside the log (`cursor`). Events leave from the front only;
+//! segments wholly behind the written cursor are deleted. A crash resends what was
+//! acknowledged since the last cursor write (at least once; `decision_id` deduplicates).
 
+mod cursor;
 mod migrate;
 mod read;
 mod segment;
@@ -25,15 +28,17 @@ mod tests;
 mod writer;
 
 use std::fs::File;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::{SpoolConfig, Synchronous, WhenFull};
 use crate::telemetry::metrics::SpoolMetrics;
+use cursor::Persister;
 use read::View;
-use segment::{Checkpoint, Log, Persister, Pos};
+use segment::{Log, Pos};
 use writer::{Counts, Writer};
 
 const LOCK_NAME: &str = "spool.lock";
@@ -52,6 +57,8 @@ pub enum SpoolError {
     Storage { path: String, message: String },
     #[error("the decision log spool has stopped")]
     Stopped,
+    #[error("decision log spool segment consumed while it was read")]
+    Consumed,
 }
 
 /// Events as the uploader takes them: their ids and JSON.
@@ -70,17 +77,20 @@ impl Peeked {
     /// What a collector took: these events up to and including the one with id `last`.
     pub fn through(&self, last: i64) -> Taken {
         let taken = self.rows.iter().take_while(|(id, _)| *id <= last);
-        let (events, bytes) = taken.fold((0, 0), |(n, b), (_, e)| (n + 1, b + e.len() as u64));
+        let (events, bytes, last) = taken.fold((0, 0, None), |(n, b, _), (id, e)| {
+            (n + 1, b + e.len() as u64, Some(*id))
+        });
         Taken {
             from: self.from,
-            last,
+            last: last.unwrap_or(i64::MIN),
             events,
             bytes,
         }
     }
 }
 
-/// Events a collector took, to acknowledge (see `Peeked::through`).
+/// Events a collector took, to acknowledge (see `Peeked::through`): always whole rows of one
+/// read, so that an ack moves the cursor to the end of a frame it read.
 #[derive(Debug, Clone, Copy)]
 pub struct Taken {
     from: Pos,
@@ -103,11 +113,8 @@ type Reply<T> = oneshot::Sender<Result<T, SpoolError>>;
 /// Both are answered in memory; the reading and the cursor's writing happen without the writer.
 enum Upload {
     View(Reply<View>),
-    Ack(Taken, Reply<Acked>),
+    Ack(Taken, Reply<u64>),
 }
-
-/// How many events an ack removed, and the cursor to write for it.
-type Acked = (u64, Option<Checkpoint>);
 
 /// The limits and the policy when they are reached.
 #[derive(Debug, Clone, Copy)]
@@ -141,6 +148,8 @@ pub struct Spool {
     queue: Shared,
     drainer: mpsc::UnboundedSender<Writer>,
     persister: Arc<Persister>,
+    /// Closed when the drainer has ended and the files are let go.
+    ended: watch::Receiver<()>,
 }
 
 impl std::fmt::Debug for Spool {
@@ -190,7 +199,7 @@ impl Spool {
         let taken = migrate::take_over(&mut log)?;
         counts.events += taken.events;
         counts.bytes += taken.bytes;
-        let persister = Arc::new(Persister::default());
+        let persister = Arc::new(Persister::new(dir, full));
         let writer = Writer {
             log,
             limits,
@@ -210,11 +219,20 @@ impl Spool {
             ..Queue::default()
         }));
         let (drainer, writers) = mpsc::unbounded_channel();
-        runtime.spawn(drain(queue.clone(), writers));
+        let (end, ended) = watch::channel(());
+        let draining = runtime.spawn(drain(queue.clone(), writers, end));
+        let watched = queue.clone();
+        runtime.spawn(async move {
+            // A drainer that panicked took the writer with it: say so to everyone waiting.
+            if draining.await.is_err() {
+                stop(&watched);
+            }
+        });
         Ok(Spool {
             queue,
             drainer,
             persister,
+            ended,
         })
     }
 
@@ -237,8 +255,15 @@ impl Spool {
         };
         match taken {
             Ok(mut writer) => {
-                let outcome = writer.commit(&events).pop();
-                writer.publish();
+                let committed = catch_unwind(AssertUnwindSafe(move || {
+                    let outcome = writer.commit(&events).pop();
+                    writer.publish();
+                    (writer, outcome)
+                }));
+                let Ok((writer, outcome)) = committed else {
+                    stop(&self.queue);
+                    return Err(SpoolError::Stopped);
+                };
                 self.give_back(writer);
                 outcome.unwrap_or(Err(SpoolError::Stopped))
             }
@@ -263,17 +288,24 @@ impl Spool {
     }
 
     /// Deletes the events a collector took; returns how many that removed. Returns once the
-    /// cursor that says so is written (or could not be: then a crash resends them).
+    /// cursor that says so is written (or could not be: then the next ack writes it, and a
+    /// crash before resends them).
     pub async fn ack(&self, taken: Taken) -> Result<u64, SpoolError> {
-        let (acked, checkpoint) = self.upload(|done| Upload::Ack(taken, done)).await?;
-        if let Some(checkpoint) = checkpoint {
-            let persister = self.persister.clone();
-            let written = tokio::task::spawn_blocking(move || persister.write(checkpoint)).await;
-            if let Ok(Err(error)) = written {
-                tracing::warn!(%error, "decision log spool cursor not written; retried later");
-            }
+        if taken.events == 0 {
+            return Ok(0);
         }
+        let acked = self.upload(|done| Upload::Ack(taken, done)).await?;
+        let persister = self.persister.clone();
+        let _ = tokio::task::spawn_blocking(move || writer::flush(&persister)).await;
         Ok(acked)
+    }
+
+    /// Lets go of this handle and waits until the files are let go too (once every handle
+    /// is gone), so that the directory can be removed.
+    pub async fn close(self) {
+        let mut ended = self.ended.clone();
+        drop(self);
+        while ended.changed().await.is_ok() {}
     }
 
     /// One request of the uploader: answered here when the writer is free, else by whoever
@@ -297,7 +329,15 @@ impl Spool {
             }
         };
         if let Some((mut writer, request)) = taken {
-            if let Some(slow) = serve(&mut writer, request) {
+            let served = catch_unwind(AssertUnwindSafe(move || {
+                let slow = serve(&mut writer, request);
+                (writer, slow)
+            }));
+            let Ok((writer, slow)) = served else {
+                stop(&self.queue);
+                return Err(SpoolError::Stopped);
+            };
+            if let Some(slow) = slow {
                 lock(&self.queue).uploads.push(slow);
             }
             self.give_back(writer);
@@ -343,7 +383,11 @@ fn stop(queue: &Mutex<Queue>) {
 
 /// The drainer: takes the writer whenever it is handed over with work queued, commits the
 /// queued events in groups and serves the uploader until nothing is left, then puts it back.
-async fn drain(queue: Shared, mut writers: mpsc::UnboundedReceiver<Writer>) {
+async fn drain(
+    queue: Shared,
+    mut writers: mpsc::UnboundedReceiver<Writer>,
+    _end: watch::Sender<()>,
+) {
     while let Some(writer) = writers.recv().await {
         let mut held = Some(writer);
         while let Some(mut writer) = held.take() {
@@ -403,7 +447,9 @@ fn serve(writer: &mut Writer, upload: Upload) -> Option<Upload> {
         Upload::Ack(taken, done) => match writer.ack(&taken) {
             Some(acked) => {
                 writer.publish();
-                let _ = done.send(Ok((acked, writer.log.checkpoint(true))));
+                // Written by the acker, off the writer (`Spool::ack`), or by the next flush.
+                writer.note_cursor(true);
+                let _ = done.send(Ok(acked));
             }
             None => return Some(Upload::Ack(taken, done)),
         },
@@ -421,7 +467,7 @@ fn walk(writer: &mut Writer, uploads: Vec<Upload>) {
             Upload::Ack(taken, done) => {
                 let acked = writer.ack_walk(taken.last);
                 writer.save_cursor(true);
-                let _ = done.send(acked.map(|acked| (acked, None)));
+                let _ = done.send(acked);
             }
         }
     }

@@ -1,6 +1,7 @@
 //! Reading the oldest events of the log: frames walked from the cursor through a read-ahead
 //! buffer. The writer walks them to drop the oldest events of a full spool; the uploader reads
-//! them from a `View`, without the writer, since bytes once written never change.
+//! them from a `View`, without the writer, since bytes once written never change. A segment
+//! can disappear under a view (a full spool dropped it meanwhile): that read ends early.
 
 use std::fs::File;
 use std::io;
@@ -27,26 +28,58 @@ impl View {
             segments: &self.segments,
             reader: &mut reader,
         };
-        let mut rows = Vec::new();
-        let mut total = 0usize;
-        let mut pos = self.cursor;
-        while let Some(frame) = frames.frame(pos)? {
+        let from = self.cursor;
+        let (mut rows, mut total, mut pos) = (Vec::new(), 0usize, from);
+        loop {
+            // A full spool dropped what is gone since the view was taken: what was read goes,
+            // and the next round starts from the new cursor.
+            let frame = match frames.frame(pos) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => {
+                    return Ok(Peeked {
+                        rows,
+                        all: true,
+                        from,
+                    })
+                }
+                Err(SpoolError::Consumed) => {
+                    return Ok(Peeked {
+                        rows,
+                        all: false,
+                        from,
+                    })
+                }
+                Err(e) => return Err(e),
+            };
             total += frame.len as usize;
             if !rows.is_empty() && total > max_bytes {
                 return Ok(Peeked {
-                    from: self.cursor,
                     rows,
                     all: false,
+                    from,
                 });
             }
-            rows.push((frame.end.id(), frames.payload(&frame)?));
+            match frames.payload(&frame) {
+                Ok(payload) => rows.push((frame.end.id(), payload)),
+                Err(SpoolError::Consumed) => {
+                    return Ok(Peeked {
+                        rows,
+                        all: false,
+                        from,
+                    })
+                }
+                Err(e) => return Err(e),
+            }
             pos = frame.end;
         }
-        Ok(Peeked {
-            from: self.cursor,
-            rows,
-            all: true,
-        })
+    }
+}
+
+/// A segment that is gone was consumed; any other failure is the storage's.
+fn read_error(path: &Path, e: &io::Error) -> SpoolError {
+    match e.kind() {
+        io::ErrorKind::NotFound => SpoolError::Consumed,
+        _ => super::storage_error(path, e),
     }
 }
 
@@ -78,7 +111,7 @@ impl Frames<'_> {
         let header = self
             .reader
             .bytes(self.dir, seg.seq, pos.off, HEADER as usize)
-            .map_err(|e| super::storage_error(&path(), &e))?;
+            .map_err(|e| read_error(&path(), &e))?;
         let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
         let payload = Pos {
             seg: seg.seq,
@@ -103,7 +136,7 @@ impl Frames<'_> {
         self.reader
             .bytes(self.dir, seq, frame.payload.off, frame.len as usize)
             .map(<[u8]>::to_vec)
-            .map_err(|e| super::storage_error(&self.dir.join(segment_name(seq)), &e))
+            .map_err(|e| read_error(&self.dir.join(segment_name(seq)), &e))
     }
 
     /// At the end of a segment that is not the last, the beginning of the next one.

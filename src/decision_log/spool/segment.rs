@@ -14,12 +14,11 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::cursor::{read_cursor, Checkpoint};
 use super::read::{Frames, Reader, View};
 use super::SpoolError;
 
 const SUFFIX: &str = ".log";
-const CURSOR_NAME: &str = "cursor";
-const CURSOR_TEMP: &str = "cursor.tmp";
 pub(super) const HEADER: u64 = 8;
 /// Offsets in a segment fit in 40 bits (1 TiB); segment numbers keep the 23 bits left, so ids
 /// stay positive i64s (what the uploader's API and SQLite-era ids were).
@@ -81,7 +80,8 @@ pub(super) struct Log {
     full: bool,
     /// A group that would take the last segment past this starts a new one.
     segment_bytes: u64,
-    /// The segments on disk, oldest first; never empty.
+    /// The segments of the log, oldest first; never empty. Consumed ones leave it before their
+    /// files are deleted.
     segments: Vec<Segment>,
     /// The last segment, where groups are appended.
     head: File,
@@ -105,7 +105,7 @@ fn crc(len: u32, payload: &[u8]) -> u32 {
     h.finalize()
 }
 
-fn sync_dir(dir: &Path) -> io::Result<()> {
+pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
@@ -322,7 +322,7 @@ impl Log {
 
     /// Moves the cursor (the oldest live event) to `pos`; written by a `checkpoint`.
     pub fn set_cursor(&mut self, pos: Pos) {
-        let pos = Frames::normalize_in(&self.segments, pos);
+        let pos = self.normalize(pos);
         if pos != self.cursor {
             self.cursor = pos;
             self.dirty = true;
@@ -330,9 +330,9 @@ impl Log {
     }
 
     /// The cursor to write if it moved (`now`, or once CURSOR_PACE has passed since the last
-    /// one), and the segments wholly behind it. They leave the log now; their files go once the
-    /// cursor is written (`Checkpoint::write`), which takes no part of the log: the writer
-    /// need not wait for it.
+    /// one), and the segments wholly behind it. They leave the log now; their files go once a
+    /// cursor past them is written (`cursor::Persister`), which takes no part of the log: the
+    /// writer need not wait for it.
     pub fn checkpoint(&mut self, now: bool) -> Option<Checkpoint> {
         if !self.dirty || !(now || self.written.elapsed() >= CURSOR_PACE) {
             return None;
@@ -346,11 +346,15 @@ impl Log {
             consumed.push(gone.seq);
         }
         Some(Checkpoint {
-            dir: self.dir.clone(),
-            full: self.full,
             cursor: self.cursor,
             consumed,
         })
+    }
+
+    /// `pos` as the log names it: the end of a segment that is not the last is the beginning
+    /// of the next one.
+    pub fn normalize(&self, pos: Pos) -> Pos {
+        Frames::normalize_in(&self.segments, pos)
     }
 
     #[cfg(test)]
@@ -371,111 +375,6 @@ fn open_head(dir: &Path, seq: u64) -> Result<File, SpoolError> {
         .write(true)
         .open(&path)
         .map_err(|e| super::storage_error(&path, &e))
-}
-
-/// The saved cursor; `None` if there is none or it is unreadable (then every segment is read
-/// from its beginning: events are resent rather than lost).
-fn read_cursor(dir: &Path) -> Option<Pos> {
-    let path = dir.join(CURSOR_NAME);
-    let bytes = match std::fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
-        Err(error) => {
-            tracing::warn!(path = %path.display(), %error, "decision log spool cursor unreadable; all events will be resent");
-            return None;
-        }
-    };
-    let valid = bytes.len() == 20 && crc32fast::hash(&bytes[..16]).to_le_bytes()[..] == bytes[16..];
-    if !valid {
-        tracing::warn!(path = %path.display(), "decision log spool cursor damaged; all events will be resent");
-        return None;
-    }
-    let word = |at: usize| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&bytes[at..at + 8]);
-        u64::from_le_bytes(w)
-    };
-    Some(Pos {
-        seg: word(0),
-        off: word(8),
-    })
-}
-
-/// A cursor to write and the segments it leaves behind (see `Log::checkpoint`).
-pub(super) struct Checkpoint {
-    dir: PathBuf,
-    full: bool,
-    cursor: Pos,
-    consumed: Vec<u64>,
-}
-
-/// Writes checkpoints one at a time. The writer makes them, in cursor order, but the uploader
-/// and the writer may write theirs at the same moment: an older cursor never replaces a newer
-/// one, and the segments of a checkpoint that could not be written go with the next.
-#[derive(Default)]
-pub(super) struct Persister {
-    state: std::sync::Mutex<Persisted>,
-}
-
-#[derive(Default)]
-struct Persisted {
-    written: Option<Pos>,
-    leftover: Vec<u64>,
-}
-
-impl Persister {
-    /// Writes the cursor, then deletes the consumed segments. Only a written cursor lets
-    /// segments go: a crash in between must not find a cursor pointing into a deleted
-    /// segment's past. Blocking.
-    pub fn write(&self, checkpoint: Checkpoint) -> Result<(), SpoolError> {
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Checkpoint {
-            dir,
-            full,
-            cursor,
-            consumed,
-        } = checkpoint;
-        state.leftover.extend(consumed);
-        if state.written.is_none_or(|w| w < cursor) {
-            write_cursor(&dir, full, cursor)?;
-            state.written = Some(cursor);
-        }
-        for seq in state.leftover.drain(..) {
-            let path = dir.join(segment_name(seq));
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(error) => {
-                    tracing::warn!(path = %path.display(), %error, "decision log spool: consumed segment not deleted")
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-fn write_cursor(dir: &Path, full: bool, cursor: Pos) -> Result<(), SpoolError> {
-    let mut record = Vec::with_capacity(20);
-    record.extend_from_slice(&cursor.seg.to_le_bytes());
-    record.extend_from_slice(&cursor.off.to_le_bytes());
-    record.extend_from_slice(&crc32fast::hash(&record).to_le_bytes());
-    let temp = dir.join(CURSOR_TEMP);
-    let written = (|| {
-        let file = File::create(&temp)?;
-        file.write_all_at(&record, 0)?;
-        if full {
-            file.sync_all()?;
-        }
-        std::fs::rename(&temp, dir.join(CURSOR_NAME))?;
-        if full {
-            sync_dir(dir)?;
-        }
-        Ok(())
-    })();
-    written.map_err(|e: io::Error| super::storage_error(&temp, &e))
 }
 
 /// What a scan of one segment found: where its valid frames end, and why they end there if

@@ -56,7 +56,7 @@ async fn events_survive_reopening_and_leave_only_when_acknowledged() {
         assert_eq!(rows.len(), 5);
         assert_eq!(spool.ack(peeked_rows.through(rows[1].0)).await.unwrap(), 2);
     }
-    // The writer thread ends with its last handle; the files are released.
+    // The writer goes with the last handle: the files are released.
     let spool = reopen(dir.path(), SEGMENT_BYTES).await;
     let rows = spool.peek(1 << 20).await.unwrap().rows;
     assert_eq!(
@@ -374,4 +374,19 @@ async fn events_that_wait_for_the_writer_are_committed_with_one_write() {
         spool.append(format!("{i}").into_bytes()).await.unwrap();
     }
     assert_eq!(writes(&metrics), 10);
+}
+
+#[tokio::test]
+async fn a_read_whose_segment_was_consumed_meanwhile_ends_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = reopen(dir.path(), 64).await;
+    for i in 0..6u32 {
+        spool.append(format!("{i:040}").into_bytes()).await.unwrap();
+    }
+    let view = spool.upload(Upload::View).await.unwrap();
+    // A full spool dropped the oldest segment after the view was taken.
+    std::fs::remove_file(&segment_files(dir.path())[0]).unwrap();
+    let peeked = view.peek(1 << 20).unwrap();
+    assert!(peeked.rows.is_empty() && !peeked.all, "{peeked:?}");
+    assert!(spool.ack(peeked.through(i64::MAX)).await.unwrap() == 0);
 }

@@ -5,7 +5,8 @@
 use std::fs::File;
 use std::sync::Arc;
 
-use super::segment::{Log, Persister, Pos};
+use super::cursor::Persister;
+use super::segment::{Log, Pos};
 use super::{Limits, SpoolError, Taken};
 use crate::config::WhenFull;
 use crate::telemetry::metrics::SpoolMetrics;
@@ -34,12 +35,19 @@ pub(super) struct Writer {
     pub _lock: File,
 }
 
+/// A group larger than this is written from a blocking thread even when it only goes to the
+/// page cache: copying megabytes is not what an async worker should be busy with.
+const IN_PLACE_BYTES: u64 = 1 << 20;
+
 impl Writer {
-    /// True when committing `events` only writes to the open segment's page cache: no sync,
-    /// no new segment, no old event to read and drop. Such a commit waits for no device, so
-    /// it may run on an async worker; any other goes to a blocking thread.
+    /// True when committing `events` only writes a little to the open segment's page cache:
+    /// no sync, no new segment, no old event to read and drop. Such a commit waits for no
+    /// device, so it may run on an async worker; any other goes to a blocking thread.
     pub fn in_page_cache(&self, events: &[Vec<u8>]) -> bool {
         let bytes: u64 = events.iter().map(|e| e.len() as u64).sum();
+        if bytes > IN_PLACE_BYTES {
+            return false;
+        }
         let room = Counts {
             events: self.counts.events + (events.len() as u64).saturating_sub(1),
             bytes: self.counts.bytes + bytes,
@@ -145,7 +153,8 @@ impl Writer {
     /// last one. `None` when the cursor moved since they were read (a full spool dropped some):
     /// then only a walk over the frames can tell how many are left (`ack_walk`).
     pub fn ack(&mut self, taken: &Taken) -> Option<u64> {
-        if self.log.cursor() != taken.from {
+        // A view taken just before a new segment started names the same place differently.
+        if self.log.normalize(taken.from) != self.log.cursor() {
             return None;
         }
         self.counts.events = self.counts.events.saturating_sub(taken.events);
@@ -174,14 +183,17 @@ impl Writer {
         Ok(acked)
     }
 
-    /// Writes the cursor if drops or acks moved it (`now`, or at the log's pace), holding the
-    /// writer. Blocking.
-    pub fn save_cursor(&mut self, now: bool) {
+    /// Notes the cursor if drops or acks moved it (`now`, or at the log's pace).
+    pub fn note_cursor(&mut self, now: bool) {
         if let Some(checkpoint) = self.log.checkpoint(now) {
-            if let Err(error) = self.persister.write(checkpoint) {
-                tracing::warn!(%error, "decision log spool cursor not written; retried later");
-            }
+            self.persister.note(checkpoint);
         }
+    }
+
+    /// Notes the cursor, then writes what is noted. Blocking.
+    pub fn save_cursor(&mut self, now: bool) {
+        self.note_cursor(now);
+        flush(&self.persister);
     }
 
     pub fn publish(&self) {
@@ -199,4 +211,12 @@ struct Plan {
     counts: Counts,
     outcomes: Vec<Result<(), SpoolError>>,
     dropped: u64,
+}
+
+/// Writes the cursors noted so far; an error is logged, and the next flush tries again.
+/// Blocking.
+pub(super) fn flush(persister: &Persister) {
+    if let Err(error) = persister.flush() {
+        tracing::warn!(%error, "decision log spool cursor not written; tried again at the next ack");
+    }
 }
