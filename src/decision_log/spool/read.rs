@@ -9,7 +9,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::segment::{segment_name, Frame, Pos, Segment, HEADER, READ_AHEAD};
-use super::{Peeked, SpoolError};
+use super::{Peeked, Rows, SpoolError};
 
 /// The segments as they were when taken, and the cursor then.
 #[derive(Debug, Clone)]
@@ -28,50 +28,38 @@ impl View {
             segments: &self.segments,
             reader: &mut reader,
         };
-        let from = self.cursor;
-        let (mut rows, mut total, mut pos) = (Vec::new(), 0usize, from);
-        loop {
+        let mut rows = Vec::new();
+        let all = match self.read(&mut frames, max_bytes, &mut rows) {
+            Ok(all) => all,
             // A full spool dropped what is gone since the view was taken: what was read goes,
             // and the next round starts from the new cursor.
-            let frame = match frames.frame(pos) {
-                Ok(Some(frame)) => frame,
-                Ok(None) => {
-                    return Ok(Peeked {
-                        rows,
-                        all: true,
-                        from,
-                    })
-                }
-                Err(SpoolError::Consumed) => {
-                    return Ok(Peeked {
-                        rows,
-                        all: false,
-                        from,
-                    })
-                }
-                Err(e) => return Err(e),
-            };
+            Err(SpoolError::Consumed) => false,
+            Err(e) => return Err(e),
+        };
+        Ok(Peeked {
+            rows,
+            all,
+            from: self.cursor,
+        })
+    }
+
+    /// Reads rows from the cursor into `rows`; true when it reached the end of the log.
+    fn read(
+        &self,
+        frames: &mut Frames<'_>,
+        max: usize,
+        rows: &mut Rows,
+    ) -> Result<bool, SpoolError> {
+        let (mut total, mut pos) = (0usize, self.cursor);
+        while let Some(frame) = frames.frame(pos)? {
             total += frame.len as usize;
-            if !rows.is_empty() && total > max_bytes {
-                return Ok(Peeked {
-                    rows,
-                    all: false,
-                    from,
-                });
+            if !rows.is_empty() && total > max {
+                return Ok(false);
             }
-            match frames.payload(&frame) {
-                Ok(payload) => rows.push((frame.end.id(), payload)),
-                Err(SpoolError::Consumed) => {
-                    return Ok(Peeked {
-                        rows,
-                        all: false,
-                        from,
-                    })
-                }
-                Err(e) => return Err(e),
-            }
+            rows.push((frame.end.id(), frames.payload(&frame)?));
             pos = frame.end;
         }
+        Ok(true)
     }
 }
 
