@@ -18,7 +18,8 @@
 # GET /health (TLS and HTTP, no evaluation) is the baseline.
 # Decision log: a second verdict on the same bundle logs every decision (spooled before it is
 # answered, uploaded every 1-2 s to examples/collector.rs), measured in turns with the first,
-# which logs nothing, at 5,000 req/s and closed loop.
+# which logs nothing, at 5,000 req/s and closed loop; a third logs to a collector that takes
+# every upload and never answers (5,000 req/s).
 # Machines here are shared and noisy, so verdict and the baseline take turns, each run is
 # repeated, and the summary gives medians and ratios within this one run.
 set -euo pipefail
@@ -37,6 +38,8 @@ BUNDLE_SERVER_PORT=18484
 ADMISSION_ADDR=127.0.0.1:18443
 LOGGED_ADDR=127.0.0.1:18585
 COLLECTOR_PORT=18686
+HUNG_ADDR=127.0.0.1:18595
+HUNG_COLLECTOR_PORT=18696
 ADMISSION_HTTP=127.0.0.1:18787
 OUT=benches/results/$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$OUT"
@@ -48,7 +51,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for addr in "$VERDICT_ADDR" "$BASELINE_ADDR" "$VERDICT_GRPC" "$BASELINE_GRPC" "$REMOTE_ADDR" "127.0.0.1:$BUNDLE_SERVER_PORT" "$LOGGED_ADDR" "127.0.0.1:$COLLECTOR_PORT" "$ADMISSION_ADDR" "$ADMISSION_HTTP"; do
+for addr in "$VERDICT_ADDR" "$BASELINE_ADDR" "$VERDICT_GRPC" "$BASELINE_GRPC" "$REMOTE_ADDR" "127.0.0.1:$BUNDLE_SERVER_PORT" "$LOGGED_ADDR" "127.0.0.1:$COLLECTOR_PORT" "$HUNG_ADDR" "127.0.0.1:$HUNG_COLLECTOR_PORT" "$ADMISSION_ADDR" "$ADMISSION_HTTP"; do
     if (exec 3<>"/dev/tcp/${addr%:*}/${addr#*:}") 2>/dev/null; then
         echo "something already listens on $addr; stop it first" >&2
         exit 1
@@ -281,16 +284,27 @@ YAML
     ./target/release/verdict run --addr "$LOGGED_ADDR" -c "$WORK/logged.yaml" -b "$WORK/bundle.tar.gz" \
         --log-level info 2>"$OUT/verdict-logged.log" &
     PIDS+=($!)
+    ./target/release/examples/collector "127.0.0.1:$HUNG_COLLECTOR_PORT" hang &
+    PIDS+=($!)
+    sed -e "s/$COLLECTOR_PORT/$HUNG_COLLECTOR_PORT/" -e "s|$WORK/logged|$WORK/hung|" \
+        "$WORK/logged.yaml" >"$WORK/hung.yaml"
+    ./target/release/verdict run --addr "$HUNG_ADDR" -c "$WORK/hung.yaml" -b "$WORK/bundle.tar.gz" \
+        --log-level info 2>"$OUT/verdict-hung.log" &
+    PIDS+=($!)
     curl -sf --retry 100 --retry-connrefused --retry-delay 0 -o /dev/null "http://$LOGGED_ADDR/health?bundles"
-    for addr in "$VERDICT_ADDR" "$LOGGED_ADDR"; do
+    curl -sf --retry 100 --retry-connrefused --retry-delay 0 -o /dev/null "http://$HUNG_ADDR/health?bundles"
+    for addr in "$VERDICT_ADDR" "$LOGGED_ADDR" "$HUNG_ADDR"; do
         oha --no-tui -n 20000 -c "$CONNECTIONS" -m POST -H "Content-Type: application/json" -d "$BODY" "http://$addr/v1/data/payment/decision" >/dev/null
     done
     for rep in $(seq "$REPEAT"); do
         load "log-off-rate5000-$rep" "$VERDICT_ADDR" -q 5000 --latency-correction
         load "log-on-rate5000-$rep" "$LOGGED_ADDR" -q 5000 --latency-correction
+        load "log-hung-rate5000-$rep" "$HUNG_ADDR" -q 5000 --latency-correction
         load "log-off-closed-$rep" "$VERDICT_ADDR"
         load "log-on-closed-$rep" "$LOGGED_ADDR"
     done
+    curl -s "http://$HUNG_ADDR/metrics" | grep -E '^verdict_decision_log_(spool_events|upload_failures_total) ' \
+        >"$OUT/log-hung-spool"
     # Every decision the logged verdict answered must reach the collector.
     answered=$(curl -s "http://$LOGGED_ADDR/metrics" | awk '/^verdict_decisions_total/ {s += $2} END {print s}')
     for _ in $(seq 120); do
@@ -374,11 +388,14 @@ if os.path.exists(os.path.join(out, "admission-closed-1.json")):
               "closed-loop throughput, reviews / health: %.0f%%" % (ratio * 100), ""]
 if os.path.exists(os.path.join(out, "log-delivery")):
     answered, delivered = open(os.path.join(out, "log-delivery")).read().split()
-    m, rows = table(["log-off-rate5000", "log-on-rate5000", "log-off-closed", "log-on-closed"], run)
+    m, rows = table(["log-off-rate5000", "log-on-rate5000", "log-hung-rate5000", "log-off-closed", "log-on-closed"], run)
     p99 = m["log-on-rate5000"]["p99"] / m["log-off-rate5000"]["p99"]
+    hung = m["log-hung-rate5000"]["p99"] / m["log-off-rate5000"]["p99"]
     rps = m["log-on-closed"]["rps"] / m["log-off-closed"]["rps"]
+    spool = open(os.path.join(out, "log-hung-spool")).read().split()
     lines += ["Decision logging on (spooled, uploaded to a local collector) next to off (oha, %s connections)" % conns, ""] + rows + ["",
               "p99 at 5,000 req/s, logging on / off: %.2fx" % p99,
+              "p99 at 5,000 req/s, logging to a collector that never answers / off: %.2fx (then: %s)" % (hung, " ".join(spool)),
               "closed-loop throughput, logging on / off: %.0f%%" % (rps * 100),
               "decisions answered by the logging verdict: %s; distinct decision ids at the collector: %s" % (answered, delivered), ""]
 lines += ["each run: %s; %d repetitions, verdict and baseline alternating" % (duration, repeat)]

@@ -9,7 +9,10 @@
 //! parsing every event (verdict writes each event's keys sorted and without spaces, and the
 //! load's input has no `decision_id`).
 //!
-//! cargo run --release --example collector -- 127.0.0.1:8686
+//! With `hang` after the address it takes every upload and never answers, as a collector
+//! that is up but stuck does: the uploads time out, and the decisions must not notice.
+//!
+//! cargo run --release --example collector -- 127.0.0.1:8686 [hang]
 
 use std::collections::HashSet;
 use std::io::Read;
@@ -38,9 +41,13 @@ struct Taken {
 struct Collector {
     taken: Arc<Mutex<Taken>>,
     id: Arc<Regex>,
+    hang: bool,
 }
 
 async fn upload(State(c): State<Collector>, body: Bytes) -> StatusCode {
+    if c.hang {
+        std::future::pending::<()>().await;
+    }
     c.taken
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -80,6 +87,7 @@ async fn main() -> anyhow::Result<()> {
     let collector = Collector {
         taken: Arc::default(),
         id: Arc::new(Regex::new(r#""decision_id":"([0-9a-f-]{36})""#)?),
+        hang: std::env::args().nth(2).as_deref() == Some("hang"),
     };
     let app = Router::new()
         .route("/count", get(count))
