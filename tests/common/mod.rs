@@ -18,6 +18,7 @@ use verdict::server::{self, Listener};
 pub mod admission;
 pub mod bundle_server;
 pub mod collector;
+pub mod decision_log;
 pub mod grpc;
 pub mod pki;
 pub mod remote;
