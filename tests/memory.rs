@@ -3,6 +3,7 @@
 //! keeps its memory and answers the next decision.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use common::{request, test_config, write_dir, Server};

@@ -11,7 +11,7 @@
 //! build on one another and run after the reads of the whole document recorded before them.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::Read;

@@ -3,7 +3,7 @@
 //! and the evaluation deadline with both failure policies.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::admission::{pod, review, sample, Hook};
 use serde_json::{json, Value as Json};

@@ -4,7 +4,7 @@
 //! certificate verification.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::admission::{client_trusting, pod, review, Hook};
 use common::pki::Pki;

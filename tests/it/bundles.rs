@@ -3,7 +3,7 @@
 //! tests wait on reload events, never on the clock.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -3,7 +3,7 @@
 //! under concurrent decisions, and what a later bundle activation does to pushed data.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -11,7 +11,7 @@ use verdict::server::grpc::pb::decisions_client::DecisionsClient;
 
 use super::Server;
 
-const ENVOY_DESCRIPTORS: &[u8] = include_bytes!("../../proto/envoy-authz-descriptors.pb");
+const ENVOY_DESCRIPTORS: &[u8] = include_bytes!("../../../proto/envoy-authz-descriptors.pb");
 
 fn pool() -> DescriptorPool {
     DescriptorPool::decode(ENVOY_DESCRIPTORS).unwrap()

@@ -3,7 +3,7 @@
 //! and left out while every other constraint keeps deciding; nothing crashes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::admission::{pod, review, Hook};
 use serde_json::{json, Value as Json};

@@ -2,7 +2,7 @@
 //! with bounded labels, and output that Prometheus' own `promtool check metrics` accepts.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};

@@ -3,7 +3,7 @@
 //! the server answering the next request correctly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 

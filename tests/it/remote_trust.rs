@@ -3,7 +3,7 @@
 //! behind a flapping network that only ever decides with a verified bundle.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::bundle_server::{bundle, BundleServer, Mode};
 use common::remote::{signed, start, variant};

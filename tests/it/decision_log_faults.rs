@@ -4,7 +4,7 @@
 //! answered must reach the collector (at least once; decision ids deduplicate).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use axum::http::Method;
 use common::collector::{reserve_addr, Answer, Collector};

@@ -4,7 +4,7 @@
 //! The manifests themselves are rendered and schema-checked by `.ci/validate-deploy`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Stdio;

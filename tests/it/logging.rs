@@ -3,7 +3,7 @@
 //! decision log is the audited channel for those.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::http;
 use common::running::Running;

@@ -3,7 +3,7 @@
 //! lives through are in `decision_log_faults.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use axum::http::Method;
 use common::collector::{Answer, Collector};

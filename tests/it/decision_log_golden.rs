@@ -4,7 +4,7 @@
 //! prints must equal OPA's, but for what varies between runs (ids, peers, times, timers).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::running::Running;
 use common::{golden, raw_exchange, recorded_request, WAIT};

@@ -4,7 +4,7 @@
 //! tests/remote_trust.rs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::bundle_server::{bundle, BundleServer, Mode};
 use common::golden;

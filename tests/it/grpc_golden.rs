@@ -4,7 +4,7 @@
 //! must equal the one OPA logged.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{golden, test_config, Server};
 use serde_json::{json, Value as Json};

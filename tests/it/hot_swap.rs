@@ -3,7 +3,7 @@
 //! updates a mounted ConfigMap (an atomic rename of the `..data` symlink).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,0 +1,29 @@
+//! The integration tests, one binary so that the crate is linked once: each module starts the
+//! real server (in process or as the built binary) and talks to it over real sockets.
+//! The evaluation memory ceiling is process-wide, so its test stays a binary of its own
+//! (`tests/memory.rs`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+mod admission;
+mod admission_bad_input;
+mod admission_reload;
+mod admission_verify;
+mod api;
+mod bundles;
+mod cli;
+mod decision_log;
+mod decision_log_faults;
+mod decision_log_golden;
+mod deploy;
+mod golden;
+mod grpc;
+mod grpc_golden;
+mod hot_swap;
+mod logging;
+mod metrics;
+mod pushed_data;
+mod remote;
+mod remote_trust;
+mod signing;
