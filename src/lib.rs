@@ -14,14 +14,24 @@
 //!   committed to a durable spool before the decision is answered, then uploaded.
 //! - `remote`: bundle servers and status services: the HTTP client, the bundle poller, the
 //!   status upload.
-//! - `server`: listeners, the HTTP API and the gRPC services.
-//! - `telemetry`: logs.
-//! - `admission`: the Gatekeeper-style admission webhook: ConstraintTemplates and Constraints,
-//!   `AdmissionSet::evaluate` (transport-free), its HTTPS listener and gator suites.
+//! - `admission`: Gatekeeper's model: ConstraintTemplates and Constraints,
+//!   `AdmissionSet::evaluate` (transport-free) and gator suites. Its live state and reloads
+//!   are the runtime's, its listener the server's: an AdmissionReview walks socket →
+//!   `server::admission` → `AdmissionSet::evaluate` → `runtime` (logged and counted) like a
+//!   Data API decision.
+//! - `server`: listeners and the transports: the HTTP API, gRPC, the admission webhook over TLS.
+//! - `app`: the assembly: `App::bind` (config → bound listeners, started background work) and
+//!   `Bound::run` (serve until the one shutdown token, then drain); the process's signals.
+//! - `tls`: PEM files into rustls server configurations.
+//! - `telemetry`: logs and metrics.
 //! - `config`: OPA's configuration format plus verdict's own section.
 //! - `cli`: the `run`, `eval`, `test`, `build`, `sign` and `verify` commands.
+//!
+//! Arrows point one way: `policy`, `bundle`, `admission` (the decision core) ← `runtime` ←
+//! `server`, `remote` ← `app` ← `cli`.
 
 pub mod admission;
+pub mod app;
 pub mod bundle;
 pub mod cli;
 pub mod config;
@@ -31,6 +41,7 @@ pub mod remote;
 pub mod runtime;
 pub mod server;
 pub mod telemetry;
+pub mod tls;
 
 /// The example payment bundle, built into the binary from `bundles/payment` (see build.rs):
 /// what `verdict run` serves when no bundle is named.

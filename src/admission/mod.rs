@@ -1,21 +1,17 @@
-//! The Gatekeeper-style admission webhook: ConstraintTemplates and Constraints read from files,
-//! compiled into an immutable `AdmissionSet`, and a transport-free `evaluate` from an
-//! AdmissionReview to an AdmissionResponse. The HTTPS listener (`https`, `http`) and the
-//! reloader (`reload`) sit beside that core; `suite` runs gator test suites on the same core.
+//! Gatekeeper's model: ConstraintTemplates and Constraints read from files (`load`), compiled
+//! into an immutable `AdmissionSet`, and a transport-free `evaluate` from an AdmissionReview to
+//! an AdmissionResponse; `suite` runs gator test suites on the same core. The webhook's
+//! listener is `server::admission`, its live state and reloads are the runtime's.
 //!
 //! Facts carried over from Gatekeeper (its code does not): `input.review` is the
 //! AdmissionRequest (with `object` set to `oldObject` on DELETE), `input.parameters` the
 //! Constraint's `spec.parameters` with schema defaults; `spec.match` as Gatekeeper's matcher;
 //! deny messages `[constraint] msg` joined by newlines with code 403, warnings as `warnings`.
 
-pub mod config;
 pub mod evaluate;
-pub mod http;
-pub mod https;
 pub mod inventory;
-pub mod log;
+pub mod load;
 pub mod matching;
-pub mod reload;
 pub mod resources;
 pub mod review;
 pub mod schema;
@@ -25,8 +21,9 @@ pub mod template;
 
 use std::path::PathBuf;
 
-pub use config::{AdmissionConfig, FailurePolicy};
+pub use crate::config::{AdmissionConfig, FailurePolicy};
 pub use evaluate::{AdmissionDecision, Violation};
+pub use load::{load_set, policy_trees};
 pub use review::{AdmissionResponse, Review, ReviewError};
 pub use set::AdmissionSet;
 
@@ -51,15 +48,4 @@ pub enum LoadError {
         name: String,
         message: String,
     },
-}
-
-/// Errors that stop the admission webhook from starting.
-#[derive(Debug, thiserror::Error)]
-pub enum AdmissionError {
-    #[error("admission TLS: {0}")]
-    Tls(String),
-    #[error("admission listener {addr}: {error}")]
-    Bind { addr: String, error: std::io::Error },
-    #[error("admission: {0}")]
-    Start(String),
 }

@@ -11,9 +11,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
+mod admission;
 mod decision_logs;
 mod plugins;
 mod remote;
+pub use admission::{AdmissionConfig, FailurePolicy};
 pub use decision_logs::{DecisionLogsConfig, ReportingConfig, SpoolConfig, Synchronous, WhenFull};
 pub use plugins::{ExtAuthzConfig, PluginsConfig};
 pub use remote::{
@@ -223,7 +225,7 @@ pub struct VerdictConfig {
     pub request_body_timeout_ms: u64,
     /// The Gatekeeper-style admission webhook (HTTPS); off unless configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub admission: Option<crate::admission::AdmissionConfig>,
+    pub admission: Option<AdmissionConfig>,
     /// The decision log spool (OPA's `decision_logs` says what is logged and where to).
     #[serde(default)]
     pub decision_logs: SpoolConfig,

@@ -3,6 +3,8 @@
 //! gRPC API all decide here, so they cannot drift apart in what they evaluate, report or log;
 //! ad-hoc queries (`/v1/query`) are decided and logged here too.
 
+mod admission;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};

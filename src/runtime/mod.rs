@@ -6,6 +6,7 @@
 //! bundle revisions, or a bundle and half a data write, in one decision and never makes a
 //! reader wait.
 
+pub mod admission;
 pub mod decision;
 pub mod memory;
 pub mod pushed;
@@ -24,6 +25,7 @@ use crate::config::Config;
 use crate::decision_log::DecisionLog;
 use crate::policy::PolicySet;
 use crate::telemetry::metrics::Metrics;
+use admission::{Admission, AdmissionReload};
 pub use decision::{Ask, Decided};
 pub use reloader::{Reloader, RemoteEvent, StartupError, Trigger, WriteRequest};
 pub use status::BundleStatus;
@@ -75,6 +77,13 @@ pub struct ReloadProgress {
     pub status_updates: u64,
     /// Data API writes published.
     pub data_writes: u64,
+    /// Admission reloads finished, whatever their outcome.
+    pub admission_reloads: u64,
+    /// Admission TLS configurations read again after the first.
+    pub tls_reloads: u64,
+    /// Admission TLS reloads refused (unreadable or mismatched files); the previous
+    /// configuration keeps serving.
+    pub tls_failures: u64,
 }
 
 /// Shared state of a running verdict: read by every transport, written only by the reloader.
@@ -93,6 +102,9 @@ pub struct AppState {
     pub metrics: Option<Metrics>,
     /// Set once at start, before any request, when decisions are logged.
     decision_log: OnceLock<DecisionLog>,
+    /// Set once at start when the admission webhook is configured; then swapped by the
+    /// reloader.
+    admission: OnceLock<ArcSwap<Admission>>,
     /// Numbers requests as OPA's `req_id` does, from 1.
     requests: std::sync::atomic::AtomicU64,
 }
@@ -121,10 +133,8 @@ impl AppState {
     ) -> Arc<Self> {
         let generation = snapshot.generation;
         let (progress, _) = watch::channel(ReloadProgress {
-            attempts: 0,
             generation,
-            status_updates: 0,
-            data_writes: 0,
+            ..ReloadProgress::default()
         });
         Arc::new(AppState {
             current: ArcSwap::from_pointee(snapshot),
@@ -137,6 +147,7 @@ impl AppState {
                 .map_err(|e| tracing::error!(error = %e, "metrics are off"))
                 .ok(),
             decision_log: OnceLock::new(),
+            admission: OnceLock::new(),
             requests: std::sync::atomic::AtomicU64::new(0),
         })
     }
@@ -146,6 +157,40 @@ impl AppState {
         if self.decision_log.set(log).is_err() {
             tracing::warn!("decision logging was already on; the second logger is ignored");
         }
+    }
+
+    /// Turns the admission webhook on with its first state. Only the start-up calls this.
+    pub fn attach_admission(&self, admission: Admission) {
+        if self
+            .admission
+            .set(ArcSwap::from_pointee(admission))
+            .is_err()
+        {
+            tracing::warn!("admission was already on; the second state is ignored");
+        }
+    }
+
+    /// The admission state to use for one whole review (or one TLS handshake).
+    pub fn admission(&self) -> Option<Arc<Admission>> {
+        self.admission.get().map(ArcSwap::load_full)
+    }
+
+    /// Publishes an admission reload, `None` when it failed altogether. Only the reloader
+    /// calls this.
+    fn publish_admission(&self, reloaded: Option<(Admission, AdmissionReload)>) {
+        let mut tls_loaded = None;
+        if let (Some(current), Some((admission, reload))) = (self.admission.get(), reloaded) {
+            current.store(Arc::new(admission));
+            tls_loaded = Some(reload.tls_loaded);
+        }
+        self.progress.send_modify(|p| {
+            p.admission_reloads += 1;
+            match tls_loaded {
+                Some(true) => p.tls_reloads += 1,
+                Some(false) => p.tls_failures += 1,
+                None => {}
+            }
+        });
     }
 
     /// The next request's `req_id`.

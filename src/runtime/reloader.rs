@@ -11,11 +11,12 @@
 //! change one at a time, and every snapshot holds the bundles with the pushed data beside them.
 //! An activation erases the pushed data under the bundle's roots, as OPA's does.
 
+mod admission;
+mod bundles;
 mod remote;
 mod writes;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -24,12 +25,12 @@ use tokio::time::Instant;
 
 use regorus::Value;
 
-use super::pushed;
+use super::admission::AdmissionLoader;
 use super::status::BundleStatus;
 use super::store::{PushedStore, StoreError};
 use super::watcher::Watcher;
 use super::{ActiveBundle, AppState, Snapshot};
-use crate::bundle::{Bundle, LoadError, LoadOptions, Location, Source};
+use crate::bundle::{Bundle, LoadError, LoadOptions, Source};
 use crate::policy::{self, CompileError, CompileOptions};
 use remote::Download;
 pub use remote::RemoteEvent;
@@ -42,6 +43,8 @@ pub enum Trigger {
     Bundles(Vec<usize>),
     /// Re-read everything (SIGHUP).
     All,
+    /// The admission webhook's files changed.
+    Admission,
     /// News from the poller of the remote bundle at this index.
     Remote(usize, RemoteEvent),
     /// A Data API write, answered once it is stored and published.
@@ -58,13 +61,8 @@ struct Batch {
     status_changed: bool,
     /// Data API writes, applied in order after the reload.
     writes: Vec<WriteRequest>,
-}
-
-/// What one reload did.
-struct Reloaded {
-    snapshot: Option<(Snapshot, Vec<ActiveBundle>)>,
-    /// Downloads whose content is now the active one (new or unchanged).
-    accepted: BTreeSet<usize>,
+    /// The admission webhook's files are to be read again.
+    admission: bool,
 }
 
 /// A bundle set that cannot start: OPA exits on these for `-b` bundles, and so does verdict.
@@ -103,6 +101,8 @@ pub struct Reloader {
     /// Fingerprint of each remote bundle's persisted copy, so that an unchanged download is
     /// not written again, and a write that failed is tried again.
     persisted: Vec<Option<u64>>,
+    /// Reads the admission webhook's files, when it is configured.
+    admission: Option<Arc<AdmissionLoader>>,
 }
 
 impl Reloader {
@@ -181,6 +181,7 @@ impl Reloader {
             pushed: stored,
             store,
             persisted,
+            admission: None,
         };
         reloader.keep_pushed(pushed);
         let snapshot = reloader.snapshot(policy, now);
@@ -195,6 +196,12 @@ impl Reloader {
 
     pub fn sources(&self) -> &[Source] {
         &self.sources
+    }
+
+    /// Makes the admission webhook's files this reloader's to read again.
+    pub fn with_admission(mut self, loader: AdmissionLoader) -> Reloader {
+        self.admission = Some(Arc::new(loader));
+        self
     }
 
     fn snapshot(&mut self, policy: policy::PolicySet, at: SystemTime) -> Snapshot {
@@ -215,112 +222,15 @@ impl Reloader {
         }
     }
 
-    /// Re-reads the given bundles (remote ones from their downloads) and returns the snapshot
-    /// to publish, if anything changed. Blocking and CPU-bound.
-    fn reload(
-        &mut self,
-        which: &BTreeSet<usize>,
-        downloads: &BTreeMap<usize, Download>,
-    ) -> Reloaded {
-        let mut compiled = None;
-        let mut activated = Vec::new();
-        let mut accepted = BTreeSet::new();
-        // The pushed data as the activations below leave it.
-        let mut pushed = self.pushed.clone();
-        for &i in which {
-            let Some(source) = self.sources.get(i) else {
-                continue;
-            };
-            let now = SystemTime::now();
-            let download = downloads.get(&i);
-            let loaded = match (&source.location, download) {
-                (Location::Remote { .. }, Some(d)) => {
-                    let loaded = Bundle::from_download(source, &d.bytes, self.load);
-                    d.record(&mut self.statuses[i], &loaded);
-                    loaded
-                }
-                // Nothing new to read for a remote bundle on SIGHUP: its poller brings it.
-                (Location::Remote { .. }, None) => continue,
-                _ => Bundle::load(source, self.load),
-            };
-            let bundle = match loaded {
-                Ok(b) => Arc::new(b),
-                Err(e) => {
-                    tracing::error!(bundle = %source.name, error = %e, "bundle rejected; the last good revision keeps serving");
-                    // OPA's status names a remote bundle by its key already, so its message
-                    // is the bare cause; a local bundle's message says which one failed.
-                    let message = if source.is_remote() {
-                        e.error.to_string()
-                    } else {
-                        e.to_string()
-                    };
-                    self.statuses[i].failed_load(message, now);
-                    continue;
-                }
-            };
-            let unchanged = self.active[i]
-                .as_ref()
-                .is_some_and(|b| b.fingerprint == bundle.fingerprint);
-            if unchanged {
-                // Same content as the one serving (an editor touching files, a no-op swap,
-                // a download of what persistence started with): nothing to compile, and any
-                // earlier error is now stale. OPA counts a download as an activation.
-                match download {
-                    Some(d) => self.statuses[i].activated(bundle.revision(), d.size(), now),
-                    None => {
-                        self.statuses[i].last_request = Some(now);
-                        self.statuses[i].clear_error();
-                    }
-                }
-                accepted.insert(i);
-                continue;
-            }
-            let mut candidate = self.active.clone();
-            candidate[i] = Some(bundle.clone());
-            let erased = pushed::erase(&pushed, &bundle.manifest.root_paths());
-            match policy::compile_with_data(&present(&candidate), self.compile, &erased) {
-                Ok(set) => {
-                    pushed = erased;
-                    activated.push(ActiveBundle {
-                        name: bundle.name.clone(),
-                        revision: bundle.revision().to_string(),
-                    });
-                    // OPA reports a download's size as it came over the wire.
-                    let size = download.map_or(bundle.size, Download::size);
-                    self.statuses[i].activated(bundle.revision(), size, now);
-                    self.active = candidate;
-                    accepted.insert(i);
-                    compiled = Some((set, now));
-                }
-                Err(e) => {
-                    tracing::error!(bundle = %source.name, error = %e, "bundle rejected; the last good revision keeps serving");
-                    self.statuses[i].failed_compile(&e, now);
-                }
-            }
-        }
-        self.keep_pushed(pushed);
-        Reloaded {
-            snapshot: compiled.map(|(set, at)| (self.snapshot(set, at), activated)),
-            accepted,
-        }
-    }
-
-    /// Marks a reload that panicked as failed for every bundle it was reading.
-    fn internal_failure(&mut self, which: &BTreeSet<usize>) {
-        let now = SystemTime::now();
-        for &i in which {
-            if let (Some(source), Some(status)) = (self.sources.get(i), self.statuses.get_mut(i)) {
-                tracing::error!(bundle = %source.name, "bundle rejected after an internal failure; the last good revision keeps serving");
-                status.failed_load("internal error while loading the bundle".into(), now);
-            }
-        }
-    }
-
     /// Folds one trigger into the batch. Status-only news is recorded at once.
     fn add(&mut self, batch: &mut Batch, trigger: Trigger) {
         match trigger {
             Trigger::Bundles(ids) => batch.which.extend(ids),
-            Trigger::All => batch.which.extend(0..self.sources.len()),
+            Trigger::All => {
+                batch.which.extend(0..self.sources.len());
+                batch.admission = true;
+            }
+            Trigger::Admission => batch.admission = true,
             Trigger::Write(request) => batch.writes.push(request),
             Trigger::Remote(i, event) => self.remote_event(batch, i, event),
         }
@@ -348,7 +258,7 @@ impl Reloader {
             let mut batch = Batch::default();
             self.observe(&state, &first);
             self.add(&mut batch, first);
-            if batch.which.is_empty() {
+            if batch.which.is_empty() && !batch.admission {
                 if batch.writes.is_empty() {
                     // A 304 or a failed request: nothing to read or compile.
                     state.record(self.statuses.clone(), false);
@@ -379,54 +289,20 @@ impl Reloader {
                 downloads,
                 replies,
                 writes,
+                admission,
                 ..
             } = batch;
-            let job = tokio::task::spawn_blocking(move || {
-                // A panic in a parser or the engine must cost this reload, not every later one,
-                // and must not leave the reloader believing in bundles it never published.
-                let before = (self.active.clone(), self.statuses.clone());
-                let reloaded = catch_unwind(AssertUnwindSafe(|| self.reload(&which, &downloads)));
-                let reloaded = reloaded.unwrap_or_else(|_| {
-                    (self.active, self.statuses) = before;
-                    self.internal_failure(&which);
-                    Reloaded {
-                        snapshot: None,
-                        accepted: BTreeSet::new(),
-                    }
-                });
-                (self, reloaded, which, downloads)
-            })
-            .await;
-            let (reloader, reloaded, which, downloads) = match job {
-                Ok(done) => done,
-                Err(e) => {
-                    // A panic in the reload lost the reloader; the last snapshot keeps serving.
-                    tracing::error!(error = %e, "bundle reloader stopped after an internal failure");
-                    return;
-                }
-            };
-            self = reloader;
-            if let Some(w) = watcher.as_mut() {
-                for &i in &which {
-                    w.rearm(i);
+            if !which.is_empty() {
+                let reloaded = self
+                    .reload_bundles(&state, which, downloads, replies, &mut watcher)
+                    .await;
+                match reloaded {
+                    Some(reloader) => self = reloader,
+                    None => return,
                 }
             }
-            if let Some((snapshot, activated)) = reloaded.snapshot {
-                let generation = snapshot.generation;
-                state.publish(snapshot);
-                // Logged once serving: whoever reads this line gets the new revision.
-                for b in activated {
-                    tracing::info!(bundle = %b.name, revision = %b.revision, generation, "bundle activated");
-                }
-            }
-            let unpersisted = self.persist(&reloaded.accepted, downloads).await;
-            state.record(self.statuses.clone(), true);
-            for (i, done) in replies {
-                // The ETag moves on once the download serves and is kept: a copy that could
-                // not be persisted is downloaded and written again. The poller may have
-                // stopped; it then has no ETag to move forward.
-                let kept = reloaded.accepted.contains(&i) && !unpersisted.contains(&i);
-                let _ = done.send(kept);
+            if admission {
+                self.reload_admission(&state, &mut watcher).await;
             }
             // Writes that came during the quiet period see the bundles it activated.
             if !writes.is_empty() {

@@ -1,9 +1,12 @@
-//! Watching bundle files and directories and telling the reloader which bundle changed.
+//! Watching bundle files and directories, and the admission webhook's files, and telling the
+//! reloader what changed.
 //!
 //! Each bundle's parent directory is watched too, because the usual ways of replacing a bundle
 //! atomically happen there: `mv new.tar.gz bundle.tar.gz`, a directory renamed over another,
 //! or Kubernetes swapping the `..data` symlink of a mounted ConfigMap. Events only say
 //! "something may have changed"; the reloader compares content before activating anything.
+
+mod admission;
 
 use std::path::{Path, PathBuf};
 
@@ -12,11 +15,14 @@ use tokio::sync::mpsc;
 
 use super::Trigger;
 use crate::bundle::{Location, Source};
+use crate::config::AdmissionConfig;
+pub use admission::AdmissionWatcher;
 
 /// The bundle paths being watched, and the watcher holding their OS watches.
 pub struct Watcher {
     inner: RecommendedWatcher,
     targets: Vec<Option<Target>>,
+    admission: Option<AdmissionWatcher>,
 }
 
 #[derive(Debug, Clone)]
@@ -26,8 +32,18 @@ struct Target {
 }
 
 impl Watcher {
-    /// Starts watching every on-disk bundle in `sources`; events become triggers on `tx`.
-    pub fn start(sources: &[Source], tx: mpsc::UnboundedSender<Trigger>) -> notify::Result<Self> {
+    /// Starts watching every on-disk bundle in `sources` and the admission files; events
+    /// become triggers on `tx`.
+    pub fn start(
+        sources: &[Source],
+        admission: Option<&AdmissionConfig>,
+        tx: mpsc::UnboundedSender<Trigger>,
+    ) -> notify::Result<Self> {
+        let admission = admission.and_then(|config| {
+            AdmissionWatcher::start(config, tx.clone())
+                .map_err(|e| tracing::warn!(error = %e, "cannot watch admission files; reload them with SIGHUP"))
+                .ok()
+        });
         let targets: Vec<Option<Target>> = sources
             .iter()
             .map(|s| match &s.location {
@@ -55,7 +71,11 @@ impl Watcher {
                 let _ = tx.send(Trigger::Bundles(ids));
             }
         })?;
-        let mut watcher = Watcher { inner, targets };
+        let mut watcher = Watcher {
+            inner,
+            targets,
+            admission,
+        };
         for i in 0..watcher.targets.len() {
             watcher.arm(i)?;
         }
@@ -81,6 +101,13 @@ impl Watcher {
         }
         if let Err(e) = self.arm(i) {
             tracing::warn!(error = %e, "cannot watch bundle path; changes will need SIGHUP");
+        }
+    }
+
+    /// Watches the admission files again after their reload.
+    pub fn rearm_admission(&mut self) {
+        if let Some(admission) = &mut self.admission {
+            admission.rearm();
         }
     }
 }

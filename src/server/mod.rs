@@ -1,21 +1,23 @@
-//! Binding listeners (TCP and Unix sockets) and serving the HTTP API on them until shutdown,
-//! with a bounded grace period for requests in flight.
+//! Binding listeners (TCP and Unix sockets) and serving on them until the one shutdown token
+//! is cancelled, with a bounded grace period for requests in flight: the HTTP API (`http`),
+//! gRPC (`grpc`) and the admission webhook over TLS (`admission`, `tls`).
 //!
-//! `serve` takes listeners that are already bound, so tests bind port 0 and read the address
-//! without races.
+//! Every `serve` takes listeners that are already bound, so tests bind port 0 and read the
+//! address without races.
 
+pub mod admission;
 pub mod gojson;
 pub mod grpc;
 pub mod http;
+pub mod tls;
 
-use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -87,22 +89,18 @@ fn remove_stale_socket(path: &std::path::Path) -> std::io::Result<()> {
     }
 }
 
-/// Serves `router` on every listener until `shutdown` completes, then lets requests in flight
-/// finish for at most `grace`.
+/// Serves `router` on every listener until `shutdown` is cancelled, then lets requests in
+/// flight finish for at most `grace`.
 pub async fn serve(
     listeners: Vec<Listener>,
     router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: CancellationToken,
     grace: Duration,
 ) {
-    let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     for listener in listeners {
         let router = router.clone();
-        let mut stop = stop_rx.clone();
-        let stopped = async move {
-            let _ = stop.wait_for(|s| *s).await;
-        };
+        let stopped = shutdown.clone().cancelled_owned();
         match listener {
             Listener::Tcp(l) => {
                 // Decisions are small request/response exchanges: Nagle's algorithm would
@@ -130,51 +128,8 @@ pub async fn serve(
             }
         }
     }
-    shutdown.await;
-    tracing::info!(
-        grace_seconds = grace.as_secs(),
-        "shutting down; finishing requests in flight"
-    );
-    let _ = stop_tx.send(true);
+    shutdown.cancelled().await;
     drain(tasks, grace, "HTTP").await;
-}
-
-/// Serves the HTTP API and, when configured, the gRPC listener until `shutdown` completes;
-/// each transport then drains its own calls within `grace`.
-pub async fn serve_all(
-    listeners: Vec<Listener>,
-    router: Router,
-    diagnostic: (Vec<Listener>, Router),
-    grpc: Option<(Listener, tonic::service::Routes)>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    grace: Duration,
-) {
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let api = serve(listeners, router, stopped(stop_rx.clone()), grace);
-    let (diagnostic, diagnostic_router) = diagnostic;
-    let diagnostic = serve(
-        diagnostic,
-        diagnostic_router,
-        stopped(stop_rx.clone()),
-        grace,
-    );
-    let http = async {
-        tokio::join!(api, diagnostic);
-    };
-    match grpc {
-        Some((listener, routes)) => {
-            let grpc = grpc::serve(vec![listener], routes, stopped(stop_rx), grace);
-            tokio::join!(http, grpc);
-        }
-        None => http.await,
-    }
 }
 
 /// Waits for stopped listeners to finish their requests in flight, for at most `grace`; then
@@ -198,22 +153,5 @@ pub(crate) async fn drain<E: std::fmt::Display + 'static>(
             "grace period over; closing the remaining connections"
         );
         tasks.abort_all();
-    }
-}
-
-/// Completes on SIGTERM or SIGINT: the one shutdown signal of the process.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let term = async {
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = term => {},
-        _ = tokio::signal::ctrl_c() => {},
     }
 }

@@ -133,7 +133,7 @@ async fn warn_becomes_warnings_and_dryrun_is_only_recorded() {
         json!({"uid": "uid-nightly", "allowed": true, "status": {"code": 200}}),
         "the dryrun violation changes nothing in the answer"
     );
-    let set = hook.state.set();
+    let set = hook.set();
     let decision = set.evaluate(
         &verdict::admission::Review::from_value(review("CREATE", &object)).unwrap(),
         Default::default(),

@@ -161,7 +161,7 @@ async fn a_template_with_a_rego_error_is_reported_and_left_out() {
         "broken.yaml",
         &REGO_ERROR.replace("no_such_function(input.review.object)", "{{"),
     );
-    let seen = hook.generation().attempts;
+    let seen = hook.generation().admission_reloads;
     hook.wait_for("the parse error", seen, |s| {
         s.set()
             .errors

@@ -29,7 +29,7 @@ async fn constraints_and_templates_reload_and_a_broken_update_keeps_the_last_goo
         "constraints/allowed-registries.yaml",
         &original.replace("ghcr.io/payments-platform/", "quay.io/pay/"),
     );
-    let seen = hook.generation().attempts;
+    let seen = hook.generation().admission_reloads;
     hook.wait_for("the new registries", seen, |s| {
         s.set()
             .constraint("PaymentAllowedRegistries", "payment-registries")
@@ -46,7 +46,7 @@ async fn constraints_and_templates_reload_and_a_broken_update_keeps_the_last_goo
         "constraints/allowed-registries.yaml",
         &original.replace("registries:\n", "registries: oops\n  ignored:\n"),
     );
-    let seen = hook.generation().attempts;
+    let seen = hook.generation().admission_reloads;
     hook.wait_for("the schema error", seen, |s| !s.set().errors.is_empty())
         .await;
     let status = hook.status().await;
@@ -73,7 +73,7 @@ async fn constraints_and_templates_reload_and_a_broken_update_keeps_the_last_goo
         "templates/required-limits.yaml",
         &text.replace("not c.resources.limits[r]", "not c.resources.limits[r] +"),
     );
-    let seen = hook.generation().attempts;
+    let seen = hook.generation().admission_reloads;
     hook.wait_for("the Rego error", seen, |s| {
         s.set()
             .errors
@@ -94,7 +94,7 @@ async fn constraints_and_templates_reload_and_a_broken_update_keeps_the_last_goo
 
     // Deleting a constraint's file removes it.
     std::fs::remove_file(hook.policies().join("constraints/required-limits.yaml")).unwrap();
-    let seen = hook.generation().attempts;
+    let seen = hook.generation().admission_reloads;
     hook.wait_for("the constraint's removal", seen, |s| {
         s.set()
             .constraint("PaymentRequiredLimits", "cpu-and-memory-limits")
@@ -171,7 +171,7 @@ async fn the_inventory_reloads_and_feeds_data_inventory_and_namespace_selectors(
     std::fs::write(inventory.join("namespaces.yaml"), NAMESPACES).unwrap();
     // The directory did not exist at start: a SIGHUP-like nudge is an edit under policies.
     hook.write("nudge.yaml", "# reload\n");
-    let seen = hook.generation().attempts;
+    let seen = hook.generation().admission_reloads;
     hook.wait_for("the namespaces", seen, |s| {
         s.set().inventory.namespaces.len() == 2
     })
@@ -198,7 +198,7 @@ async fn the_inventory_reloads_and_feeds_data_inventory_and_namespace_selectors(
         &inventory.join("freeze.yaml"),
         b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: payments-freeze, namespace: payments}\ndata: {reason: year-end close}\n",
     );
-    let seen = hook.generation().attempts;
+    let seen = hook.generation().admission_reloads;
     hook.wait_for("the freeze", seen, |s| s.set().inventory.objects == 3)
         .await;
     let response = admit_image(&hook, "registry.pay.internal/a:1").await;
@@ -222,10 +222,9 @@ async fn a_rotated_certificate_serves_new_connections() {
     let tls = hook.dir.path().join("tls");
     // A half-written pair (new key, old certificate) is refused and the old one keeps serving.
     common::replace_file(&tls.join("tls.key"), rotated.server_key_pem.as_bytes());
-    let seen = hook.generation().attempts;
+    let seen = hook.generation().admission_reloads;
     hook.wait_for("the mismatched pair to be refused", seen, |s| {
-        let g = *s.subscribe().borrow();
-        g.tls_failures > 0
+        s.progress().tls_failures > 0
     })
     .await;
     assert!(hook
@@ -238,7 +237,7 @@ async fn a_rotated_certificate_serves_new_connections() {
         .is_success());
 
     common::replace_file(&tls.join("tls.crt"), rotated.server_cert_pem.as_bytes());
-    let mut rx = hook.state.subscribe();
+    let mut rx = hook.server.state.subscribe();
     let served = tokio::time::timeout(common::WAIT, async {
         loop {
             if new_client.get(&url).send().await.is_ok() {
@@ -316,7 +315,7 @@ async fn a_configmap_swap_of_the_constraints_is_picked_up() {
 
     let mount = hook.dir.path().join("mount");
     common::configmap_publish(&mount, 2, &constraints("quay.io/pay/"));
-    let seen = hook.generation().attempts;
+    let seen = hook.generation().admission_reloads;
     hook.wait_for("the swapped ConfigMap", seen, |s| {
         s.set()
             .constraint("PaymentAllowedRegistries", "payment-registries")
@@ -328,7 +327,7 @@ async fn a_configmap_swap_of_the_constraints_is_picked_up() {
         true
     );
     assert_eq!(
-        hook.state.set().constraints.len(),
+        hook.set().constraints.len(),
         1,
         "each file is read once, not via ..data too"
     );

@@ -9,8 +9,8 @@ use std::io::{Read, Write};
 
 use common::{request, test_config, write_dir, Server};
 use serde_json::{json, Value as Json};
+use verdict::app::sources;
 use verdict::bundle::Source;
-use verdict::cli::run::sources;
 
 const ALLOWED: &str = r#"{"input": {"method": "POST", "path": "/api/payment", "role": "customer", "amount": 2500, "currency": "EUR", "merchant": "m-123", "country": "DE", "velocity": 1}}"#;
 

@@ -75,7 +75,7 @@ async fn the_kubernetes_config_serves_decisions_on_every_interface() {
     config.verdict.bundles = vec![repo().join("deploy/k8s/base/bundle")];
     config.remote.persistence_directory = state.path().to_path_buf();
     config.plugins.envoy_ext_authz_grpc.as_mut().unwrap().addr = "127.0.0.1:0".into();
-    let sources = verdict::cli::run::sources(&config).unwrap();
+    let sources = verdict::app::sources(&config).unwrap();
     let server = Server::start(config, sources).await;
     let client = common::http();
     let answer: Json = client

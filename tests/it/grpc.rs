@@ -32,7 +32,7 @@ fn grpc_config(authz: ExtAuthzConfig) -> Config {
 /// verdict with the built-in payment bundle and ext_authz on its default path.
 async fn payment_server() -> Server {
     let config = grpc_config(ExtAuthzConfig::default());
-    let sources = verdict::cli::run::sources(&config).unwrap();
+    let sources = verdict::app::sources(&config).unwrap();
     Server::start(config, sources).await
 }
 
@@ -149,7 +149,7 @@ async fn dry_run_allows_but_still_decides_and_still_fails_closed_on_errors() {
         dry_run: true,
         ..ExtAuthzConfig::default()
     });
-    let sources = verdict::cli::run::sources(&config).unwrap();
+    let sources = verdict::app::sources(&config).unwrap();
     let server = Server::start(config, sources).await;
     let mut client = common::grpc::authz_client(&server).await;
     let big = GOOD_PAYMENT.replace("2500", "50000");
@@ -188,7 +188,7 @@ async fn bad_requests_get_the_documented_denial_and_the_server_keeps_serving() {
         grpc_max_recv_msg_size: 256 << 10,
         ..ExtAuthzConfig::default()
     });
-    let sources = verdict::cli::run::sources(&config).unwrap();
+    let sources = verdict::app::sources(&config).unwrap();
     let server = Server::start(config, sources).await;
     let mut client = common::grpc::authz_client(&server).await;
 
@@ -373,13 +373,11 @@ async fn grpc_health_is_serving_once_the_bundles_are_active() {
         .unwrap();
     let addr = listener.local_addr();
     let routes = verdict::server::grpc::routes(state, &authz).unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let stop = tokio_util::sync::CancellationToken::new();
     let task = tokio::spawn(verdict::server::grpc::serve(
         vec![listener],
         routes,
-        async move {
-            let _ = stopped.await;
-        },
+        stop.clone(),
         Duration::from_secs(1),
     ));
     let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
@@ -401,7 +399,7 @@ async fn grpc_health_is_serving_once_the_bundles_are_active() {
         .unwrap()
         .unwrap();
     assert_eq!(first.status, ServingStatus::NotServing as i32);
-    let _ = stop.send(());
+    stop.cancel();
     task.await.unwrap();
 }
 
@@ -437,7 +435,7 @@ async fn reflection_lists_the_services_only_when_enabled() {
         enable_reflection: true,
         ..ExtAuthzConfig::default()
     });
-    let sources = verdict::cli::run::sources(&config).unwrap();
+    let sources = verdict::app::sources(&config).unwrap();
     let server = Server::start(config, sources).await;
     let MessageResponse::ListServicesResponse(list) =
         ask(&server, MessageRequest::ListServices(String::new()))
@@ -656,7 +654,7 @@ async fn ext_authz_is_served_on_a_unix_socket() {
     let mut config = config;
     config.plugins.envoy_ext_authz_grpc.as_mut().unwrap().addr =
         format!("unix://{}", socket.display());
-    let sources = verdict::cli::run::sources(&config).unwrap();
+    let sources = verdict::app::sources(&config).unwrap();
     let server = Server::start(config, sources).await;
     let path = socket.clone();
     let channel = tonic::transport::Endpoint::try_from("http://[::]:50051")

@@ -148,11 +148,14 @@ async fn a_request_in_flight_finishes_on_its_own_snapshot() {
         !slow.is_finished(),
         "the request should still be evaluating when slow-2 is activated; make it longer"
     );
-    let d = slow.await.unwrap().json()["result"].clone();
+    let answer = slow.await.unwrap();
+    let d = answer.json()["result"].clone();
     assert_eq!(
         d["policy"],
         json!("slow-1"),
-        "finished on the snapshot it started with: {d}"
+        "finished on the snapshot it started with: {} {}",
+        answer.status,
+        answer.text()
     );
     assert_eq!(
         d["data"],

@@ -12,7 +12,7 @@ use serde_json::json;
 
 async fn serve() -> Server {
     let config = test_config();
-    let sources = verdict::cli::run::sources(&config).unwrap();
+    let sources = verdict::app::sources(&config).unwrap();
     Server::start(config, sources).await
 }
 
@@ -130,7 +130,7 @@ async fn metrics_count_requests_and_decisions_with_bounded_labels() {
 async fn a_diagnostic_address_serves_health_and_metrics_and_nothing_else() {
     let mut config = test_config();
     config.verdict.diagnostic_addr = vec!["127.0.0.1:0".into()];
-    let sources = verdict::cli::run::sources(&config).unwrap();
+    let sources = verdict::app::sources(&config).unwrap();
     let server = Server::start(config, sources).await;
     let diagnostic = server.diagnostic_addr.clone().unwrap();
     assert_ne!(diagnostic, server.addr);

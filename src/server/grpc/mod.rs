@@ -6,12 +6,11 @@ pub mod decisions;
 pub mod ext_authz;
 pub mod health;
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use envoy_types::pb::envoy::service::auth::v3::authorization_server::AuthorizationServer;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 
@@ -69,21 +68,17 @@ pub fn routes(state: Arc<AppState>, config: &ExtAuthzConfig) -> Result<Routes, C
     Ok(routes)
 }
 
-/// Serves `routes` on every listener until `shutdown` completes, then lets calls in flight
+/// Serves `routes` on every listener until `shutdown` is cancelled, then lets calls in flight
 /// finish for at most `grace`.
 pub async fn serve(
     listeners: Vec<Listener>,
     routes: Routes,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: CancellationToken,
     grace: Duration,
 ) {
-    let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     for listener in listeners {
-        let mut stop = stop_rx.clone();
-        let stopped = async move {
-            let _ = stop.wait_for(|s| *s).await;
-        };
+        let stopped = shutdown.clone().cancelled_owned();
         let server = tonic::transport::Server::builder()
             .tcp_nodelay(true)
             .add_routes(routes.clone());
@@ -104,7 +99,6 @@ pub async fn serve(
             }
         }
     }
-    shutdown.await;
-    let _ = stop_tx.send(true);
+    shutdown.cancelled().await;
     super::drain(tasks, grace, "gRPC").await;
 }

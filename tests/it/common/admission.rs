@@ -6,21 +6,32 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value as Json};
-use tokio::task::JoinHandle;
-use verdict::admission::config::AdmissionConfig;
-use verdict::admission::http::Webhook;
-use verdict::admission::reload::{AdmissionState, Generation};
+use verdict::admission::AdmissionSet;
+use verdict::config::AdmissionConfig;
+use verdict::runtime::{AppState, ReloadProgress};
 
 use super::pki::Pki;
-use super::WAIT;
+use super::{Server, WAIT};
 
+/// A whole verdict with the admission webhook configured, as `verdict run` starts it.
 pub struct Hook {
     pub url: String,
-    pub state: Arc<AdmissionState>,
+    pub server: Server,
     pub pki: Pki,
     pub dir: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+}
+
+/// The live state a reload is waited on for.
+pub struct Live<'a>(&'a AppState);
+
+impl Live<'_> {
+    pub fn set(&self) -> Arc<AdmissionSet> {
+        self.0.admission().expect("admission is on").set.clone()
+    }
+
+    pub fn progress(&self) -> ReloadProgress {
+        *self.0.subscribe().borrow()
+    }
 }
 
 impl Hook {
@@ -50,26 +61,23 @@ impl Hook {
         config.addr = "127.0.0.1:0".into();
         config.policies = vec![policies];
         tweak(&mut config);
-        let webhook = Webhook::start(config, true, Duration::from_millis(50), None)
-            .await
-            .expect("webhook starts");
-        let url = format!("https://127.0.0.1:{}", webhook.addr.port());
-        let state = webhook.state.clone();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(webhook.serve(
-            async move {
-                let _ = stopped.await;
-            },
-            Duration::from_secs(2),
-        ));
+        let mut service = super::test_config();
+        service.verdict.admission = Some(config);
+        service.verdict.shutdown_grace_period_seconds = 2;
+        let sources = verdict::app::sources(&service).unwrap();
+        let server = Server::start(service, sources).await;
+        let addr = server.admission_addr.expect("the webhook listens");
         Hook {
-            url,
-            state,
+            url: format!("https://127.0.0.1:{}", addr.port()),
+            server,
             pki,
             dir,
-            stop: Some(stop),
-            task: Some(task),
         }
+    }
+
+    /// The admission set serving now.
+    pub fn set(&self) -> Arc<AdmissionSet> {
+        Live(&self.server.state).set()
     }
 
     pub fn policies(&self) -> PathBuf {
@@ -142,16 +150,19 @@ impl Hook {
         super::parse_response(&buf)
     }
 
-    pub fn generation(&self) -> Generation {
-        *self.state.subscribe().borrow()
+    pub fn generation(&self) -> ReloadProgress {
+        *self.server.state.subscribe().borrow()
     }
 
-    /// Waits (on reload events) until a reload after `seen` attempts satisfies `done`.
-    pub async fn wait_for(&self, what: &str, seen: u64, done: impl Fn(&AdmissionState) -> bool) {
-        let mut rx = self.state.subscribe();
-        let state = self.state.clone();
-        let reached =
-            tokio::time::timeout(WAIT, rx.wait_for(|g| g.attempts > seen && done(&state))).await;
+    /// Waits (on reload events) until an admission reload after `seen` satisfies `done`.
+    pub async fn wait_for(&self, what: &str, seen: u64, done: impl Fn(&Live) -> bool) {
+        let mut rx = self.server.state.subscribe();
+        let state = self.server.state.clone();
+        let reached = tokio::time::timeout(
+            WAIT,
+            rx.wait_for(|g| g.admission_reloads > seen && done(&Live(&state))),
+        )
+        .await;
         assert!(
             matches!(reached, Ok(Ok(_))),
             "timed out waiting for {what}: {}",
@@ -161,17 +172,6 @@ impl Hook {
 
     pub fn write(&self, rel: &str, text: &str) {
         super::replace_file(&self.policies().join(rel), text.as_bytes());
-    }
-}
-
-impl Drop for Hook {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
     }
 }
 

@@ -10,10 +10,11 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use verdict::app::App;
 use verdict::bundle::Source;
 use verdict::config::Config;
 use verdict::runtime::{AppState, Trigger};
-use verdict::server::{self, Listener};
 
 pub mod admission;
 pub mod bundle_server;
@@ -48,6 +49,7 @@ pub fn test_config() -> Config {
     let mut config = Config::default();
     config.verdict.addr = vec!["127.0.0.1:0".into()];
     config.verdict.watch_debounce_ms = 50;
+    config.verdict.shutdown_grace_period_seconds = 5;
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     config.remote.persistence_directory =
         std::env::temp_dir().join(format!("verdict-test-{}-{n}", std::process::id()));
@@ -61,9 +63,11 @@ pub struct Server {
     pub grpc_addr: Option<String>,
     /// The first `--diagnostic-addr` listener, when there is one.
     pub diagnostic_addr: Option<String>,
+    /// The admission webhook's HTTPS address, when `verdict.admission` is configured.
+    pub admission_addr: Option<std::net::SocketAddr>,
     pub state: Arc<AppState>,
     pub triggers: mpsc::UnboundedSender<Trigger>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    stop: CancellationToken,
     task: Option<JoinHandle<()>>,
 }
 
@@ -75,32 +79,24 @@ impl Server {
     }
 
     pub async fn try_start(config: Config, sources: Vec<Source>) -> anyhow::Result<Server> {
-        let started = verdict::cli::run::start(config, sources).await?;
-        let addr = started.listeners[0].local_addr();
-        let grpc_addr = started.grpc.as_ref().map(|(l, _)| l.local_addr());
-        let router = server::http::router(started.state.clone());
-        let diagnostic_addr = started.diagnostic.first().map(Listener::local_addr);
-        let diagnostic = (
-            started.diagnostic,
-            server::http::diagnostic_router(started.state.clone()),
+        let bound = App::new(config).with_sources(sources).bind().await?;
+        let (addr, grpc_addr, admission_addr) = (
+            bound.http_addrs()[0].clone(),
+            bound.grpc_addr(),
+            bound.admission_addr(),
         );
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let listeners: Vec<Listener> = started.listeners;
-        let grpc = started.grpc;
-        let task = tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stopped.await;
-            };
-            let grace = Duration::from_secs(5);
-            server::serve_all(listeners, router, diagnostic, grpc, shutdown, grace).await;
-        });
+        let diagnostic_addr = bound.diagnostic_addrs().first().cloned();
+        let (state, triggers) = (bound.state().clone(), bound.triggers());
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(bound.run(stop.clone()));
         Ok(Server {
             addr,
-            diagnostic_addr,
             grpc_addr,
-            state: started.state,
-            triggers: started.triggers,
-            stop: Some(stop),
+            diagnostic_addr,
+            admission_addr,
+            state,
+            triggers,
+            stop,
             task: Some(task),
         })
     }
@@ -174,9 +170,7 @@ impl Server {
 
     /// Stops serving and waits for the listeners to close.
     pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.stop.cancel();
         if let Some(task) = self.task.take() {
             let _ = tokio::time::timeout(WAIT, task).await;
         }
@@ -185,9 +179,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.stop.cancel();
     }
 }
 

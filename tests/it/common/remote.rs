@@ -41,7 +41,7 @@ fn merge(into: &mut Json, from: Json) {
 }
 
 pub async fn start(config: Config) -> Server {
-    let sources = verdict::cli::run::sources(&config).unwrap();
+    let sources = verdict::app::sources(&config).unwrap();
     Server::start(config, sources).await
 }
 

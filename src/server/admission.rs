@@ -1,8 +1,8 @@
-//! The webhook's HTTP adapter: `POST /v1/admit` (every constraint) and `POST
-//! /v1/admit/{kind}` (one constraint kind, for one ValidatingWebhook per policy), plus
-//! `/v1/admission/status` and `/health`. It reads the body within the size limit, hands it
-//! to the decision core on a blocking thread, logs and counts the decision, and writes the
-//! AdmissionReview back.
+//! The admission webhook's HTTP adapter, served over TLS (`server::tls`): `POST /v1/admit`
+//! (every constraint) and `POST /v1/admit/{kind}` (one constraint kind, for one
+//! ValidatingWebhook per policy), plus `/v1/admission/status` and `/health`. It reads the body
+//! within the size limit, hands it to the admission set on a blocking thread, has the runtime
+//! log and count the decision, and writes the AdmissionReview back.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -14,35 +14,35 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::Value as Json;
-use tokio::net::TcpListener;
 
-use super::config::AdmissionConfig;
-use super::evaluate::Scope;
-use super::reload::{spawn_reloader, AdmissionState};
-use super::review::{AdmissionResponse, Review, ReviewError};
-use super::{https, log, AdmissionError};
+use crate::admission::evaluate::Scope;
+use crate::admission::{AdmissionResponse, FailurePolicy, Review, ReviewError};
+use crate::config::AdmissionConfig;
 use crate::decision_log::RequestInfo;
+use crate::runtime::admission::Admission;
 use crate::runtime::AppState;
 
 /// The answer when evaluation overruns the deadline by this much: the engine's own timer
 /// should have stopped it, but one long builtin call cannot be interrupted.
 const DEADLINE_SLACK: Duration = Duration::from_millis(100);
 
-/// What the handlers share: the admission set, and the service whose decision log and
-/// metrics admission decisions go to (none in tests of the webhook alone).
+/// What the handlers share: the service, whose admission state, decision log and metrics
+/// every review uses, and the webhook's configuration.
 #[derive(Clone)]
 struct Shared {
-    admission: Arc<AdmissionState>,
-    app: Option<Arc<AppState>>,
+    app: Arc<AppState>,
+    config: Arc<AdmissionConfig>,
 }
 
-fn router(admission: Arc<AdmissionState>, app: Option<Arc<AppState>>) -> Router {
+/// The webhook's routes on `app`, configured by `config`.
+pub fn router(app: Arc<AppState>, config: AdmissionConfig) -> Router {
+    let config = Arc::new(config);
     Router::new()
         .route("/v1/admit", post(admit_all))
         .route("/v1/admit/{kind}", post(admit_kind))
         .route("/v1/admission/status", get(status))
         .route("/health", get(|| async { "ok" }))
-        .with_state(Shared { admission, app })
+        .with_state(Shared { app, config })
 }
 
 async fn admit_all(State(shared): State<Shared>, request: Request) -> Response {
@@ -58,12 +58,16 @@ async fn admit_kind(
 }
 
 async fn status(State(shared): State<Shared>) -> Response {
-    axum::Json(shared.admission.set().status()).into_response()
+    match shared.app.admission() {
+        Some(admission) => axum::Json(admission.set.status()).into_response(),
+        None => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
 }
 
 async fn admit(shared: Shared, kind: Option<String>, request: Request) -> Response {
     let started = Instant::now();
-    let info = shared.app.as_deref().map(|app| RequestInfo {
+    let app = &shared.app;
+    let info = RequestInfo {
         requested_by: request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
@@ -72,23 +76,37 @@ async fn admit(shared: Shared, kind: Option<String>, request: Request) -> Respon
         http_headers: app
             .decision_log()
             .map_or_else(Vec::new, |log| log.http_headers(request.headers())),
-    });
-    let logged = shared
-        .app
-        .as_deref()
-        .is_some_and(|app| app.decision_log().is_some());
-    let (api_version, mut response, input) =
-        review(&shared.admission, kind.clone(), request, logged, started).await;
-    if let (Some(app), Some(info)) = (shared.app.as_deref(), info) {
-        match log::record(app, kind.as_deref(), input, &response, &info, started).await {
-            Ok(Some(decision_id)) => {
-                response
-                    .audit_annotations
-                    .insert("decision_id".into(), decision_id);
-            }
-            Ok(None) => {}
-            Err(why) => response = failed(&shared.admission, &response.uid, &why),
+    };
+    let logged = app.decision_log().is_some();
+    let (api_version, mut response, input) = match app.admission() {
+        Some(admission) => {
+            review(
+                &shared.config,
+                admission,
+                kind.clone(),
+                request,
+                logged,
+                started,
+            )
+            .await
         }
+        None => (
+            None,
+            failed(&shared.config, "", "admission is not configured"),
+            None,
+        ),
+    };
+    match app
+        .admitted(kind.as_deref(), input, &response, &info, started)
+        .await
+    {
+        Ok(Some(decision_id)) => {
+            response
+                .audit_annotations
+                .insert("decision_id".into(), decision_id);
+        }
+        Ok(None) => {}
+        Err(why) => response = failed(&shared.config, &response.uid, &why),
     }
     tracing::debug!(
         allowed = response.allowed,
@@ -102,7 +120,8 @@ async fn admit(shared: Shared, kind: Option<String>, request: Request) -> Respon
 /// Reads and decides one review: its apiVersion when it had one, the response, and the
 /// review as received when `keep_input` (for its log event).
 async fn review(
-    state: &Arc<AdmissionState>,
+    config: &AdmissionConfig,
+    admission: Arc<Admission>,
     kind: Option<String>,
     request: Request,
     keep_input: bool,
@@ -110,8 +129,8 @@ async fn review(
 ) -> (Option<String>, AdmissionResponse, Option<Json>) {
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
-    let deadline = started + state.config.deadline();
-    let limit = state.config.max_request_bytes;
+    let deadline = started + config.deadline();
+    let limit = config.max_request_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -123,8 +142,8 @@ async fn review(
     let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
         return (None, too_large(), None);
     };
-    let set = state.set();
-    let policy = state.config.failure_policy;
+    let set = admission.set.clone();
+    let policy = config.failure_policy;
     // What the answer must echo, known once the body is decoded: a review that overruns its
     // deadline is answered from here while its evaluation is still running.
     let echo: Arc<OnceLock<(String, String)>> = Arc::default();
@@ -165,27 +184,27 @@ async fn review(
         Ok(Ok(done)) => done,
         Ok(Err(_)) => (
             api_version,
-            failed(state, uid, "the evaluation stopped unexpectedly"),
+            failed(config, uid, "the evaluation stopped unexpectedly"),
             None,
         ),
         Err(_) => (
             api_version,
-            failed(state, uid, "the admission deadline was exceeded"),
+            failed(config, uid, "the admission deadline was exceeded"),
             None,
         ),
     }
 }
 
-fn failed(state: &AdmissionState, uid: &str, why: &str) -> AdmissionResponse {
+fn failed(config: &AdmissionConfig, uid: &str, why: &str) -> AdmissionResponse {
     tracing::error!(why, "admission review failed");
-    match state.config.failure_policy {
-        super::FailurePolicy::Fail => AdmissionResponse::rejected(
+    match config.failure_policy {
+        FailurePolicy::Fail => AdmissionResponse::rejected(
             uid,
             500,
             "InternalError",
             format!("admission review failed: {why}"),
         ),
-        super::FailurePolicy::Ignore => AdmissionResponse::allowed(
+        FailurePolicy::Ignore => AdmissionResponse::allowed(
             uid,
             vec![format!("admission review failed, ignored: {why}")],
         ),
@@ -195,59 +214,4 @@ fn failed(state: &AdmissionState, uid: &str, why: &str) -> AdmissionResponse {
 fn reply(api_version: Option<&str>, response: AdmissionResponse) -> Response {
     let body = response.to_review(api_version.unwrap_or("admission.k8s.io/v1"));
     (StatusCode::OK, axum::Json(body)).into_response()
-}
-
-/// A started webhook: its state and bound listener, ready to serve.
-pub struct Webhook {
-    pub addr: SocketAddr,
-    pub state: Arc<AdmissionState>,
-    app: Option<Arc<AppState>>,
-    listener: TcpListener,
-}
-
-impl Webhook {
-    /// Loads policies and TLS files, binds the listener and, with `watch`, starts reloading on
-    /// change. Decisions are counted in `app`'s metrics and logged in its decision log.
-    pub async fn start(
-        config: AdmissionConfig,
-        watch: bool,
-        debounce: Duration,
-        app: Option<Arc<AppState>>,
-    ) -> Result<Webhook, AdmissionError> {
-        let addr = config.addr.clone();
-        let state = tokio::task::spawn_blocking(move || AdmissionState::load(config))
-            .await
-            .map_err(|e| AdmissionError::Start(e.to_string()))??;
-        let state = Arc::new(state);
-        let listener = TcpListener::bind(&addr)
-            .await
-            .map_err(|error| AdmissionError::Bind {
-                addr: addr.clone(),
-                error,
-            })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|error| AdmissionError::Bind { addr, error })?;
-        if watch {
-            if let Err(e) = spawn_reloader(state.clone(), debounce) {
-                tracing::warn!(error = %e, "cannot watch admission files; they will not reload");
-            }
-        }
-        Ok(Webhook {
-            addr,
-            state,
-            app,
-            listener,
-        })
-    }
-
-    pub async fn serve(
-        self,
-        shutdown: impl std::future::Future<Output = ()> + Send,
-        grace: Duration,
-    ) {
-        let router = router(self.state.clone(), self.app);
-        tracing::info!(addr = %self.addr, "admission webhook serving HTTPS");
-        https::serve(self.listener, self.state, router, shutdown, grace).await;
-    }
 }

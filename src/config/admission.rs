@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::tls::TlsFiles;
+
 /// What an evaluation error or a missed deadline answers, named after the
 /// ValidatingWebhookConfiguration's `failurePolicy` it should agree with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -67,6 +69,15 @@ impl AdmissionConfig {
 
     pub fn deadline(&self) -> Duration {
         Duration::from_millis(self.deadline_ms)
+    }
+
+    /// The files the listener serves TLS with.
+    pub fn tls_files(&self) -> TlsFiles {
+        TlsFiles {
+            cert: self.tls_cert_file.clone(),
+            key: self.tls_private_key_file.clone(),
+            client_ca: self.tls_client_ca_file.clone(),
+        }
     }
 }
 
