@@ -1,0 +1,59 @@
+//! Before the suite, the runner proves on cases of its own that it cannot be taken down: a
+//! case whose process dies of a real stack overflow is recorded as "aborts", one that hangs
+//! as "timeout", and the cases after them still run (and a case that passes, passes).
+
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::run::Failure;
+use crate::{suite, worker};
+
+/// A plain case, a hang (billions of iterations, far past the short limit below), then the
+/// plain case again after it.
+const CASES: &str = r#"{"cases": [
+  {"note": "passes", "query": "data.t.p = x", "modules": ["package t\n\np := 1 + 1\n"],
+   "want_result": [{"x": 2}]},
+  {"note": "hangs", "query": "data.t.n = x",
+   "modules": ["package t\n\nn := count({1 | some i in numbers.range(1, 100000); some j in numbers.range(1, 100000)})\n"],
+   "want_result": [{"x": 1}]},
+  {"note": "passes after", "query": "x := 3", "want_result": [{"x": 3}]}
+]}"#;
+
+pub fn check() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir().context("a directory for the self-check cases")?;
+    std::fs::create_dir(dir.path().join("self")).context("self-check topic")?;
+    std::fs::write(dir.path().join("self/cases.json"), CASES).context("self-check cases")?;
+    let entries = suite::load(dir.path())?;
+
+    let normal = worker::Limits {
+        timeout: Duration::from_millis(1500),
+        ..worker::Limits::default()
+    };
+    let results = worker::run_all(dir.path(), &entries, 1, normal)?;
+    let categories: Vec<Option<&str>> = results
+        .iter()
+        .map(|r| r.as_ref().err().map(|f: &Failure| f.category.as_str()))
+        .collect();
+    anyhow::ensure!(
+        categories == [None, Some("timeout"), None],
+        "self-check: expected pass, timeout, pass; got {results:?}"
+    );
+
+    // A stack far too small for any evaluation: every case overflows it and aborts its
+    // process, and each next case runs in a new one.
+    let tiny = worker::Limits {
+        stack: 16 * 1024,
+        ..normal
+    };
+    let results = worker::run_all(dir.path(), &entries, 1, tiny)?;
+    let aborted = results.iter().all(|r| {
+        r.as_ref()
+            .is_err_and(|f| f.category == "aborts" && f.detail.contains("stack overflow"))
+    });
+    anyhow::ensure!(
+        aborted,
+        "self-check: expected every case to abort on a stack overflow; got {results:?}"
+    );
+    Ok(())
+}
