@@ -147,4 +147,17 @@ fn summarize(
         .map(|(c, n)| format!("{c} {n}"))
         .collect();
     println!("compliance: not passing: {}", categories.join(", "));
+    // Cases that took their process down or hung are few and worth seeing by name.
+    for (entry, result) in entries.iter().zip(results) {
+        if let Err(f) = result {
+            if matches!(f.category.as_str(), "aborts" | "timeout") {
+                println!(
+                    "compliance: {}: {} ({})",
+                    f.category,
+                    entry.id().replace('\t', " "),
+                    f.detail
+                );
+            }
+        }
+    }
 }

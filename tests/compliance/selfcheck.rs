@@ -21,6 +21,7 @@ const CASES: &str = r#"{"cases": [
 ]}"#;
 
 pub fn check() -> anyhow::Result<()> {
+    check_classifiers()?;
     let dir = tempfile::tempdir().context("a directory for the self-check cases")?;
     std::fs::create_dir(dir.path().join("self")).context("self-check topic")?;
     std::fs::write(dir.path().join("self/cases.json"), CASES).context("self-check cases")?;
@@ -54,6 +55,42 @@ pub fn check() -> anyhow::Result<()> {
     anyhow::ensure!(
         aborted,
         "self-check: expected every case to abort on a stack overflow; got {results:?}"
+    );
+    Ok(())
+}
+
+/// The text checks that name a failure's cause, on constructs whose answer is known.
+fn check_classifiers() -> anyhow::Result<()> {
+    let case = |module: &str, query: &str| -> anyhow::Result<suite::Case> {
+        let json = serde_json::json!({"note": "n", "query": query, "modules": [module]});
+        Ok(serde_json::from_value(json)?)
+    };
+    let template = case("package t\n\np := $\"{1}\"\n", "x = 1")?;
+    let anchored = case("package t\n\np if regex.match(\"a$\", \"ba\")\n", "x = 1")?;
+    anyhow::ensure!(
+        suite::newer_than_opa_1_9(&template).is_some(),
+        "template string"
+    );
+    anyhow::ensure!(
+        suite::newer_than_opa_1_9(&anchored).is_none(),
+        "regex anchor"
+    );
+
+    let calls = case(
+        "package t\n\nf(x) := x\n\np if io.jwt.decode(\"a.b(\", [h, p, s])\nq := f(count([]))\n",
+        "data.t.p = x; not set()",
+    )?;
+    let missing = crate::builtins::missing(&calls);
+    anyhow::ensure!(
+        missing == ["io.jwt.decode"],
+        "missing builtins: {missing:?}"
+    );
+
+    let keyword = case("package t\n\np.if := 1\n", "x := input.in")?;
+    anyhow::ensure!(crate::builtins::keyword_in_ref(&keyword), "keyword in ref");
+    anyhow::ensure!(
+        !crate::builtins::keyword_in_ref(&calls),
+        "no keyword in ref"
     );
     Ok(())
 }

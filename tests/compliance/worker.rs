@@ -24,6 +24,9 @@ pub const WORKER_ENV: &str = "VERDICT_COMPLIANCE_WORKER";
 const TIMEOUT_ENV: &str = "VERDICT_COMPLIANCE_CASE_TIMEOUT_MS";
 const STACK_ENV: &str = "VERDICT_COMPLIANCE_CASE_STACK";
 
+/// The memory ceiling of a child process (regorus's, process-wide).
+const CASE_MEMORY: u64 = 1024 * 1024 * 1024;
+
 /// What one case may take.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -60,6 +63,10 @@ impl Limits {
 /// The child's side: serve case numbers from stdin until it closes.
 pub fn serve(entries: &[Entry]) -> anyhow::Result<()> {
     let limits = Limits::from_env();
+    // A case that keeps allocating fails cleanly instead of taking the machine's memory:
+    // regorus checks this ceiling as it evaluates (not inside one builtin call, which only
+    // the wall-clock limit ends).
+    regorus::set_global_memory_limit(Some(CASE_MEMORY));
     // regorus panics are contained per case (`catch_unwind` in the decision core); their
     // messages would only bury the summary.
     std::panic::set_hook(Box::new(|_| {}));
