@@ -1,6 +1,7 @@
 //! Before the suite, the runner proves on cases of its own that it cannot be taken down: a
 //! case whose process dies of a real stack overflow is recorded as "aborts", one that hangs
-//! as "timeout", and the cases after them still run (and a case that passes, passes).
+//! as "timeout", and the cases after them still run; and that it judges as OPA's runner does
+//! (bindings as a set, `sort_bindings`, error codes under `strict_error`).
 
 use std::time::Duration;
 
@@ -9,15 +10,24 @@ use anyhow::Context;
 use crate::run::Failure;
 use crate::{suite, worker};
 
-/// A plain case, a hang (billions of iterations, far past the short limit below), then the
-/// plain case again after it.
+/// A plain case, a hang (billions of iterations, far past the short limit below), cases after
+/// it, and two that must fail: OPA's judging rules on answers whose verdict is known.
 const CASES: &str = r#"{"cases": [
   {"note": "passes", "query": "data.t.p = x", "modules": ["package t\n\np := 1 + 1\n"],
    "want_result": [{"x": 2}]},
   {"note": "hangs", "query": "data.t.n = x",
    "modules": ["package t\n\nn := count({1 | some i in numbers.range(1, 100000); some j in numbers.range(1, 100000)})\n"],
    "want_result": [{"x": 1}]},
-  {"note": "passes after", "query": "x := 3", "want_result": [{"x": 3}]}
+  {"note": "passes after", "query": "x := 3", "want_result": [{"x": 3}]},
+  {"note": "a set of bindings", "query": "x := [1, 2, 1][_]",
+   "want_result": [{"x": 2}, {"x": 1}]},
+  {"note": "sorted bindings", "query": "x := [3, 1, 2]", "sort_bindings": true,
+   "want_result": [{"x": [1, 2, 3]}]},
+  {"note": "strict error code", "query": "x := to_number(\"a\")", "strict_error": true,
+   "want_error_code": "eval_builtin_error"},
+  {"note": "wrong answer", "query": "x := 1 + 1", "want_result": [{"x": 4}]},
+  {"note": "wrong code", "query": "x := to_number(\"a\")", "strict_error": true,
+   "want_error_code": "eval_type_error"}
 ]}"#;
 
 pub fn check() -> anyhow::Result<()> {
@@ -36,9 +46,19 @@ pub fn check() -> anyhow::Result<()> {
         .iter()
         .map(|r| r.as_ref().err().map(|f: &Failure| f.category.as_str()))
         .collect();
+    let expected = [
+        None,
+        Some("timeout"),
+        None,
+        None,
+        None,
+        None,
+        Some("different result"),
+        Some("error code differs"),
+    ];
     anyhow::ensure!(
-        categories == [None, Some("timeout"), None],
-        "self-check: expected pass, timeout, pass; got {results:?}"
+        categories == expected,
+        "self-check: expected {expected:?}; got {results:?}"
     );
 
     // A stack far too small for any evaluation: every case overflows it and aborts its
