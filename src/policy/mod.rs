@@ -9,6 +9,7 @@ pub mod compile;
 pub mod error;
 pub mod json;
 pub mod path;
+mod query;
 pub mod rules;
 pub mod testing;
 
@@ -27,6 +28,7 @@ pub use compile::{compile, compile_with_data, CompileOptions};
 pub use error::{CompileError, EvalError, Location, RegoError};
 pub use path::DataPath;
 use path::Segment;
+pub use query::QueryOptions;
 
 /// A Rego module as `GET /v1/policies` lists it.
 #[derive(Debug, Clone)]
