@@ -56,10 +56,7 @@ impl AppError {
     pub fn needs_config_change(&self) -> bool {
         match self {
             AppError::Config(_) | AppError::Client(_) => true,
-            AppError::DecisionLog(e) => matches!(
-                e,
-                DecisionLogError::Config { .. } | DecisionLogError::Client(_)
-            ),
+            AppError::DecisionLog(e) => matches!(e, DecisionLogError::Config { .. }),
             AppError::Server(ServerError::Bind { error, .. }) => {
                 error.kind() == std::io::ErrorKind::InvalidInput
             }
@@ -155,7 +152,12 @@ impl App {
             let spool_metrics = state.metrics.as_ref().map(|m| m.spool());
             let config = config.clone();
             blocking("decision log start", move || {
-                Ok(DecisionLog::open(&config, &labels, spool_metrics)?)
+                let Some((log, upload)) = DecisionLog::open(&config, &labels, spool_metrics)?
+                else {
+                    return Ok(None);
+                };
+                let uploader = upload.map(remote::Uploader::new).transpose()?;
+                Ok(Some((log, uploader)))
             })
             .await?
             .and_then(|(log, uploader)| {

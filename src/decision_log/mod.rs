@@ -8,7 +8,6 @@
 pub mod event;
 pub mod mask;
 pub mod spool;
-pub mod upload;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -16,13 +15,13 @@ use std::time::SystemTime;
 
 use regorus::Value;
 
-use crate::config::{Config, DecisionLogsConfig, WhenFull};
+use crate::config::{
+    Config, DecisionLogsConfig, ReportingConfig, ServiceConfig, SpoolConfig, WhenFull,
+};
 use crate::policy::{DataPath, PolicySet};
-use crate::remote;
 use crate::telemetry::metrics::SpoolMetrics;
 pub use event::{EventParts, RequestInfo};
 use spool::{Limits, Spool, SpoolError};
-pub use upload::{Orphans, Uploader};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecisionLogError {
@@ -33,8 +32,27 @@ pub enum DecisionLogError {
     },
     #[error(transparent)]
     Spool(#[from] SpoolError),
-    #[error(transparent)]
-    Client(#[from] remote::ClientError),
+}
+
+/// What the uploader of the spooled events needs: the spool, the spools other processes
+/// left, and where to send them.
+pub struct Upload {
+    pub spool: Spool,
+    pub orphans: Orphans,
+    pub service: ServiceConfig,
+    /// The path under the service's URL (OPA's `resource`, default `/logs`).
+    pub resource: String,
+    pub reporting: ReportingConfig,
+    pub metrics: Option<SpoolMetrics>,
+}
+
+/// Where other processes' spools may be left, and how to open one.
+pub struct Orphans {
+    pub root: PathBuf,
+    /// This process's own spool directory, never taken over.
+    pub own: PathBuf,
+    pub config: SpoolConfig,
+    pub limits: Limits,
 }
 
 /// The decision logger of a running verdict, built once at start.
@@ -59,13 +77,13 @@ impl std::fmt::Debug for DecisionLog {
 }
 
 impl DecisionLog {
-    /// The logger `config` asks for, and its uploader when events go to a service; `None`
-    /// when decisions are not logged. Blocking: opens the spool and reads TLS files.
+    /// The logger `config` asks for, and what its uploader needs when events go to a
+    /// service; `None` when decisions are not logged. Blocking: opens the spool.
     pub fn open(
         config: &Config,
         labels: &std::collections::BTreeMap<String, String>,
         metrics: Option<SpoolMetrics>,
-    ) -> Result<Option<(DecisionLog, Option<Uploader>)>, DecisionLogError> {
+    ) -> Result<Option<(DecisionLog, Option<Upload>)>, DecisionLogError> {
         let Some(dl) = config.decision_logs.as_ref().filter(|d| d.enabled()) else {
             return Ok(None);
         };
@@ -93,9 +111,8 @@ impl DecisionLog {
                     config: spool_config.clone(),
                     limits,
                 };
-                let uploader =
-                    uploader(config, dl, service, spool.clone(), orphans, metrics.clone())?;
-                (Some(spool), Some(uploader))
+                let upload = upload(config, dl, service, spool.clone(), orphans, metrics.clone())?;
+                (Some(spool), Some(upload))
             }
             None => (None, None),
         };
@@ -216,32 +233,30 @@ fn limits(dl: &DecisionLogsConfig, spool: &crate::config::SpoolConfig) -> Limits
     }
 }
 
-fn uploader(
+fn upload(
     config: &Config,
     dl: &DecisionLogsConfig,
     service: &str,
     spool: Spool,
     orphans: Orphans,
     metrics: Option<SpoolMetrics>,
-) -> Result<Uploader, DecisionLogError> {
+) -> Result<Upload, DecisionLogError> {
     let Some(service) = config.remote.service(service) else {
         return Err(DecisionLogError::Config {
             field: "service",
             message: format!("unknown service {service:?}"),
         });
     };
-    let client = remote::Client::new(service)?;
     let resource = match (&dl.resource, &dl.partition_name) {
         (Some(resource), _) => resource.clone(),
         (None, Some(partition)) => format!("/logs/{partition}"),
         (None, None) => "/logs".into(),
     };
-    let url = client.url(&resource);
-    Ok(Uploader {
+    Ok(Upload {
         spool,
         orphans,
-        client,
-        url,
+        service: service.clone(),
+        resource,
         reporting: dl.reporting.clone(),
         metrics,
     })

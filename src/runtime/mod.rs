@@ -136,9 +136,9 @@ impl AppState {
             generation,
             ..ReloadProgress::default()
         });
-        Arc::new(AppState {
+        let state = Arc::new(AppState {
             current: ArcSwap::from_pointee(snapshot),
-            bundle_status: ArcSwap::from_pointee(bundles),
+            bundle_status: ArcSwap::from_pointee(Vec::new()),
             progress,
             writer,
             config,
@@ -149,7 +149,18 @@ impl AppState {
             decision_log: OnceLock::new(),
             admission: OnceLock::new(),
             requests: std::sync::atomic::AtomicU64::new(0),
-        })
+        });
+        state.count_bundles(&bundles);
+        state.bundle_status.store(Arc::new(bundles));
+        state
+    }
+
+    /// Brings the bundle metrics up to `statuses`.
+    fn count_bundles(&self, statuses: &[BundleStatus]) {
+        if let Some(metrics) = &self.metrics {
+            let figures: Vec<_> = statuses.iter().map(BundleStatus::figures).collect();
+            metrics.bundles(&figures);
+        }
     }
 
     /// Turns decision logging on. Only the start-up calls this, before serving.
@@ -247,6 +258,7 @@ impl AppState {
     /// Records bundle statuses after a reload (`reload`) or a poller's news. Only the
     /// reloader calls this.
     fn record(&self, statuses: Vec<BundleStatus>, reload: bool) {
+        self.count_bundles(&statuses);
         self.bundle_status.store(Arc::new(statuses));
         let generation = self.current.load().generation;
         self.progress.send_modify(|p| {

@@ -8,6 +8,7 @@ use serde::{Serialize, Serializer};
 
 use super::AppState;
 use crate::policy::{CompileError, RegoError};
+use crate::telemetry::metrics::BundleFigures;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BundleStatus {
@@ -119,6 +120,20 @@ impl BundleStatus {
 
     pub fn is_activated(&self) -> bool {
         self.last_successful_activation.at().is_some()
+    }
+
+    /// What the bundle families of the metrics show of this bundle.
+    pub fn figures(&self) -> BundleFigures<'_> {
+        BundleFigures {
+            name: &self.name,
+            revision: &self.active_revision,
+            loaded: self.loaded,
+            failed: self.failed,
+            last_activation: self.last_successful_activation.at(),
+            last_request: self.last_request,
+            last_download: self.last_successful_download.at(),
+            last_success_request: self.last_successful_request.at(),
+        }
     }
 
     pub fn activated(&mut self, revision: &str, size: u64, at: SystemTime) {

@@ -13,8 +13,6 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::runtime::status::BundleStatus;
-
 /// OPA's buckets for `http_request_duration_seconds`.
 const HTTP_BUCKETS: &[f64] = &[1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 1e-2, 1e-1, 1.0];
 
@@ -42,7 +40,8 @@ pub struct Metrics {
     bundle_loading: HistogramVec,
     plugins: IntGaugeVec,
     spool: SpoolMetrics,
-    /// Serialises scrapes, which bring the bundle counters up to the statuses.
+    /// Serialises scrapes and bundle updates, so that a scrape never sees a family half
+    /// written.
     scrape: Mutex<()>,
 }
 
@@ -211,40 +210,41 @@ impl Metrics {
         self.spool.clone()
     }
 
-    /// The text exposition, with the bundle families brought up to `bundles` first.
-    pub fn render(&self, bundles: &[BundleStatus], plugins: &[(&str, &str)]) -> Vec<u8> {
+    /// Brings the bundle families up to `bundles`, as the reloader reports them after each
+    /// reload or poll.
+    pub fn bundles(&self, bundles: &[BundleFigures<'_>]) {
         let _one_at_a_time = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
+        // A revision label that no longer serves must go: the family is written afresh.
         self.last_activation.reset();
-        self.plugins.reset();
         for b in bundles {
-            let name = b.name.as_str();
-            let loaded = self.bundle_loaded.with_label_values(&[name]);
+            let loaded = self.bundle_loaded.with_label_values(&[b.name]);
             loaded.inc_by(b.loaded.saturating_sub(loaded.get()));
             let failed = self
                 .bundle_failed
-                .with_label_values(&[name, "bundle_error"]);
+                .with_label_values(&[b.name, "bundle_error"]);
             failed.inc_by(b.failed.saturating_sub(failed.get()));
-            if let Some(at) = b.last_successful_activation.at() {
+            let times = [
+                (&self.last_request, b.last_request),
+                (&self.last_download, b.last_download),
+                (&self.last_success_request, b.last_success_request),
+            ];
+            for (gauge, at) in times {
+                if let Some(at) = at {
+                    gauge.with_label_values(&[b.name]).set(unix_nanos(at));
+                }
+            }
+            if let Some(at) = b.last_activation {
                 self.last_activation
-                    .with_label_values(&[name, b.active_revision.as_str()])
-                    .set(unix_nanos(at));
-            }
-            if let Some(at) = b.last_request {
-                self.last_request
-                    .with_label_values(&[name])
-                    .set(unix_nanos(at));
-            }
-            if let Some(at) = b.last_successful_download.at() {
-                self.last_download
-                    .with_label_values(&[name])
-                    .set(unix_nanos(at));
-            }
-            if let Some(at) = b.last_successful_request.at() {
-                self.last_success_request
-                    .with_label_values(&[name])
+                    .with_label_values(&[b.name, b.revision])
                     .set(unix_nanos(at));
             }
         }
+    }
+
+    /// The text exposition, with the plugins' states as `plugins` gives them.
+    pub fn render(&self, plugins: &[(&str, &str)]) -> Vec<u8> {
+        let _one_at_a_time = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
+        self.plugins.reset();
         for (name, status) in plugins {
             self.plugins.with_label_values(&[name, status]).set(1);
         }
@@ -255,6 +255,18 @@ impl Metrics {
         }
         out
     }
+}
+
+/// One bundle's counts and times, for the bundle families.
+pub struct BundleFigures<'a> {
+    pub name: &'a str,
+    pub revision: &'a str,
+    pub loaded: u64,
+    pub failed: u64,
+    pub last_activation: Option<SystemTime>,
+    pub last_request: Option<SystemTime>,
+    pub last_download: Option<SystemTime>,
+    pub last_success_request: Option<SystemTime>,
 }
 
 /// Why decision log events are lost: the spool was full and dropped its oldest, an event was

@@ -331,7 +331,7 @@ async fn a_synchronous_full_spool_rolls_and_acks_the_same() {
 
 /// The spool's `verdict_decision_log_spool_writes_total` as `/metrics` shows it.
 fn writes(metrics: &crate::telemetry::metrics::Metrics) -> u64 {
-    let text = String::from_utf8(metrics.render(&[], &[])).unwrap();
+    let text = String::from_utf8(metrics.render(&[])).unwrap();
     let line = text
         .lines()
         .find(|l| l.starts_with("verdict_decision_log_spool_writes_total "))

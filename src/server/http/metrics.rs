@@ -23,7 +23,7 @@ pub async fn get_metrics(State(state): State<Arc<AppState>>) -> Response {
             .into_response();
     };
     let plugins: Vec<(&str, &str)> = plugin_states(&state).into_iter().collect();
-    let body = metrics.render(&state.bundle_status(), &plugins);
+    let body = metrics.render(&plugins);
     let mut r = (StatusCode::OK, body).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -12,10 +12,9 @@ use std::path::{Path, PathBuf};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
-use super::spool::{Limits, Rows, Spool};
-use super::SPOOL_PREFIX;
-use crate::config::{ReportingConfig, SpoolConfig};
-use crate::remote::{poller::backoff, Client};
+use super::{poller::backoff, Client, ClientError};
+use crate::decision_log::spool::{Rows, Spool};
+use crate::decision_log::{Orphans, Upload, SPOOL_PREFIX};
 use crate::telemetry::metrics::SpoolMetrics;
 
 /// The first read from the spool takes this many times the upload limit (JSON events compress
@@ -23,21 +22,12 @@ use crate::telemetry::metrics::SpoolMetrics;
 const READ_FACTOR: usize = 8;
 
 pub struct Uploader {
-    pub spool: Spool,
-    pub orphans: Orphans,
-    pub client: Client,
-    pub url: String,
-    pub reporting: ReportingConfig,
-    pub metrics: Option<SpoolMetrics>,
-}
-
-/// Where other processes' spools may be left, and how to open one.
-pub struct Orphans {
-    pub root: PathBuf,
-    /// This process's own spool directory, never taken over.
-    pub own: PathBuf,
-    pub config: SpoolConfig,
-    pub limits: Limits,
+    spool: Spool,
+    orphans: Orphans,
+    client: Client,
+    url: String,
+    reporting: crate::config::ReportingConfig,
+    metrics: Option<SpoolMetrics>,
 }
 
 /// The spool directories under `root` other than `own`. Blocking.
@@ -56,6 +46,20 @@ fn orphan_dirs(root: &Path, own: &Path) -> Vec<PathBuf> {
 }
 
 impl Uploader {
+    /// The uploader of `upload`, with a client for its service. Blocking: reads TLS files.
+    pub fn new(upload: Upload) -> Result<Uploader, ClientError> {
+        let client = Client::new(&upload.service)?;
+        let url = client.url(&upload.resource);
+        Ok(Uploader {
+            spool: upload.spool,
+            orphans: upload.orphans,
+            client,
+            url,
+            reporting: upload.reporting,
+            metrics: upload.metrics,
+        })
+    }
+
     /// Uploads forever: after each full flush a random delay, after a failure a backoff.
     pub async fn run(self) {
         let mut failures = 0u32;
