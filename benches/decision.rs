@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use verdict::bundle::{Bundle, LoadOptions, Location, Source};
-use verdict::policy::{compile, json, CompileOptions, DataPath, PolicySet, Query};
+use verdict::gojson;
+use verdict::policy::{compile, CompileOptions, DataPath, PolicySet, Query};
 use verdict::server::http::request::parse_envelope;
 
 const BODY: &[u8] = br#"{"input": {"method": "POST", "path": "/api/payment", "role": "customer", "amount": 2500, "currency": "EUR", "merchant": "m-123", "country": "DE", "velocity": 1, "timestamp": "2026-11-24T14:30:00Z"}}"#;
@@ -74,7 +75,7 @@ fn decisions(c: &mut Criterion) {
                 .expect("decision");
             let mut out = Vec::with_capacity(128);
             if let Some(result) = &d.result {
-                json::write_value(&mut out, result, None);
+                gojson::write_value(&mut out, result, None);
             }
             out
         })

@@ -23,6 +23,7 @@
 //! - `app`: the assembly: `App::bind` (config → bound listeners, started background work) and
 //!   `Bound::run` (serve until the one shutdown token, then drain); the process's signals.
 //! - `tls`: PEM files into rustls server configurations.
+//! - `gojson`: JSON as OPA (Go) reads and writes it, byte for byte.
 //! - `telemetry`: logs and metrics.
 //! - `config`: OPA's configuration format plus verdict's own section.
 //! - `cli`: the `run`, `eval`, `test`, `build`, `sign` and `verify` commands.
@@ -36,6 +37,7 @@ pub mod bundle;
 pub mod cli;
 pub mod config;
 pub mod decision_log;
+pub mod gojson;
 pub mod policy;
 pub mod remote;
 pub mod runtime;

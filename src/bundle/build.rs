@@ -8,12 +8,8 @@ use std::path::{Path, PathBuf};
 
 use flate2::write::GzEncoder;
 
-mod json;
-
-pub use json::Json;
-
 use super::{manifest, BundleError, LoadOptions, Manifest, RawFile};
-use json::write_go_string;
+use crate::gojson::{write_string, Json};
 
 /// Everything that can stop a build, in OPA's words where it has them.
 #[derive(Debug, thiserror::Error)]
@@ -249,7 +245,7 @@ struct OutManifest {
 impl OutManifest {
     fn encode(&self) -> Vec<u8> {
         let mut out = b"{\"revision\":".to_vec();
-        write_go_string(&mut out, &self.revision, true);
+        write_string(&mut out, &self.revision, true);
         out.extend_from_slice(b",\"roots\":");
         Json::Array(self.roots.iter().cloned().map(Json::String).collect()).write(&mut out, true);
         if let Some(v) = self.rego_version {

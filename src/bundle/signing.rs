@@ -382,7 +382,7 @@ pub fn sign(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bundle::build::Json;
+    use crate::gojson::Json;
 
     fn sha(name: &str, bytes: &[u8], algorithm: &str) -> String {
         hex(&hash_file(name, bytes, algorithm).unwrap())

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use regorus::Value;
 
-use crate::policy::json::{self, ObjectWriter};
+use crate::gojson::{self, ObjectWriter};
 
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
@@ -62,7 +62,7 @@ fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
         Format::Raw => {
             for r in &results.result {
                 for e in &r.expressions {
-                    json::write_value(&mut out, &e.value, None);
+                    gojson::write_value(&mut out, &e.value, None);
                     out.push(b'\n');
                 }
             }
@@ -132,7 +132,7 @@ fn write_seq<T>(
     items: &[T],
     mut each: impl FnMut(&mut Vec<u8>, Option<usize>, &T),
 ) {
-    json::write_array(out, indent, items.len(), |out, inner, i| {
+    gojson::write_array(out, indent, items.len(), |out, inner, i| {
         each(out, inner, &items[i])
     });
 }

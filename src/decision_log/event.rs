@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use regorus::value::Object;
 use regorus::Value;
 
-use crate::policy::json::{self, ObjectWriter};
+use crate::gojson::{self, ObjectWriter};
 use crate::policy::{EvalError, RegoError};
 
 /// What the transport knows about the request behind a decision.
@@ -130,7 +130,7 @@ impl EventParts<'_> {
                 for (name, revision) in bundles {
                     names.with(name, |out, _| {
                         let mut b = ObjectWriter::new(out, None);
-                        b.with("revision", |out, _| json::write_str(out, revision));
+                        b.with("revision", |out, _| gojson::write_str(out, revision));
                         b.finish();
                     });
                 }
@@ -138,7 +138,7 @@ impl EventParts<'_> {
             });
         }
         event.with("decision_id", |out, _| {
-            json::write_str(out, self.decision_id)
+            gojson::write_str(out, self.decision_id)
         });
         if let Some(error) = &self.error {
             event.value("error", error);
@@ -157,10 +157,10 @@ impl EventParts<'_> {
             metrics.finish();
         });
         if !self.path.is_empty() {
-            event.with("path", |out, _| json::write_str(out, self.path));
+            event.with("path", |out, _| gojson::write_str(out, self.path));
         }
         if let Some(query) = self.query {
-            event.with("query", |out, _| json::write_str(out, query));
+            event.with("query", |out, _| gojson::write_str(out, query));
         }
         if self.request.req_id != 0 {
             event.with("req_id", |out, _| {
@@ -183,8 +183,8 @@ impl EventParts<'_> {
                         let mut names = ObjectWriter::new(out, None);
                         for (name, values) in headers {
                             names.with(name, |out, _| {
-                                json::write_array(out, None, values.len(), |out, _, i| {
-                                    json::write_str(out, &values[i])
+                                gojson::write_array(out, None, values.len(), |out, _, i| {
+                                    gojson::write_str(out, &values[i])
                                 })
                             });
                         }
@@ -197,14 +197,14 @@ impl EventParts<'_> {
         }
         if let Some(peer) = self.request.requested_by {
             event.with("requested_by", |out, _| {
-                json::write_str(out, &peer.to_string())
+                gojson::write_str(out, &peer.to_string())
             });
         }
         if let Some(result) = &self.result {
             event.value("result", result);
         }
         event.with("timestamp", |out, _| {
-            json::write_str(out, &go_rfc3339_nano(self.timestamp))
+            gojson::write_str(out, &go_rfc3339_nano(self.timestamp))
         });
         event.finish();
         out
@@ -238,7 +238,7 @@ pub fn error_value(e: &EvalError) -> Value {
         EvalError::InvalidPath(_) => coded("invalid_parameter"),
         EvalError::Timeout(_) | EvalError::MemoryLimit(_) => coded("eval_cancel_error"),
         EvalError::FunctionPath(_) => coded("rego_type_error"),
-        EvalError::EngineFault | EvalError::Refused(_) => coded("internal_error"),
+        EvalError::EngineFault => coded("internal_error"),
     }
 }
 
@@ -282,7 +282,7 @@ pub fn go_rfc3339_nano(t: SystemTime) -> String {
 /// The event as one JSON document (keys sorted, as every Rego object is).
 pub fn to_json(event: &Value) -> Vec<u8> {
     let mut out = Vec::with_capacity(512);
-    json::write_value(&mut out, event, None);
+    gojson::write_value(&mut out, event, None);
     out
 }
 

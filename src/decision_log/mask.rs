@@ -58,7 +58,7 @@ pub fn mask(policy: &PolicySet, path: &DataPath, event: &mut Value) -> Result<Ap
         Some(Value::Set(set)) => set.iter().cloned().collect(),
         Some(Value::Array(items)) => items.iter().cloned().collect(),
         Some(other) => {
-            return Err(MaskError::Invalid(crate::policy::json::value_to_string(
+            return Err(MaskError::Invalid(crate::gojson::value_to_string(
                 &other, false,
             )))
         }
@@ -100,7 +100,7 @@ enum Op {
 
 impl Op {
     fn parse(entry: &Value) -> Result<Op, MaskError> {
-        let invalid = || MaskError::Invalid(crate::policy::json::value_to_string(entry, false));
+        let invalid = || MaskError::Invalid(crate::gojson::value_to_string(entry, false));
         let (op, pointer, value) = match entry {
             Value::String(p) => ("remove", p.to_string(), None),
             Value::Object(o) => {

@@ -120,10 +120,6 @@ pub enum EvalError {
     /// A function is not a document: OPA answers 500 for a query of a function path.
     #[error("{0} refers to a function, not a document")]
     FunctionPath(String),
-    /// Decided, but not answered: its audit record could not be kept (the decision log
-    /// spool is full and configured to refuse).
-    #[error("decision refused: {0}")]
-    Refused(String),
 }
 
 impl EvalError {

@@ -7,7 +7,6 @@
 
 pub mod compile;
 pub mod error;
-pub mod json;
 pub mod path;
 mod query;
 pub mod rules;
@@ -115,10 +114,10 @@ impl PolicySet {
     /// True when some rule defines the document at `path` or below it (OPA's "document
     /// undefined" rather than "document missing").
     pub fn has_rules_at(&self, path: &DataPath) -> bool {
-        let Some(segments) = plain_segments(path) else {
+        let Some(segments) = path.keys() else {
             return false;
         };
-        self.rule_below(&segments).is_some() || self.rule_above(&segments).is_some()
+        self.rule_below(segments).is_some() || self.rule_above(segments).is_some()
     }
 
     /// The first rule at `segments` or below it. Paths sort element by element, so the rules
@@ -146,17 +145,17 @@ impl PolicySet {
     /// rule is involved. Bounded by the policy's own rules, whatever a client asks for: a
     /// path below a rule can carry anything (`payment/decision/<merchant>`).
     pub fn rule_document(&self, path: &DataPath) -> Option<String> {
-        let segments = plain_segments(path)?;
-        if self.rule_below(&segments).is_some() {
+        let segments = path.keys()?;
+        if self.rule_below(segments).is_some() {
             return Some(segments.join("/"));
         }
-        self.rule_above(&segments).map(|r| r.join("/"))
+        self.rule_above(segments).map(|r| r.join("/"))
     }
 
     /// Evaluates one decision on this policy set.
     pub fn evaluate(&self, query: Query<'_>) -> Result<Decision, EvalError> {
-        if let Some(segments) = plain_segments(query.path) {
-            if self.definitions.function_paths.contains(&segments) {
+        if let Some(segments) = query.path.keys() {
+            if self.definitions.function_paths.contains(segments) {
                 return Err(EvalError::FunctionPath(query.path.display_ref()));
             }
         }
@@ -329,16 +328,6 @@ fn first_value(results: Vec<regorus::QueryResult>) -> Value {
 }
 
 /// The path as plain keys, or `None` when it has array indexes (no rule lives there).
-fn plain_segments(path: &DataPath) -> Option<Vec<String>> {
-    path.segments()
-        .iter()
-        .map(|s| match s {
-            path::Segment::Key(k) => Some(k.clone()),
-            path::Segment::Index(_) => None,
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

@@ -17,6 +17,9 @@ pub struct DataPath {
     segments: Vec<Segment>,
     /// `data.a.b` when every segment is a plain identifier: the form `eval_rule` takes.
     rule_key: Option<String>,
+    /// The segments as rule path keys, when none is an array index: worked out once, since
+    /// a decision asks for them several times (its plan, its metric label, its log).
+    keys: Option<Vec<String>>,
 }
 
 const KEYWORDS: &[&str] = &[
@@ -48,7 +51,23 @@ impl DataPath {
                 }
                 key
             });
-        DataPath { segments, rule_key }
+        let keys = segments
+            .iter()
+            .map(|s| match s {
+                Segment::Key(k) => Some(k.clone()),
+                Segment::Index(_) => None,
+            })
+            .collect();
+        DataPath {
+            segments,
+            rule_key,
+            keys,
+        }
+    }
+
+    /// The segments as keys of the rule tree, `None` when one is an array index.
+    pub fn keys(&self) -> Option<&[String]> {
+        self.keys.as_deref()
     }
 
     pub fn root() -> Self {

@@ -34,6 +34,35 @@ fn outcome_of(result: Option<&Value>) -> Outcome {
     }
 }
 
+/// Why a decision has no answer for its client: the policy failed, or the decision was made
+/// but its audit record could not be kept (the decision log spool is full and configured to
+/// refuse), so it must not be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum DecideError {
+    #[error(transparent)]
+    Eval(#[from] EvalError),
+    #[error("decision refused: {0}")]
+    Refused(String),
+}
+
+impl DecideError {
+    /// The policy's error, when it was the policy that failed.
+    pub fn eval(&self) -> Option<&EvalError> {
+        match self {
+            DecideError::Eval(e) => Some(e),
+            DecideError::Refused(_) => None,
+        }
+    }
+
+    /// The message with every underlying error spelled out, for logs.
+    pub fn detail(&self) -> String {
+        match self {
+            DecideError::Eval(e) => e.detail(),
+            refused => refused.to_string(),
+        }
+    }
+}
+
 /// A decision made: which snapshot made it (for its revisions), under which id, with what
 /// outcome.
 #[derive(Debug)]
@@ -41,7 +70,7 @@ pub struct Decided {
     /// OPA's `decision_id`: unique per decision, for correlating a response with its log.
     pub decision_id: String,
     pub snapshot: Arc<Snapshot>,
-    pub outcome: Result<Decision, EvalError>,
+    pub outcome: Result<Decision, DecideError>,
 }
 
 /// An ad-hoc query decided, on which snapshot, under which id.
@@ -49,7 +78,7 @@ pub struct Decided {
 pub struct Queried {
     pub decision_id: String,
     pub snapshot: Arc<Snapshot>,
-    pub outcome: Result<regorus::QueryResults, EvalError>,
+    pub outcome: Result<regorus::QueryResults, DecideError>,
 }
 
 /// Ad-hoc queries name files in error locations by policy id (`<bundle>/<path>`), where the
@@ -133,11 +162,14 @@ impl AppState {
         let snapshot = self.snapshot();
         let log = self.decision_log();
         let logged_input = log.and_then(|_| ask.input.clone());
-        let mut outcome = snapshot.policy.evaluate(Query {
-            path: ask.path,
-            input: ask.input,
-            strict_builtin_errors: ask.strict_builtin_errors,
-        });
+        let mut outcome = snapshot
+            .policy
+            .evaluate(Query {
+                path: ask.path,
+                input: ask.input,
+                strict_builtin_errors: ask.strict_builtin_errors,
+            })
+            .map_err(DecideError::from);
         if ask.path.is_root() {
             // OPA leaves the reserved `system` namespace out of the whole data document.
             if let Ok(Decision {
@@ -161,7 +193,7 @@ impl AppState {
                 input: logged_input,
                 result: outcome.as_ref().ok().and_then(|d| d.result.clone()),
                 error: match &outcome {
-                    Err(e) => Some(event::error_value(e)),
+                    Err(e) => e.eval().map(event::error_value),
                     Ok(d) if d.result.is_none() && ask.undefined_is_error => {
                         Some(event::undefined(&undefined_message(&snapshot, ask.path)))
                     }
@@ -172,7 +204,7 @@ impl AppState {
                 metrics: &metrics,
             };
             if let Err(why) = log.record(&snapshot.policy, parts).await {
-                outcome = Err(EvalError::Refused(why));
+                outcome = Err(DecideError::Refused(why));
             }
         }
         // Counted as answered: a decision its log refused is an error to its client.
@@ -200,10 +232,10 @@ impl AppState {
         let mut outcome = snapshot
             .policy
             .query(text, input)
-            .map_err(|e| module_ids_in_locations(e, snapshot.policy.modules()));
+            .map_err(|e| DecideError::Eval(module_ids_in_locations(e, snapshot.policy.modules())));
         let decision_id = uuid::Uuid::new_v4().to_string();
         // A query that does not parse is a bad request, not a decision: OPA logs none.
-        let parsed = !matches!(outcome, Err(EvalError::Parse(_)));
+        let parsed = !matches!(outcome, Err(DecideError::Eval(EvalError::Parse(_))));
         if let Some(log) = log.filter(|_| parsed) {
             let result = outcome.as_ref().ok().map(|r| match r.result.is_empty() {
                 true => Value::Null,
@@ -222,13 +254,17 @@ impl AppState {
                 query: Some(text),
                 input: logged_input,
                 result,
-                error: outcome.as_ref().err().map(event::error_value),
+                error: outcome
+                    .as_ref()
+                    .err()
+                    .and_then(DecideError::eval)
+                    .map(event::error_value),
                 request,
                 timestamp: SystemTime::now(),
                 metrics: &opa_metrics(None, None, started),
             };
             if let Err(why) = log.record(&snapshot.policy, parts).await {
-                outcome = Err(EvalError::Refused(why));
+                outcome = Err(DecideError::Refused(why));
             }
         }
         Queried {
@@ -238,7 +274,7 @@ impl AppState {
         }
     }
 
-    fn count(&self, snapshot: &Snapshot, path: &DataPath, outcome: &Result<Decision, EvalError>) {
+    fn count(&self, snapshot: &Snapshot, path: &DataPath, outcome: &Result<Decision, DecideError>) {
         let Some(metrics) = &self.metrics else {
             return;
         };

@@ -26,7 +26,7 @@ use crate::decision_log::DecisionLog;
 use crate::policy::PolicySet;
 use crate::telemetry::metrics::Metrics;
 use admission::{Admission, AdmissionReload};
-pub use decision::{Ask, Decided};
+pub use decision::{Ask, DecideError, Decided};
 pub use reloader::{Reloader, RemoteEvent, StartupError, Trigger, WriteRequest};
 pub use status::BundleStatus;
 
@@ -105,6 +105,9 @@ pub struct AppState {
     /// Set once at start when the admission webhook is configured; then swapped by the
     /// reloader.
     admission: OnceLock<ArcSwap<Admission>>,
+    /// `default_decision` parsed once; `None` when it does not parse (every request then
+    /// answers why).
+    default_decision: Option<crate::policy::DataPath>,
     /// Numbers requests as OPA's `req_id` does, from 1.
     requests: std::sync::atomic::AtomicU64,
 }
@@ -136,7 +139,9 @@ impl AppState {
             generation,
             ..ReloadProgress::default()
         });
+        let default_decision = crate::policy::DataPath::parse(&config.default_decision).ok();
         let state = Arc::new(AppState {
+            default_decision,
             current: ArcSwap::from_pointee(snapshot),
             bundle_status: ArcSwap::from_pointee(Vec::new()),
             progress,
@@ -202,6 +207,11 @@ impl AppState {
                 None => {}
             }
         });
+    }
+
+    /// The path `POST /` decides, when the configured one parses.
+    pub fn default_decision(&self) -> Option<&crate::policy::DataPath> {
+        self.default_decision.as_ref()
     }
 
     /// The next request's `req_id`.

@@ -6,7 +6,6 @@
 //! address without races.
 
 pub mod admission;
-pub mod gojson;
 pub mod grpc;
 pub mod http;
 pub mod tls;

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use regorus::Value;
 use verdict::bundle::{Bundle, LoadOptions, RawFile};
-use verdict::policy::{self, json, CompileError, CompileOptions, EvalError, QueryOptions};
+use verdict::gojson;
+use verdict::policy::{self, CompileError, CompileOptions, EvalError, QueryOptions};
 
 use crate::suite::{self, Case};
 
@@ -154,7 +155,7 @@ fn visible(bindings: &Value, ignore_generated: bool) -> Value {
 
 fn as_json(value: &Value) -> Value {
     let mut out = Vec::new();
-    json::write_value(&mut out, value, None);
+    gojson::write_value(&mut out, value, None);
     serde_json::from_slice(&out).unwrap_or(Value::Undefined)
 }
 
@@ -352,6 +353,6 @@ fn name_parse_construct(case: &Case, failure: Failure) -> Failure {
 /// A short rendering of a result set, for a ledger line.
 fn show(results: &[Value]) -> String {
     let mut out = Vec::new();
-    json::write_value(&mut out, &Value::from(results.to_vec()), None);
+    gojson::write_value(&mut out, &Value::from(results.to_vec()), None);
     String::from_utf8_lossy(&out).into_owned()
 }

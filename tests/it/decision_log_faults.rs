@@ -99,6 +99,7 @@ async fn a_failing_then_hanging_collector_is_retried_and_decisions_go_on() {
 
 #[tokio::test]
 async fn decisions_answered_until_a_sigkill_under_load_all_arrive_after_the_restart() {
+    let _heavy = common::heavy().await;
     let addr = reserve_addr();
     let dir = tempfile::tempdir().unwrap();
     let args = binary_args(dir.path(), addr);

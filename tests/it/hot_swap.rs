@@ -60,6 +60,7 @@ fn watched_config() -> verdict::config::Config {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_request_fails_or_mixes_revisions_during_swaps() {
+    let _heavy = common::heavy().await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bundle.tar.gz");
     std::fs::write(&path, bundle_tar(&versioned("r0"))).unwrap();
@@ -129,10 +130,14 @@ async fn no_request_fails_or_mixes_revisions_during_swaps() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_in_flight_finishes_on_its_own_snapshot() {
+    let _heavy = common::heavy().await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bundle.tar.gz");
     std::fs::write(&path, bundle_tar(&versioned("slow-1"))).unwrap();
-    let server = Server::start(watched_config(), vec![Source::path(&path)]).await;
+    // The evaluation only has to outlast the swap; a slow machine must not time it out.
+    let mut config = watched_config();
+    config.verdict.eval_timeout_ms = 60_000;
+    let server = Server::start(config, vec![Source::path(&path)]).await;
     // The whole request is on the wire before the new bundle is written; the swap comes at
     // least a debounce period (50 ms) later, and the evaluation outlasts it (asserted below).
     let mut stream = tokio::net::TcpStream::connect(&server.addr).await.unwrap();

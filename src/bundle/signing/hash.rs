@@ -1,7 +1,7 @@
 //! OPA's file digests: MD5, SHA-1 and the SHA-2 family, and which files are hashed by value.
 
 use super::SignatureError;
-use crate::bundle::build::Json;
+use crate::gojson::Json;
 
 /// OPA's `IsStructuredDoc`, by base name; `data.yml` is not one of them.
 fn is_structured(name: &str) -> bool {

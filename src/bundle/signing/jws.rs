@@ -10,7 +10,7 @@ use jsonwebtoken::{DecodingKey, EncodingKey};
 use serde::Deserialize;
 
 use super::{non_empty, read_key, FileInfo, SignatureError, VerificationConfig};
-use crate::bundle::build::Json;
+use crate::gojson::Json;
 
 /// The JWS algorithms OPA accepts for bundle signatures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -8,9 +8,10 @@ use tonic::{Code, Request, Response, Status};
 
 use super::pb::decisions_server::Decisions;
 use super::pb::{EvaluateRequest, EvaluateResponse};
-use crate::policy::{json, DataPath, EvalError};
+use crate::gojson;
+use crate::policy::{DataPath, EvalError};
+use crate::runtime::DecideError;
 use crate::runtime::{AppState, Ask};
-use crate::server::gojson;
 
 #[derive(Debug, Clone)]
 pub struct DecisionService {
@@ -64,7 +65,7 @@ impl Decisions for DecisionService {
             result: decision
                 .result
                 .as_ref()
-                .map(|v| json::value_to_string(v, false))
+                .map(|v| gojson::value_to_string(v, false))
                 .unwrap_or_default(),
             decision_id: decided.decision_id,
             revisions: decided
@@ -79,16 +80,18 @@ impl Decisions for DecisionService {
 
 /// The gRPC code for an evaluation failure; the message leads with OPA's error code where
 /// the policy raised one.
-fn error_status(error: &EvalError) -> Status {
-    let code = match error {
-        EvalError::InvalidPath(_) => Code::InvalidArgument,
-        EvalError::Timeout(_) => Code::DeadlineExceeded,
-        EvalError::MemoryLimit(_) => Code::ResourceExhausted,
-        EvalError::Refused(_) => Code::Unavailable,
-        EvalError::Policy(_)
-        | EvalError::Parse(_)
-        | EvalError::EngineFault
-        | EvalError::FunctionPath(_) => Code::Internal,
+fn error_status(error: &DecideError) -> Status {
+    let code = match error.eval() {
+        Some(EvalError::InvalidPath(_)) => Code::InvalidArgument,
+        Some(EvalError::Timeout(_)) => Code::DeadlineExceeded,
+        Some(EvalError::MemoryLimit(_)) => Code::ResourceExhausted,
+        None => Code::Unavailable,
+        Some(
+            EvalError::Policy(_)
+            | EvalError::Parse(_)
+            | EvalError::EngineFault
+            | EvalError::FunctionPath(_),
+        ) => Code::Internal,
     };
     Status::new(code, error.detail())
 }

@@ -18,7 +18,7 @@ use super::metrics::RequestMeta;
 use super::request::{self, Params};
 use super::response;
 use crate::decision_log::RequestInfo;
-use crate::policy::json::{self, ObjectWriter};
+use crate::gojson::{self, ObjectWriter};
 use crate::policy::DataPath;
 use crate::runtime::decision::{opa_metrics, undefined_message};
 use crate::runtime::{AppState, Ask, Snapshot};
@@ -257,7 +257,7 @@ async fn respond_bare(
         return Err(ApiError::undefined(undefined_message(&snapshot, path)));
     };
     let mut body = Vec::with_capacity(128);
-    json::write_value(&mut body, &result, params.flag("pretty").then_some(0));
+    gojson::write_value(&mut body, &result, params.flag("pretty").then_some(0));
     body.push(b'\n');
     Ok(response::json_negotiated(
         StatusCode::OK,
@@ -314,7 +314,14 @@ pub async fn post_default(
         request: request_info(&state, meta, &headers),
         started: Instant::now(),
     };
-    let path = DataPath::parse(&state.config.default_decision)?;
+    let parsed;
+    let path = match state.default_decision() {
+        Some(path) => path,
+        None => {
+            parsed = DataPath::parse(&state.config.default_decision)?;
+            &parsed
+        }
+    };
     let input = bare_input(&state, &headers, body).await?;
-    respond_bare(&state, &headers, bare, &path, input).await
+    respond_bare(&state, &headers, bare, path, input).await
 }

@@ -5,8 +5,9 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::policy::json;
+use crate::gojson;
 use crate::policy::{EvalError, RegoError};
+use crate::runtime::DecideError;
 
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -73,6 +74,15 @@ impl ApiError {
     }
 }
 
+impl From<DecideError> for ApiError {
+    fn from(e: DecideError) -> Self {
+        match e {
+            DecideError::Eval(e) => ApiError::from(e),
+            refused @ DecideError::Refused(_) => ApiError::internal(refused.to_string()),
+        }
+    }
+}
+
 impl From<EvalError> for ApiError {
     fn from(e: EvalError) -> Self {
         match &e {
@@ -98,7 +108,7 @@ impl From<EvalError> for ApiError {
             EvalError::FunctionPath(reference) => ApiError::internal(format!(
                 "1 error occurred: 1:1: rego_type_error: undefined ref: {reference}"
             )),
-            EvalError::EngineFault | EvalError::Refused(_) => ApiError::internal(e.to_string()),
+            EvalError::EngineFault => ApiError::internal(e.to_string()),
         }
     }
 }
@@ -108,7 +118,7 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::warn!(code = self.code, message = %self.message, errors = ?self.errors, "request failed");
         }
-        let body = json::to_body(
+        let body = gojson::to_body(
             &Body {
                 code: self.code,
                 message: &self.message,

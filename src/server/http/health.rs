@@ -20,7 +20,7 @@ use serde::Serialize;
 use super::error::ApiError;
 use super::request::Params;
 use super::response;
-use crate::policy::json;
+use crate::gojson;
 use crate::policy::path::{DataPath, Segment};
 use crate::policy::Query;
 use crate::runtime::status::plugin_states;
@@ -43,7 +43,7 @@ fn ok() -> Response {
 fn failed(message: &str) -> Response {
     response::json(
         StatusCode::INTERNAL_SERVER_ERROR,
-        json::to_body(&Failure { error: message }, false),
+        gojson::to_body(&Failure { error: message }, false),
     )
 }
 
@@ -69,7 +69,10 @@ pub async fn get_health(State(state): State<Arc<AppState>>, uri: Uri) -> Respons
     if warnings.is_empty() {
         return ok();
     }
-    response::json(StatusCode::OK, json::to_body(&Warnings { warnings }, false))
+    response::json(
+        StatusCode::OK,
+        gojson::to_body(&Warnings { warnings }, false),
+    )
 }
 
 /// Activated bundles whose latest update was rejected: what still serves, and why.

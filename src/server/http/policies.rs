@@ -13,8 +13,9 @@ use serde::Serialize;
 use super::error::ApiError;
 use super::request::Params;
 use super::response;
+use crate::gojson;
 use crate::policy::path::percent_decode;
-use crate::policy::{json, PolicyModule};
+use crate::policy::PolicyModule;
 use crate::runtime::AppState;
 
 #[derive(Serialize)]
@@ -44,7 +45,10 @@ pub async fn list_policies(State(state): State<Arc<AppState>>, uri: Uri) -> Resp
     let pretty = Params::parse(uri.query()).flag("pretty");
     let snapshot = state.snapshot();
     let result: Vec<Policy<'_>> = snapshot.policy.modules().iter().map(Policy::from).collect();
-    response::json(StatusCode::OK, json::to_body(&Envelope { result }, pretty))
+    response::json(
+        StatusCode::OK,
+        gojson::to_body(&Envelope { result }, pretty),
+    )
 }
 
 /// `GET /v1/policies/{id}`; ids contain slashes (`<bundle>/<path in bundle>`).
@@ -68,6 +72,6 @@ pub async fn get_policy(
     let result = Policy::from(module);
     Ok(response::json(
         StatusCode::OK,
-        json::to_body(&Envelope { result }, pretty),
+        gojson::to_body(&Envelope { result }, pretty),
     ))
 }

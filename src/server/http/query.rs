@@ -16,10 +16,11 @@ use super::error::ApiError;
 use super::metrics::RequestMeta;
 use super::request::{self, Params};
 use super::response;
+use crate::gojson::{self, ObjectWriter};
 use crate::policy::error::{is_static, EvalError};
-use crate::policy::json::{self, ObjectWriter};
 use crate::runtime::decision::visible_bindings;
 use crate::runtime::AppState;
+use crate::runtime::DecideError;
 
 #[derive(Deserialize)]
 struct QueryRequest {
@@ -62,7 +63,7 @@ pub async fn post_query(
     let params = Params::parse(uri.query());
     let bytes = request::read_body(&headers, body, &state.config).await?;
     let parsed: QueryRequest = serde_json::from_slice(&bytes).map_err(|e| {
-        let e = crate::server::gojson::go_json_error(e, &bytes);
+        let e = crate::gojson::go_json_error(e, &bytes);
         ApiError::bad_request(format!("error(s) occurred while decoding request: {e}"))
     })?;
     let query = parsed
@@ -97,7 +98,7 @@ async fn respond(
         .await;
     let results = queried.outcome.map_err(|e| match e {
         // Errors no input could cause are the query's own fault: OPA answers 400.
-        EvalError::Policy(errors) if errors.iter().all(is_static) => ApiError {
+        DecideError::Eval(EvalError::Policy(errors)) if errors.iter().all(is_static) => ApiError {
             errors,
             ..ApiError::bad_request("error(s) occurred while compiling query")
         },
@@ -108,10 +109,10 @@ async fn respond(
     let mut envelope = ObjectWriter::new(&mut body, params.flag("pretty").then_some(0));
     if !results.result.is_empty() {
         envelope.with("result", |out, indent| {
-            json::write_array(out, indent, results.result.len(), |out, indent, i| {
+            gojson::write_array(out, indent, results.result.len(), |out, indent, i| {
                 let bindings = &results.result[i].bindings;
                 match bindings.as_object() {
-                    Ok(_) => json::write_value(out, &visible_bindings(bindings), indent),
+                    Ok(_) => gojson::write_value(out, &visible_bindings(bindings), indent),
                     Err(_) => out.extend_from_slice(b"{}"),
                 }
             })

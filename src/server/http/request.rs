@@ -11,8 +11,8 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use super::error::ApiError;
 use crate::config::Config;
+use crate::gojson::go_json_error;
 use crate::policy::path::percent_decode;
-use crate::server::gojson::go_json_error;
 
 /// Query parameters, with OPA's rules for booleans.
 #[derive(Debug, Default)]

@@ -15,7 +15,7 @@ use serde_json::Value as Json;
 
 use super::request::Params;
 use super::response;
-use crate::policy::json;
+use crate::gojson;
 use crate::runtime::{status, AppState};
 
 #[derive(Serialize)]
@@ -27,7 +27,10 @@ struct Envelope<T> {
 pub async fn get_status(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
     let pretty = Params::parse(uri.query()).flag("pretty");
     let result = status::report(&state);
-    response::json(StatusCode::OK, json::to_body(&Envelope { result }, pretty))
+    response::json(
+        StatusCode::OK,
+        gojson::to_body(&Envelope { result }, pretty),
+    )
 }
 
 /// `GET /v1/config`.
@@ -51,7 +54,10 @@ pub async fn get_config(State(state): State<Arc<AppState>>, uri: Uri) -> Respons
         "labels".into(),
         serde_json::to_value(status::labels(&state)).unwrap_or(Json::Null),
     );
-    response::json(StatusCode::OK, json::to_body(&Envelope { result }, pretty))
+    response::json(
+        StatusCode::OK,
+        gojson::to_body(&Envelope { result }, pretty),
+    )
 }
 
 /// Removes what OPA removes before showing a config: service credentials and key material.

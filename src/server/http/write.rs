@@ -17,12 +17,13 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use super::error::ApiError;
 use super::request::{self, Params};
 use super::response;
+use crate::gojson;
+use crate::gojson::go_json_error;
 use crate::policy::path::percent_decode;
-use crate::policy::{json, CompileError};
+use crate::policy::CompileError;
 use crate::runtime::decision::opa_metrics;
 use crate::runtime::pushed::{Patch, PatchKind, StoragePath, WriteError, WriteOp, Written};
 use crate::runtime::AppState;
-use crate::server::gojson::go_json_error;
 
 /// `PUT /v1/data/{path}`: creates or replaces the document, and the objects above it.
 pub async fn put_data(
@@ -92,7 +93,7 @@ fn answer(written: Written, uri: &Uri, parse_ns: Option<u128>, started: Instant)
         return StatusCode::NO_CONTENT.into_response();
     }
     let body = BTreeMap::from([("metrics", opa_metrics(None, parse_ns, started))]);
-    response::json(StatusCode::OK, json::to_body(&body, false))
+    response::json(StatusCode::OK, gojson::to_body(&body, false))
 }
 
 /// OPA's status and code for each refusal; verdict's own failures say nothing of their cause

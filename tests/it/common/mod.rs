@@ -28,6 +28,14 @@ pub mod running;
 /// How long any test waits for an event before failing.
 pub const WAIT: Duration = Duration::from_secs(20);
 
+/// Held by the tests that keep both cores busy for seconds (long evaluations, load against a
+/// real binary): with every test in one binary, two of them at once would starve each other
+/// past their waits. The others run beside them as before.
+pub async fn heavy() -> tokio::sync::MutexGuard<'static, ()> {
+    static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    HEAVY.lock().await
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

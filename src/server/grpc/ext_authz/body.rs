@@ -8,7 +8,7 @@ use std::num::IntErrorKind;
 
 use regorus::Value;
 
-use crate::server::gojson;
+use crate::gojson;
 
 /// A parsed body, or none (`null`): no content type, an unsupported one, or an empty body.
 #[derive(Debug, PartialEq)]

@@ -332,7 +332,7 @@ fn elements(value: Option<&Value>) -> Box<dyn Iterator<Item = &Value> + '_> {
 fn key_string(key: &Value) -> String {
     match key {
         Value::String(s) => s.to_string(),
-        other => crate::policy::json::key_text(other),
+        other => crate::gojson::key_text(other),
     }
 }
 

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use super::string::write_string;
+
 /// A JSON value as OPA holds it (Go's decoder with `UseNumber`): numbers keep their literal.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Json {
@@ -63,7 +65,7 @@ impl Json {
             Json::Null => out.extend_from_slice(b"null"),
             Json::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
             Json::Number(n) => out.extend_from_slice(n.as_bytes()),
-            Json::String(s) => write_go_string(out, s, escape_html),
+            Json::String(s) => write_string(out, s, escape_html),
             Json::Array(items) => {
                 out.push(b'[');
                 for (i, item) in items.iter().enumerate() {
@@ -80,7 +82,7 @@ impl Json {
                     if i > 0 {
                         out.push(b',');
                     }
-                    write_go_string(out, key, escape_html);
+                    write_string(out, key, escape_html);
                     out.push(b':');
                     value.write(out, escape_html);
                 }
@@ -91,7 +93,7 @@ impl Json {
 
     /// Deep-merges `other` into `self` as OPA's `merge.InterfaceMaps`: objects merge, any
     /// other value met twice is a conflict, reported with its path.
-    pub(super) fn merge(&mut self, other: Json, path: &mut Vec<String>) -> Result<(), String> {
+    pub fn merge(&mut self, other: Json, path: &mut Vec<String>) -> Result<(), String> {
         match (self, other) {
             (Json::Object(a), Json::Object(b)) => {
                 for (key, value) in b {
@@ -109,34 +111,6 @@ impl Json {
             _ => Err(path.join("/")),
         }
     }
-}
-
-/// A string as Go's encoder writes it: `\b \f \n \r \t`, other controls as `\u00XX`, U+2028
-/// and U+2029 always escaped, `< > &` only when escaping HTML.
-pub(super) fn write_go_string(out: &mut Vec<u8>, s: &str, escape_html: bool) {
-    out.push(b'"');
-    for c in s.chars() {
-        match c {
-            '"' => out.extend_from_slice(b"\\\""),
-            '\\' => out.extend_from_slice(b"\\\\"),
-            '\n' => out.extend_from_slice(b"\\n"),
-            '\r' => out.extend_from_slice(b"\\r"),
-            '\t' => out.extend_from_slice(b"\\t"),
-            '\u{8}' => out.extend_from_slice(b"\\b"),
-            '\u{c}' => out.extend_from_slice(b"\\f"),
-            '<' | '>' | '&' if escape_html => {
-                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes())
-            }
-            '\u{0}'..='\u{1f}' | '\u{2028}' | '\u{2029}' => {
-                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes())
-            }
-            _ => {
-                let mut buf = [0u8; 4];
-                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-            }
-        }
-    }
-    out.push(b'"');
 }
 
 /// Walks a document that serde_json has already accepted.
