@@ -34,6 +34,18 @@ fn outcome_of(result: Option<&Value>) -> Outcome {
     }
 }
 
+/// Runs one evaluation on a blocking thread. A policy that runs to its time limit, or a
+/// builtin that cannot be interrupted, then holds a thread of its own, never one of the async
+/// workers that every listener, health probe and metrics scrape share. Each blocking thread
+/// keeps its own warm engine (see `PolicySet::evaluate`), so the hand-off is the whole cost.
+async fn off_async<T: Send + 'static>(
+    evaluate: impl FnOnce() -> Result<T, EvalError> + Send + 'static,
+) -> Result<T, EvalError> {
+    tokio::task::spawn_blocking(evaluate)
+        .await
+        .unwrap_or(Err(EvalError::EngineFault))
+}
+
 /// Why a decision has no answer for its client: the policy failed, or the decision was made
 /// but its audit record could not be kept (the decision log spool is full and configured to
 /// refuse), so it must not be answered.
@@ -162,14 +174,17 @@ impl AppState {
         let snapshot = self.snapshot();
         let log = self.decision_log();
         let logged_input = log.and_then(|_| ask.input.clone());
-        let mut outcome = snapshot
-            .policy
-            .evaluate(Query {
-                path: ask.path,
-                input: ask.input,
-                strict_builtin_errors: ask.strict_builtin_errors,
+        let (on, path, input) = (snapshot.clone(), ask.path.clone(), ask.input);
+        let strict_builtin_errors = ask.strict_builtin_errors;
+        let mut outcome = off_async(move || {
+            on.policy.evaluate(Query {
+                path: &path,
+                input,
+                strict_builtin_errors,
             })
-            .map_err(DecideError::from);
+        })
+        .await
+        .map_err(DecideError::from);
         if ask.path.is_root() {
             // OPA leaves the reserved `system` namespace out of the whole data document.
             if let Ok(Decision {
@@ -229,9 +244,9 @@ impl AppState {
         let snapshot = self.snapshot();
         let log = self.decision_log();
         let logged_input = log.and_then(|_| input.clone());
-        let mut outcome = snapshot
-            .policy
-            .query(text, input)
+        let (on, owned) = (snapshot.clone(), text.to_string());
+        let mut outcome = off_async(move || on.policy.query(&owned, input))
+            .await
             .map_err(|e| DecideError::Eval(module_ids_in_locations(e, snapshot.policy.modules())));
         let decision_id = uuid::Uuid::new_v4().to_string();
         // A query that does not parse is a bad request, not a decision: OPA logs none.

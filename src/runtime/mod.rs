@@ -214,6 +214,11 @@ impl AppState {
         self.default_decision.as_ref()
     }
 
+    /// How many requests have been numbered so far (the last `req_id` given).
+    pub fn requests_numbered(&self) -> u64 {
+        self.requests.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The next request's `req_id`.
     pub fn next_req_id(&self) -> u64 {
         self.requests

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use super::error::ApiError;
 use super::metrics::RequestMeta;
+use super::offload;
 use super::request::{self, Params};
 use super::response;
 use crate::decision_log::RequestInfo;
@@ -179,9 +180,12 @@ pub async fn post_v1(
     let path = data_path(&uri, "/v1/data")?;
     let bytes = request::read_body(&headers, body, &state.config).await?;
     let parse_started = Instant::now();
-    let input = request::parse_envelope(&bytes, request::is_yaml(&headers)).map_err(|e| {
-        ApiError::bad_request(format!("body contains malformed input document: {e}"))
-    })?;
+    let yaml = request::is_yaml(&headers);
+    let input = offload::cpu(bytes.len(), move || request::parse_envelope(&bytes, yaml))
+        .await?
+        .map_err(|e| {
+            ApiError::bad_request(format!("body contains malformed input document: {e}"))
+        })?;
     let parse_ns = parse_started.elapsed().as_nanos();
     let warn_missing_input = input.is_none();
     let req = V1Request {
@@ -276,7 +280,9 @@ struct Bare {
 
 async fn bare_input(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Value, ApiError> {
     let bytes = request::read_body(headers, body, &state.config).await?;
-    request::parse_input(&bytes, request::is_yaml(headers)).map_err(|e| {
+    let yaml = request::is_yaml(headers);
+    let parsed = offload::cpu(bytes.len(), move || request::parse_input(&bytes, yaml)).await?;
+    parsed.map_err(|e| {
         ApiError::bad_request(format!(
             "unexpected parse error for input: body contains malformed input document: {e}"
         ))

@@ -5,6 +5,7 @@ pub mod data;
 pub mod error;
 pub mod health;
 pub mod metrics;
+pub mod offload;
 pub mod policies;
 pub mod query;
 pub mod request;

@@ -62,10 +62,12 @@ pub async fn post_query(
     let started = Instant::now();
     let params = Params::parse(uri.query());
     let bytes = request::read_body(&headers, body, &state.config).await?;
-    let parsed: QueryRequest = serde_json::from_slice(&bytes).map_err(|e| {
-        let e = crate::gojson::go_json_error(e, &bytes);
-        ApiError::bad_request(format!("error(s) occurred while decoding request: {e}"))
-    })?;
+    let parsed = super::offload::cpu(bytes.len(), move || {
+        serde_json::from_slice::<QueryRequest>(&bytes)
+            .map_err(|e| crate::gojson::go_json_error(e, &bytes))
+    })
+    .await?
+    .map_err(|e| ApiError::bad_request(format!("error(s) occurred while decoding request: {e}")))?;
     let query = parsed
         .query
         .ok_or_else(|| ApiError::bad_request("missing parameter 'q'"))?;

@@ -88,7 +88,9 @@ pub async fn read_body(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("gzip"));
     if gzipped {
-        gunzip(&bytes, limits.gzip.max_length)
+        let max = limits.gzip.max_length;
+        super::offload::cpu(bytes.len(), move || gunzip(&bytes, max))
+            .await?
             .map(Bytes::from)
             .map_err(|e| ApiError::bad_request(format!("could not decompress the body: {e}")))
     } else {
