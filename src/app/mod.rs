@@ -315,7 +315,7 @@ fn load_options(config: &Config) -> LoadOptions {
 fn compile_options(config: &Config) -> CompileOptions {
     CompileOptions {
         eval_timeout: Duration::from_millis(config.verdict.eval_timeout_ms),
-        check_overlap: true,
+        ..CompileOptions::default()
     }
 }
 

@@ -27,13 +27,17 @@ pub(crate) const CHECK_INTERVAL: NonZeroU32 = match NonZeroU32::new(64) {
     None => NonZeroU32::MIN,
 };
 
-/// Limits every evaluation of the compiled set runs under.
+/// Limits every evaluation of the compiled set runs under, and the compilation itself.
 #[derive(Debug, Clone, Copy)]
 pub struct CompileOptions {
     pub eval_timeout: Duration,
     /// Refuse bundles whose roots overlap. Off for `eval -d` and `test`, where paths are plain
     /// files merged into one data tree, as OPA treats them.
     pub check_overlap: bool,
+    /// The longest a compilation may take before it is given up: parsing, validation and
+    /// warming run inside regorus, and one builtin call there cannot be interrupted. The
+    /// reloader must never wait on a bundle for ever.
+    pub compile_timeout: Duration,
 }
 
 impl Default for CompileOptions {
@@ -41,6 +45,7 @@ impl Default for CompileOptions {
         CompileOptions {
             eval_timeout: Duration::from_millis(500),
             check_overlap: true,
+            compile_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -56,17 +61,43 @@ pub fn compile(
 
 /// Compiles the bundles with the data pushed through the Data API beside theirs (`pushed`:
 /// an object, already cleared of the bundles' roots).
+///
+/// The work runs on a thread of its own that the caller waits for at most
+/// `options.compile_timeout`. Past that the compilation is refused and its thread abandoned: it
+/// ends when regorus returns, and its result is dropped; the caller goes on at once.
 pub fn compile_with_data(
     bundles: &[Arc<Bundle>],
     options: CompileOptions,
     pushed: &Value,
 ) -> Result<PolicySet, CompileError> {
-    // Parsing and merging run inside regorus too: a panic there refuses the bundles.
-    catch_unwind(AssertUnwindSafe(|| {
-        compile_unguarded(bundles, options, pushed)
-    }))
-    .unwrap_or(Err(CompileError::EngineFault))
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let (bundles, pushed) = (bundles.to_vec(), pushed.clone());
+    let spawned = std::thread::Builder::new()
+        .name("verdict-compile".into())
+        .stack_size(COMPILE_STACK)
+        .spawn(move || {
+            // Parsing and merging run inside regorus too: a panic there refuses the bundles.
+            let compiled = catch_unwind(AssertUnwindSafe(|| {
+                compile_unguarded(&bundles, options, &pushed)
+            }))
+            .unwrap_or(Err(CompileError::EngineFault));
+            let _ = tx.send(compiled);
+        });
+    if spawned.is_err() {
+        return Err(CompileError::EngineFault);
+    }
+    match rx.recv_timeout(options.compile_timeout) {
+        Ok(compiled) => compiled,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            Err(CompileError::Timeout(options.compile_timeout))
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(CompileError::EngineFault),
+    }
 }
+
+/// The compile thread's stack: regorus's parser and analysis recurse with the nesting of the
+/// policy text, and a deep policy must fail as an error, not overflow the thread.
+const COMPILE_STACK: usize = 64 << 20;
 
 impl PolicySet {
     /// The same modules and bundle data with another pushed-data tree: what a Data API write
@@ -341,6 +372,25 @@ mod tests {
 
     fn json(text: &str) -> Value {
         serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn a_compilation_past_its_bound_is_refused_and_the_caller_goes_on() {
+        // Validation runs every rule once: this one loops until the evaluation time limit, far
+        // past the compilation's own bound.
+        let files = vec![RawFile {
+            path: "/slow.rego".into(),
+            bytes: b"package slow\n\nn := count([1 | some i in numbers.range(1, 100000); some j in numbers.range(1, 100000)])\n".to_vec(),
+        }];
+        let bundle = Bundle::from_files("b", "", files, LoadOptions::default()).unwrap();
+        let options = CompileOptions {
+            eval_timeout: Duration::from_secs(2),
+            compile_timeout: Duration::from_millis(50),
+            ..CompileOptions::default()
+        };
+        let err = compile(&[Arc::new(bundle)], options).unwrap_err();
+        assert!(matches!(err, CompileError::Timeout(_)), "{err}");
+        assert_eq!(err.to_string(), "compilation did not finish within 50 ms");
     }
 
     #[test]

@@ -65,6 +65,9 @@ pub enum CompileError {
     /// The engine panicked while preparing the policies.
     #[error("the engine failed while preparing the policies")]
     EngineFault,
+    /// Parsing, validating and warming did not finish in time; the policies are refused.
+    #[error("compilation did not finish within {} ms", .0.as_millis())]
+    Timeout(std::time::Duration),
 }
 
 impl CompileError {

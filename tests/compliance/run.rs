@@ -110,6 +110,7 @@ fn compile(case: &Case) -> Result<policy::PolicySet, Outcome> {
     let options = CompileOptions {
         eval_timeout: EVAL_TIMEOUT,
         check_overlap: false,
+        ..CompileOptions::default()
     };
     policy::compile(&[Arc::new(bundle)], options).map_err(Outcome::Refused)
 }
