@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 
 use super::matching::{labels_of, Target};
 use super::resources::Action;
-use super::review::{AdmissionResponse, Review};
+use super::review::{text, AdmissionResponse, Review};
 use super::set::AdmissionSet;
 use super::template::RunError;
 use super::FailurePolicy;
@@ -85,20 +85,15 @@ impl AdmissionSet {
         deadline: Instant,
     ) -> (Vec<Violation>, Vec<Failure>) {
         let request = &review.request;
-        let namespace = request["namespace"]
-            .as_str()
-            .filter(|s| !s.is_empty())
-            .or_else(|| {
-                request
-                    .pointer("/object/metadata/namespace")
-                    .and_then(Json::as_str)
-            })
-            .unwrap_or("");
+        let namespace = match text(&request["namespace"]) {
+            "" => text(&request["object"]["metadata"]["namespace"]),
+            namespace => namespace,
+        };
         // Gatekeeper matches the object and the old object, and applies a constraint when
         // either matches (an UPDATE that removes a selected label is still reviewed).
         let targets: Vec<Target<'_>> = [&request["object"], &request["oldObject"]]
             .into_iter()
-            .filter(|o| o.is_object())
+            .filter(|o| o.as_object().is_ok())
             .map(|o| self.target(request, o, namespace))
             .collect();
         let mut input_review = None;
@@ -144,25 +139,19 @@ impl AdmissionSet {
 
     /// What matching sees of `object`: its own group, kind and name (as Gatekeeper reads
     /// them from the object), the request's namespace, the namespace's labels when known.
-    fn target<'a>(&self, request: &'a Json, object: &'a Json, namespace: &'a str) -> Target<'a> {
-        let api_version = object["apiVersion"].as_str();
-        let group = match api_version {
-            Some(v) => v.rsplit_once('/').map_or("", |(g, _)| g),
-            None => request
-                .pointer("/kind/group")
-                .and_then(Json::as_str)
-                .unwrap_or(""),
+    fn target<'a>(&self, request: &'a Value, object: &'a Value, namespace: &'a str) -> Target<'a> {
+        let group = match object["apiVersion"].as_string() {
+            Ok(v) => v.rsplit_once('/').map_or("", |(g, _)| g),
+            Err(_) => text(&request["kind"]["group"]),
         };
-        let kind = object["kind"]
-            .as_str()
-            .or_else(|| request.pointer("/kind/kind").and_then(Json::as_str))
-            .unwrap_or("");
-        let name = object
-            .pointer("/metadata/name")
-            .and_then(Json::as_str)
-            .filter(|s| !s.is_empty())
-            .or_else(|| request["name"].as_str())
-            .unwrap_or("");
+        let kind = match text(&object["kind"]) {
+            "" => text(&request["kind"]["kind"]),
+            kind => kind,
+        };
+        let name = match text(&object["metadata"]["name"]) {
+            "" => text(&request["name"]),
+            name => name,
+        };
         Target {
             group,
             kind,
@@ -178,18 +167,20 @@ impl AdmissionSet {
         }
     }
 
-    /// `input.review`: the request, with `namespaceObject` when the inventory has it.
-    fn input_review(&self, request: &Json, namespace: &str) -> Value {
+    /// `input.review`: the request, with `namespaceObject` when the inventory has it. The
+    /// request is shared, not copied: only its top level is written.
+    fn input_review(&self, request: &Value, namespace: &str) -> Value {
         let mut request = request.clone();
-        if let (Some(fields), Some(ns)) = (
+        if let (Ok(fields), Some(ns)) = (
             request.as_object_mut(),
             self.inventory.namespaces.get(namespace),
         ) {
-            fields
-                .entry("namespaceObject")
-                .or_insert_with(|| ns.clone());
+            let key = Value::from("namespaceObject");
+            if !fields.contains_key(&key) {
+                fields.insert(key, ns.clone());
+            }
         }
-        Value::from(request)
+        request
     }
 }
 

@@ -19,8 +19,9 @@ use super::LoadError;
 pub struct Inventory {
     /// `{"inventory": {"cluster": ..., "namespace": ...}}`, ready to add as engine data.
     pub data: Json,
-    /// Namespace objects by name.
-    pub namespaces: BTreeMap<String, Json>,
+    /// Namespace objects by name, as the engine's values: reviews add them to their input
+    /// as `namespaceObject` without converting them each time.
+    pub namespaces: BTreeMap<String, regorus::Value>,
     pub objects: usize,
 }
 
@@ -55,7 +56,7 @@ impl Inventory {
                 str_at(&object, &["metadata", "namespace"]).to_string(),
             );
             if gv == "v1" && kind == "Namespace" {
-                namespaces.insert(name.clone(), object.clone());
+                namespaces.insert(name.clone(), regorus::Value::from(object.clone()));
             }
             let tree = if ns.is_empty() {
                 &mut cluster

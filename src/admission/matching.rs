@@ -197,13 +197,17 @@ pub fn wildcard(pattern: &str, candidate: &str) -> bool {
 }
 
 /// `metadata.labels` of an object as strings.
-pub fn labels_of(object: &Json) -> BTreeMap<String, String> {
-    object
-        .pointer("/metadata/labels")
-        .and_then(Json::as_object)
+pub fn labels_of(object: &regorus::Value) -> BTreeMap<String, String> {
+    object["metadata"]["labels"]
+        .as_object()
         .map(|m| {
             m.iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                .filter_map(|(k, v)| {
+                    Some((
+                        k.as_string().ok()?.to_string(),
+                        v.as_string().ok()?.to_string(),
+                    ))
+                })
                 .collect()
         })
         .unwrap_or_default()

@@ -3,16 +3,18 @@
 
 use std::collections::BTreeMap;
 
+use regorus::Value;
 use serde::Serialize;
 use serde_json::{json, Value as Json};
 
 /// A decoded AdmissionReview: its `request` (Gatekeeper's `input.review`) and what the answer
-/// must echo.
+/// must echo. The request is the engine's value, decoded once: matching reads it, the
+/// templates take it as their input, and the decision log records it, all without a copy.
 #[derive(Debug, Clone)]
 pub struct Review {
     /// `admission.k8s.io/v1` or `v1beta1`: the answer uses the version it was asked in.
     pub api_version: String,
-    pub request: Json,
+    pub request: Value,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -40,39 +42,42 @@ impl ReviewError {
 }
 
 impl Review {
+    /// Decodes a review from the bytes the API server sent.
     pub fn from_slice(body: &[u8]) -> Result<Review, ReviewError> {
-        let mut value: Json =
-            serde_json::from_slice(body).map_err(|e| ReviewError::Malformed(e.to_string()))?;
-        Review::from_value(value.take())
+        Review::from_value(decode(body)?)
     }
 
-    pub fn from_value(mut value: Json) -> Result<Review, ReviewError> {
-        if !value.is_object() {
+    /// A review from a JSON document (gator suites, tests).
+    pub fn from_json(value: Json) -> Result<Review, ReviewError> {
+        Review::from_value(Value::from(value))
+    }
+
+    pub fn from_value(value: Value) -> Result<Review, ReviewError> {
+        if value.as_object().is_err() {
             return Err(ReviewError::Malformed("not a JSON object".into()));
         }
-        let api_version = value["apiVersion"].as_str().unwrap_or("").to_string();
+        let api_version = text(&value["apiVersion"]).to_string();
         if !matches!(
             api_version.as_str(),
             "admission.k8s.io/v1" | "admission.k8s.io/v1beta1"
         ) {
             return Err(ReviewError::ApiVersion(api_version));
         }
-        let kind = value["kind"].as_str().unwrap_or("");
+        let kind = text(&value["kind"]);
         if kind != "AdmissionReview" {
             return Err(ReviewError::Kind(kind.to_string()));
         }
-        let mut request = value["request"].take();
-        let Some(fields) = request.as_object_mut() else {
+        let mut request = value["request"].clone();
+        let deleted = text(&request["operation"]) == "DELETE"
+            && matches!(request["object"], Value::Null | Value::Undefined);
+        let old = request["oldObject"].clone();
+        let Ok(fields) = request.as_object_mut() else {
             return Err(ReviewError::MissingRequest);
         };
         // Gatekeeper reviews the old object of a DELETE as if it were the object, so that
         // templates written for input.review.object see what is being deleted.
-        if fields.get("operation").and_then(Json::as_str) == Some("DELETE")
-            && fields.get("object").is_none_or(Json::is_null)
-        {
-            if let Some(old) = fields.get("oldObject").cloned() {
-                fields.insert("object".into(), old);
-            }
+        if deleted && old != Value::Undefined {
+            fields.insert(Value::from("object"), old);
         }
         Ok(Review {
             api_version,
@@ -81,8 +86,18 @@ impl Review {
     }
 
     pub fn uid(&self) -> &str {
-        self.request["uid"].as_str().unwrap_or("")
+        text(&self.request["uid"])
     }
+}
+
+/// Decodes one JSON document into the engine's value, with serde_json's error wording.
+pub fn decode(body: &[u8]) -> Result<Value, ReviewError> {
+    serde_json::from_slice(body).map_err(|e| ReviewError::Malformed(e.to_string()))
+}
+
+/// A string field's text, "" when it is absent or not a string.
+pub fn text(value: &Value) -> &str {
+    value.as_string().map(|s| s.as_ref()).unwrap_or("")
 }
 
 /// The `response` of an AdmissionReview.

@@ -13,9 +13,9 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use serde_json::Value as Json;
 
 use crate::admission::evaluate::Scope;
+use crate::admission::review;
 use crate::admission::{AdmissionResponse, FailurePolicy, Review, ReviewError};
 use crate::config::AdmissionConfig;
 use crate::decision_log::RequestInfo;
@@ -126,7 +126,7 @@ async fn review(
     request: Request,
     keep_input: bool,
     started: Instant,
-) -> (Option<String>, AdmissionResponse, Option<Json>) {
+) -> (Option<String>, AdmissionResponse, Option<regorus::Value>) {
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
     let deadline = started + config.deadline();
@@ -150,18 +150,12 @@ async fn review(
     let decoded = echo.clone();
     // Decoding a multi-megabyte review is CPU work too: both run off the async threads.
     let work = tokio::task::spawn_blocking(move || {
-        let value: Json = match serde_json::from_slice(&bytes) {
+        let value = match review::decode(&bytes) {
             Ok(v) => v,
-            Err(e) => {
-                let error = ReviewError::Malformed(e.to_string());
-                return (None, AdmissionResponse::bad_request(&error), None);
-            }
+            Err(error) => return (None, AdmissionResponse::bad_request(&error), None),
         };
-        let uid = value
-            .pointer("/request/uid")
-            .and_then(Json::as_str)
-            .unwrap_or("")
-            .to_string();
+        let uid = review::text(&value["request"]["uid"]).to_string();
+        // The log records the review as received: the same value, shared, not copied.
         let input = keep_input.then(|| value.clone());
         let review = match Review::from_value(value) {
             Ok(r) => r,

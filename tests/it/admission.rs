@@ -135,7 +135,7 @@ async fn warn_becomes_warnings_and_dryrun_is_only_recorded() {
     );
     let set = hook.set();
     let decision = set.evaluate(
-        &verdict::admission::Review::from_value(review("CREATE", &object)).unwrap(),
+        &verdict::admission::Review::from_json(review("CREATE", &object)).unwrap(),
         Default::default(),
         FailurePolicy::Fail,
         std::time::Instant::now() + std::time::Duration::from_secs(5),

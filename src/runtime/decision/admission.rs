@@ -6,7 +6,6 @@
 use std::time::{Instant, SystemTime};
 
 use regorus::Value;
-use serde_json::Value as Json;
 
 use crate::admission::AdmissionResponse;
 use crate::decision_log::{event, EventParts, RequestInfo};
@@ -42,7 +41,7 @@ impl AppState {
     pub async fn admitted(
         &self,
         kind: Option<&str>,
-        input: Option<Json>,
+        input: Option<Value>,
         response: &AdmissionResponse,
         request: &RequestInfo,
         started: Instant,
@@ -71,7 +70,7 @@ impl AppState {
                     bundles: Vec::new(),
                     path: &path,
                     query: None,
-                    input: input.map(Value::from),
+                    input,
                     result,
                     error,
                     request,
