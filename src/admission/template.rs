@@ -11,7 +11,8 @@ use regorus::{Engine, Value};
 use super::resources::TemplateDoc;
 use super::LoadError;
 use crate::policy::compile::CHECK_INTERVAL;
-use crate::policy::error;
+use crate::policy::engine::run_rule;
+use crate::policy::error::{self, EvalError};
 use crate::policy::rules::{rule_key, ModuleIndex};
 
 /// How long validating one template's rules may take (each review sets its own limit).
@@ -65,26 +66,19 @@ impl Template {
         input: Value,
         budget: Duration,
     ) -> Result<Vec<RawViolation>, RunError> {
-        if budget.is_zero() {
-            return Err(RunError::Deadline);
-        }
         let mut engine = self.engine.clone();
-        engine.set_execution_timer_config(ExecutionTimerConfig {
-            limit: budget,
-            check_interval: CHECK_INTERVAL,
-        });
-        engine.set_input(input);
-        let value = match catch_unwind(AssertUnwindSafe(|| engine.eval_rule(self.rule.clone()))) {
-            Ok(Ok(v)) => v,
-            Ok(Err(e)) => {
-                let text = format!("{e:#}");
-                if text.contains("execution exceeded time limit") {
-                    return Err(RunError::Deadline);
-                }
-                return Err(RunError::Rego(error::classify(&text).to_string()));
-            }
-            Err(_) => return Err(RunError::EngineFault),
-        };
+        let value = run_rule(&mut engine, &self.rule, input, budget).map_err(|e| match e {
+            EvalError::Timeout(_) => RunError::Deadline,
+            EvalError::EngineFault => RunError::EngineFault,
+            EvalError::Policy(errors) | EvalError::Parse(errors) => RunError::Rego(
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+            other => RunError::Rego(other.to_string()),
+        })?;
         results(&value).map_err(RunError::Rego)
     }
 }

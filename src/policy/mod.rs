@@ -6,6 +6,7 @@
 //! under a time limit, with panics contained.
 
 pub mod compile;
+pub mod engine;
 pub mod error;
 pub mod path;
 mod query;
