@@ -119,6 +119,22 @@ impl Server {
         raw_exchange(stream, request).await
     }
 
+    /// Sends raw bytes as one HTTP/1.1 request to the server's router in process, over an
+    /// in-memory connection instead of a socket: HTTP's parsing and framing as on the wire,
+    /// without the network.
+    pub async fn in_process(&self, request: &[u8]) -> RawResponse {
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let service = hyper_util::service::TowerToHyperService::new(verdict::server::http::router(
+            self.state.clone(),
+        ));
+        let connection = hyper::server::conn::http1::Builder::new()
+            .serve_connection(hyper_util::rt::TokioIo::new(server), service);
+        let served = tokio::spawn(connection);
+        let response = raw_exchange(client, request).await;
+        let _ = served.await;
+        response
+    }
+
     /// Waits until `count` more reloads have finished, whatever their outcome.
     pub async fn reloads_after(&self, seen: u64, count: u64) -> u64 {
         let mut rx = self.state.subscribe();
