@@ -12,7 +12,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -24,6 +23,7 @@ use crate::remote::{self, StatusUploader};
 use crate::runtime::admission::AdmissionLoader;
 use crate::runtime::store::PushedStore;
 use crate::runtime::{memory, watcher::Watcher, AppState, Reloader, StartupError, Trigger};
+use crate::server::conn::{ConnLimits, Serve, TlsSource};
 use crate::server::{self, Listener, ServerError};
 use crate::tls::TlsError;
 pub use sources::sources;
@@ -43,8 +43,6 @@ pub enum AppError {
     DecisionLog(#[from] DecisionLogError),
     #[error("admission TLS: {0}")]
     AdmissionTls(#[from] TlsError),
-    #[error("admission listener {addr}: {error}")]
-    AdmissionBind { addr: String, error: std::io::Error },
     #[error("{0} stopped unexpectedly")]
     Lost(&'static str),
 }
@@ -79,7 +77,7 @@ pub struct Bound {
     http: Vec<Listener>,
     diagnostic: Vec<Listener>,
     grpc: Option<(Listener, tonic::service::Routes)>,
-    admission: Option<(TcpListener, AdmissionConfig)>,
+    admission: Option<(Listener, AdmissionConfig)>,
     grace: Duration,
 }
 
@@ -177,7 +175,7 @@ impl App {
                 None => None,
             },
             admission: match &config.verdict.admission {
-                Some(c) => Some((bind_admission(&c.addr).await?, c.clone())),
+                Some(c) => Some((Listener::bind(&c.addr).await?, c.clone())),
                 None => None,
             },
             grace: Duration::from_secs(config.verdict.shutdown_grace_period_seconds),
@@ -238,7 +236,7 @@ impl Bound {
     pub fn admission_addr(&self) -> Option<std::net::SocketAddr> {
         self.admission
             .as_ref()
-            .and_then(|(l, _)| l.local_addr().ok())
+            .and_then(|(l, _)| l.local_addr().parse().ok())
     }
 
     /// Serves every listener until `shutdown` is cancelled, then gives requests in flight the
@@ -269,29 +267,37 @@ impl Bound {
             ..
         } = self;
         let mut serving = tokio::task::JoinSet::new();
-        let router = server::http::router(state.clone());
-        serving.spawn(server::serve(http, router, shutdown.clone(), grace));
-        let router = server::http::diagnostic_router(state.clone());
-        serving.spawn(server::serve(diagnostic, router, shutdown.clone(), grace));
+        let limits = ConnLimits::default();
+        let mut http_listener = |listener, router, tls, name| {
+            let serve = Serve {
+                listener,
+                router,
+                tls,
+                limits,
+                state: state.clone(),
+                name,
+            };
+            serving.spawn(server::conn::serve(serve, shutdown.clone(), grace));
+        };
+        for listener in http {
+            http_listener(listener, server::http::router(state.clone()), None, "http");
+        }
+        for listener in diagnostic {
+            let router = server::http::diagnostic_router(state.clone());
+            http_listener(listener, router, None, "diagnostic");
+        }
+        if let Some((listener, config)) = admission {
+            tracing::info!(addr = %listener.local_addr(), "admission webhook serving HTTPS");
+            let router = server::admission::router(state.clone(), config);
+            let current = state.clone();
+            let tls: TlsSource = Arc::new(move || current.admission().map(|a| a.tls.clone()));
+            http_listener(listener, router, Some(tls), "admission");
+        }
         if let Some((listener, routes)) = grpc {
             serving.spawn(server::grpc::serve(
                 vec![listener],
                 routes,
-                shutdown.clone(),
-                grace,
-            ));
-        }
-        if let Some((listener, config)) = admission {
-            if let Ok(addr) = listener.local_addr() {
-                tracing::info!(%addr, "admission webhook serving HTTPS");
-            }
-            let router = server::admission::router(state.clone(), config);
-            let current = state.clone();
-            let tls = move || current.admission().map(|a| a.tls.clone());
-            serving.spawn(server::tls::serve(
-                listener,
-                tls,
-                router,
+                (limits, state.clone()),
                 shutdown.clone(),
                 grace,
             ));
@@ -325,15 +331,6 @@ async fn bind_all(addrs: &[String]) -> Result<Vec<Listener>, ServerError> {
         listeners.push(Listener::bind(addr).await?);
     }
     Ok(listeners)
-}
-
-async fn bind_admission(addr: &str) -> Result<TcpListener, AppError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|error| AppError::AdmissionBind {
-            addr: addr.to_string(),
-            error,
-        })
 }
 
 /// Runs start-up file I/O and compilation on a blocking thread.

@@ -6,17 +6,14 @@
 //! address without races.
 
 pub mod admission;
+pub mod conn;
 pub mod grpc;
 pub mod http;
-pub mod tls;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
-use axum::Router;
 use tokio::net::{TcpListener, UnixListener};
-use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -61,6 +58,25 @@ impl Listener {
         }
     }
 
+    /// The next connection, with the peer's address for TCP.
+    pub async fn accept(
+        &self,
+    ) -> std::io::Result<(Box<dyn conn::Io>, Option<std::net::SocketAddr>)> {
+        match self {
+            Listener::Tcp(l) => {
+                let (stream, peer) = l.accept().await?;
+                // Decisions are small request/response exchanges: Nagle's algorithm would
+                // only hold a response back waiting for the peer's ACK (Go, and so OPA, turns
+                // it off too).
+                if let Err(error) = stream.set_nodelay(true) {
+                    tracing::debug!(%error, "cannot set TCP_NODELAY");
+                }
+                Ok((Box::new(stream), Some(peer)))
+            }
+            Listener::Unix(l, _) => Ok((Box::new(l.accept().await?.0), None)),
+        }
+    }
+
     /// The address as a client would use it (the real port after binding port 0).
     pub fn local_addr(&self) -> String {
         match self {
@@ -86,49 +102,6 @@ fn remove_stale_socket(path: &std::path::Path) -> std::io::Result<()> {
         }
         _ => Ok(()),
     }
-}
-
-/// Serves `router` on every listener until `shutdown` is cancelled, then lets requests in
-/// flight finish for at most `grace`.
-pub async fn serve(
-    listeners: Vec<Listener>,
-    router: Router,
-    shutdown: CancellationToken,
-    grace: Duration,
-) {
-    let mut tasks = tokio::task::JoinSet::new();
-    for listener in listeners {
-        let router = router.clone();
-        let stopped = shutdown.clone().cancelled_owned();
-        match listener {
-            Listener::Tcp(l) => {
-                // Decisions are small request/response exchanges: Nagle's algorithm would
-                // only hold a response back waiting for the peer's ACK (Go, and so OPA, turns
-                // it off too).
-                let l = l.tap_io(|tcp| {
-                    if let Err(error) = tcp.set_nodelay(true) {
-                        tracing::debug!(%error, "cannot set TCP_NODELAY");
-                    }
-                });
-                // The peer's address is each decision log event's `requested_by`.
-                let server = axum::serve(
-                    l,
-                    router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-                );
-                tasks.spawn(async move { server.with_graceful_shutdown(stopped).await });
-            }
-            Listener::Unix(l, path) => {
-                let server = axum::serve(l, router.into_make_service());
-                tasks.spawn(async move {
-                    let result = server.with_graceful_shutdown(stopped).await;
-                    let _ = std::fs::remove_file(path);
-                    result
-                });
-            }
-        }
-    }
-    shutdown.cancelled().await;
-    drain(tasks, grace, "HTTP").await;
 }
 
 /// Waits for stopped listeners to finish their requests in flight, for at most `grace`; then

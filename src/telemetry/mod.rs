@@ -2,7 +2,9 @@
 //! command line, and panics reported through the log instead of a bare stderr dump. Metrics
 //! live in `metrics`.
 
+mod connections;
 pub mod metrics;
+mod spool;
 
 use tracing_subscriber::EnvFilter;
 

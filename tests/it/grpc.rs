@@ -372,11 +372,13 @@ async fn grpc_health_is_serving_once_the_bundles_are_active() {
         .await
         .unwrap();
     let addr = listener.local_addr();
-    let routes = verdict::server::grpc::routes(state, &authz).unwrap();
+    let routes = verdict::server::grpc::routes(state.clone(), &authz).unwrap();
     let stop = tokio_util::sync::CancellationToken::new();
+    let limits = verdict::server::conn::ConnLimits::default();
     let task = tokio::spawn(verdict::server::grpc::serve(
         vec![listener],
         routes,
+        (limits, state),
         stop.clone(),
         Duration::from_secs(1),
     ));

@@ -5,6 +5,7 @@
 pub mod decisions;
 pub mod ext_authz;
 pub mod health;
+mod incoming;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,8 +13,8 @@ use std::time::Duration;
 use envoy_types::pb::envoy::service::auth::v3::authorization_server::AuthorizationServer;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
-use tonic::transport::server::TcpIncoming;
 
+use super::conn::ConnLimits;
 use super::Listener;
 use crate::config::{ConfigError, ExtAuthzConfig};
 use crate::runtime::AppState;
@@ -69,10 +70,12 @@ pub fn routes(state: Arc<AppState>, config: &ExtAuthzConfig) -> Result<Routes, C
 }
 
 /// Serves `routes` on every listener until `shutdown` is cancelled, then lets calls in flight
-/// finish for at most `grace`.
+/// finish for at most `grace`. HTTP/2 pings find dead peers within the header timeout's time,
+/// and TCP connections are capped as on the HTTP listeners.
 pub async fn serve(
     listeners: Vec<Listener>,
     routes: Routes,
+    (limits, state): (ConnLimits, Arc<AppState>),
     shutdown: CancellationToken,
     grace: Duration,
 ) {
@@ -81,10 +84,12 @@ pub async fn serve(
         let stopped = shutdown.clone().cancelled_owned();
         let server = tonic::transport::Server::builder()
             .tcp_nodelay(true)
+            .http2_keepalive_interval(Some(limits.header_read_timeout))
+            .http2_keepalive_timeout(Some(limits.header_read_timeout))
             .add_routes(routes.clone());
         match listener {
             Listener::Tcp(l) => {
-                let incoming = TcpIncoming::from(l).with_nodelay(Some(true));
+                let incoming = incoming::limited(l, limits.max_connections, state.clone());
                 tasks.spawn(
                     async move { server.serve_with_incoming_shutdown(incoming, stopped).await },
                 );
