@@ -7,7 +7,8 @@
 
 use std::path::Path;
 
-/// The ceiling to use: the configured one (0 = none), else 90% of the cgroup v2 limit.
+/// The ceiling to use: the configured one (0 = none), else 90% of the cgroup's limit (v2, or
+/// v1 where the node still runs it).
 pub fn limit(configured: Option<u64>, cgroup_root: &Path) -> Option<u64> {
     match configured {
         Some(0) => None,
@@ -16,10 +17,17 @@ pub fn limit(configured: Option<u64>, cgroup_root: &Path) -> Option<u64> {
     }
 }
 
-/// The cgroup v2 `memory.max` of this process's cgroup, when it sets one.
+/// The memory limit of this process's cgroup, when it sets one: cgroup v2's `memory.max`
+/// ("max" when unlimited), else cgroup v1's `memory/memory.limit_in_bytes` (a number near
+/// `i64::MAX` when unlimited).
 fn cgroup_limit(root: &Path) -> Option<u64> {
-    let text = std::fs::read_to_string(root.join("memory.max")).ok()?;
-    text.trim().parse().ok()
+    if let Ok(text) = std::fs::read_to_string(root.join("memory.max")) {
+        return text.trim().parse().ok();
+    }
+    let text = std::fs::read_to_string(root.join("memory/memory.limit_in_bytes")).ok()?;
+    let limit: u64 = text.trim().parse().ok()?;
+    // v1 writes its "unlimited" as the largest page-aligned i64.
+    (limit < (1 << 62)).then_some(limit)
 }
 
 /// Installs the ceiling for the whole process.
@@ -45,5 +53,19 @@ mod tests {
         assert_eq!(limit(None, dir.path()), Some(536870912 / 10 * 9));
         assert_eq!(limit(Some(1000), dir.path()), Some(1000));
         assert_eq!(limit(Some(0), dir.path()), None);
+    }
+
+    #[test]
+    fn a_cgroup_v1_limit_counts_too() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("memory")).unwrap();
+        let v1 = dir.path().join("memory/memory.limit_in_bytes");
+        std::fs::write(&v1, "9223372036854771712\n").unwrap();
+        assert_eq!(limit(None, dir.path()), None, "unlimited v1 cgroup");
+        std::fs::write(&v1, "536870912\n").unwrap();
+        assert_eq!(limit(None, dir.path()), Some(536870912 / 10 * 9));
+        // Where both hierarchies are mounted, v2's file is the one that applies.
+        std::fs::write(dir.path().join("memory.max"), "max\n").unwrap();
+        assert_eq!(limit(None, dir.path()), None);
     }
 }
