@@ -11,8 +11,8 @@ use regorus::{Engine, Value};
 use super::resources::TemplateDoc;
 use super::LoadError;
 use crate::policy::compile::CHECK_INTERVAL;
-use crate::policy::error;
 use crate::policy::rules::{rule_key, ModuleIndex};
+use crate::policy::{error, guard};
 
 /// How long validating one template's rules may take (each review sets its own limit).
 const COMPILE_LIMIT: Duration = Duration::from_secs(2);
@@ -103,13 +103,16 @@ fn compile_unguarded(doc: &TemplateDoc, data: &Value) -> Result<Template, LoadEr
         check_interval: CHECK_INTERVAL,
     });
     engine.set_rego_v0(!doc.rego.v1);
-    let package = engine
-        .add_policy(format!("{}/template.rego", doc.name), doc.rego.rego.clone())
-        .map_err(|e| rego_error(error::parse_error(&format!("{e:#}")).to_string()))?;
-    for (i, lib) in doc.rego.libs.iter().enumerate() {
+    let mut add = |file: String, text: &str| {
+        // A template's text must not stall the reloader in the parser: checked first.
+        guard::check_text(&file, text).map_err(|e| rego_error(e.to_string()))?;
         engine
-            .add_policy(format!("{}/lib{i}.rego", doc.name), lib.clone())
-            .map_err(|e| rego_error(error::parse_error(&format!("{e:#}")).to_string()))?;
+            .add_policy(file, text.to_string())
+            .map_err(|e| rego_error(error::parse_error(&format!("{e:#}")).to_string()))
+    };
+    let package = add(format!("{}/template.rego", doc.name), &doc.rego.rego)?;
+    for (i, lib) in doc.rego.libs.iter().enumerate() {
+        add(format!("{}/lib{i}.rego", doc.name), lib)?;
     }
     engine
         .add_data(data.clone())

@@ -15,6 +15,7 @@ use regorus::utils::limits::ExecutionTimerConfig;
 use regorus::{Engine, Value};
 
 use super::error::{self, CompileError, RegoError};
+use super::guard;
 use super::rules::{rule_key, ModuleIndex};
 use super::{Definitions, PolicyModule, PolicySet, TestCase};
 use crate::bundle::{self, is_prefix, Bundle};
@@ -131,6 +132,11 @@ fn compile_unguarded(
     let mut errors = Vec::new();
     for b in &refs {
         for m in &b.modules {
+            // regorus's parser can take exponential time on nested literals: checked first.
+            if let Err(e) = guard::check_text(&m.file, &m.source) {
+                errors.push(e);
+                continue;
+            }
             engine.set_rego_v0(m.rego_v0);
             match engine.add_policy(m.file.clone(), m.source.clone()) {
                 Ok(_) => modules.push(PolicyModule {

@@ -7,6 +7,7 @@
 
 pub mod compile;
 pub mod error;
+pub mod guard;
 pub mod json;
 pub mod path;
 pub mod rules;
@@ -263,6 +264,8 @@ impl PolicySet {
 /// Parses a query on its own first, so a syntax error is reported as one (OPA's 400), not
 /// as an evaluation failure.
 fn check_query_syntax(text: &str) -> Result<(), EvalError> {
+    // The parser cannot be interrupted: text it would take too long over is refused unread.
+    guard::check_text("", text).map_err(|e| EvalError::Parse(vec![e]))?;
     // The text is the client's: a parser panic on it is one failed request.
     let parsed = catch_unwind(|| {
         regorus::Source::from_contents("<query.rego>".into(), text.to_string()).and_then(|source| {

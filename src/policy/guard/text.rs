@@ -1,0 +1,371 @@
+//! The pre-parse check on Rego text: size, and how much re-reading nested literals will cost
+//! regorus's parser, decided by a lexical scan before the parser ever sees the text.
+//!
+//! regorus 0.14.1 parses a term at some positions speculatively (as a comprehension, as an
+//! assignment's left side), and on failure rewinds and parses it again. A term that holds
+//! another such position is re-read twice per level, so the time is exponential in how many of
+//! those positions are nested: measured (release build), `x := [[…]]` 14 deep 8.6 ms, 18 deep
+//! 0.26 s, 22 deep 4.5 s. Positions the parser retries, read from its source:
+//! - the first element of an array, set or object literal (tried as a comprehension head);
+//! - the first value of an object (tried as an object comprehension head);
+//! - the start of a statement (tried as the left side of an assignment): the first token of a
+//!   query or body, after `|`, `;`, `if`, `else`, `not`, and on a new line after a term.
+//!
+//! A retried term runs until the next operator or separator at its own level. The scan gives
+//! every token a weight of 2^d, d being how many retried terms enclose it, and bounds both the
+//! deepest d and the sum of the weights beyond one per token (the re-reading done).
+
+/// Text larger than this is refused: regorus's own default for one module, applied to queries
+/// and templates as well.
+pub const MAX_TEXT_BYTES: usize = 1_048_576;
+
+/// The deepest nesting of retried terms accepted. OPA's compliance suite reaches 10 (a GraphQL
+/// AST literal, parsed in ~6 ms); 11 or more is what only generated or hostile text has.
+pub const MAX_RETRY_DEPTH: u32 = 10;
+
+/// The most re-reading accepted in one text, in units of one token read once more. The largest
+/// in OPA's compliance suite is 32,684 (the same GraphQL case); at this bound the worst shapes
+/// measured parse in 10-20 ms on a loaded 2-core machine.
+pub const MAX_REREAD_COST: u64 = 40_000;
+
+/// Brackets of any kind nested deeper than this are refused: regorus refuses expressions past
+/// 32 levels anyway, and the scan keeps one frame per open bracket.
+pub const MAX_BRACKET_DEPTH: usize = 64;
+
+/// Why a Rego text is refused before parsing; `row` and `col` are 1-based, like regorus's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TextError {
+    #[error("policy text of {bytes} bytes exceeds the limit of {limit} bytes")]
+    TooLarge { bytes: usize, limit: usize },
+    #[error("brackets nested more than {limit} deep")]
+    TooDeep { row: u32, col: u32, limit: usize },
+    #[error(
+        "literal nested too deeply to parse safely: {depth} levels of terms the parser must \
+         re-read (limit {limit})"
+    )]
+    NestedLiteral {
+        row: u32,
+        col: u32,
+        depth: u32,
+        limit: u32,
+    },
+    #[error(
+        "nested literals too costly to parse safely: re-reading cost passed the limit of {limit} \
+         tokens"
+    )]
+    Cost { row: u32, col: u32, limit: u64 },
+}
+
+impl TextError {
+    /// Where the limit was passed (the text's start for its size).
+    pub fn position(&self) -> (u32, u32) {
+        match *self {
+            TextError::TooLarge { .. } => (1, 1),
+            TextError::TooDeep { row, col, .. }
+            | TextError::NestedLiteral { row, col, .. }
+            | TextError::Cost { row, col, .. } => (row, col),
+        }
+    }
+}
+
+/// Checks one Rego text (a module, a query, a template's source) before regorus parses it.
+pub fn check(text: &str) -> Result<(), TextError> {
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(TextError::TooLarge {
+            bytes: text.len(),
+            limit: MAX_TEXT_BYTES,
+        });
+    }
+    let mut scan = Scan::new();
+    for token in Tokens::new(text) {
+        scan.step(token)?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// An identifier, number or string: a piece of a term.
+    Term,
+    /// `if`, `else`, `not`: a statement starts after them.
+    Starter,
+    /// Another keyword, an operator or a separator: ends a term.
+    Sep(u8),
+    Dot,
+    Open(u8),
+    Close,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Token {
+    kind: Kind,
+    /// A line break came between the previous token and this one.
+    newline: bool,
+    row: u32,
+    col: u32,
+}
+
+/// Rego's lexical structure, only as far as the scan needs it: comments and strings (quoted
+/// with escapes, raw in backticks) are skipped whole, so brackets inside them do not count.
+struct Tokens<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    row: u32,
+    col: u32,
+}
+
+impl<'a> Tokens<'a> {
+    fn new(text: &'a str) -> Self {
+        Tokens {
+            bytes: text.as_bytes(),
+            pos: 0,
+            row: 1,
+            col: 1,
+        }
+    }
+
+    fn bump(&mut self) {
+        if let Some(&b) = self.bytes.get(self.pos) {
+            if b == b'\n' {
+                self.row += 1;
+                self.col = 1;
+            } else if b & 0xC0 != 0x80 {
+                // Columns count characters: UTF-8 continuation bytes do not start one.
+                self.col += 1;
+            }
+            self.pos += 1;
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn skip_string(&mut self, quote: u8) {
+        self.bump();
+        while let Some(b) = self.peek() {
+            self.bump();
+            if b == quote {
+                return;
+            }
+            // A quoted string ends at its line; a raw string may span lines.
+            if quote == b'"' && b == b'\n' {
+                return;
+            }
+            if quote == b'"' && b == b'\\' {
+                self.bump();
+            }
+        }
+    }
+}
+
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
+}
+
+impl Iterator for Tokens<'_> {
+    type Item = Token;
+
+    fn next(&mut self) -> Option<Token> {
+        let mut newline = false;
+        loop {
+            let b = self.peek()?;
+            match b {
+                b'\n' => {
+                    newline = true;
+                    self.bump();
+                }
+                b' ' | b'\t' | b'\r' => self.bump(),
+                b'#' => {
+                    while self.peek().is_some_and(|b| b != b'\n') {
+                        self.bump();
+                    }
+                }
+                _ => break,
+            }
+        }
+        let (row, col) = (self.row, self.col);
+        let start = self.pos;
+        let b = self.peek()?;
+        let kind = match b {
+            b'"' | b'`' => {
+                self.skip_string(b);
+                Kind::Term
+            }
+            b'[' | b'{' | b'(' => {
+                self.bump();
+                Kind::Open(b)
+            }
+            b']' | b'}' | b')' => {
+                self.bump();
+                Kind::Close
+            }
+            b'.' => {
+                self.bump();
+                Kind::Dot
+            }
+            b if is_word(b) => {
+                while self.peek().is_some_and(is_word) {
+                    self.bump();
+                }
+                match &self.bytes[start..self.pos] {
+                    b"if" | b"else" | b"not" => Kind::Starter,
+                    b"in" | b"with" | b"as" | b"contains" | b"some" | b"every" | b"default"
+                    | b"package" | b"import" => Kind::Sep(b'k'),
+                    _ => Kind::Term,
+                }
+            }
+            other => {
+                self.bump();
+                Kind::Sep(other)
+            }
+        };
+        Some(Token {
+            kind,
+            newline,
+            row,
+            col,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FrameKind {
+    /// The text itself: a query, or a module's top level.
+    Top,
+    /// An array, set or object literal, a comprehension, or a rule body.
+    Literal(u8),
+    /// Parentheses, call arguments and reference indexes: nothing in them is retried first.
+    Plain,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Prev {
+    Nothing,
+    TermEnd,
+    Starter,
+    Sep(u8),
+    Dot,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    kind: FrameKind,
+    /// Retried terms enclosing this frame.
+    depth: u32,
+    /// A retried term is being read at this level.
+    retried: bool,
+    first: bool,
+    colons: u32,
+    prev: Prev,
+}
+
+impl Frame {
+    fn new(kind: FrameKind, depth: u32) -> Self {
+        Frame {
+            kind,
+            depth,
+            retried: false,
+            first: true,
+            colons: 0,
+            prev: Prev::Nothing,
+        }
+    }
+
+    /// True when a term starting with `token` here is one the parser tries and may rewind.
+    fn retries(&self, token: &Token) -> bool {
+        let first = self.first && matches!(self.kind, FrameKind::Top | FrameKind::Literal(_));
+        let first_value = self.kind == FrameKind::Literal(b'{')
+            && self.prev == Prev::Sep(b':')
+            && self.colons == 1;
+        let statement = matches!(self.prev, Prev::Sep(b'|' | b';') | Prev::Starter)
+            || (token.newline && self.prev == Prev::TermEnd);
+        first || first_value || statement
+    }
+}
+
+struct Scan {
+    frames: Vec<Frame>,
+    cost: u64,
+}
+
+impl Scan {
+    fn new() -> Self {
+        Scan {
+            frames: vec![Frame::new(FrameKind::Top, 0)],
+            cost: 0,
+        }
+    }
+
+    fn step(&mut self, token: Token) -> Result<(), TextError> {
+        if token.kind == Kind::Close {
+            if self.frames.len() > 1 {
+                self.frames.pop();
+            }
+            if let Some(f) = self.frames.last_mut() {
+                f.prev = Prev::TermEnd;
+                f.first = false;
+            }
+            return Ok(());
+        }
+        let Some(frame) = self.frames.last_mut() else {
+            return Ok(());
+        };
+        match token.kind {
+            Kind::Term | Kind::Open(_) if !frame.retried => frame.retried = frame.retries(&token),
+            Kind::Sep(b) => {
+                frame.retried = false;
+                if b == b':' {
+                    frame.colons += 1;
+                }
+            }
+            Kind::Starter => frame.retried = false,
+            _ => {}
+        }
+        let depth = frame.depth + u32::from(frame.retried);
+        let after_term = frame.prev == Prev::TermEnd && !token.newline;
+        frame.first = false;
+        frame.prev = match token.kind {
+            Kind::Term => Prev::TermEnd,
+            Kind::Starter => Prev::Starter,
+            Kind::Sep(b) => Prev::Sep(b),
+            Kind::Dot | Kind::Open(_) | Kind::Close => Prev::Dot,
+        };
+        if depth > MAX_RETRY_DEPTH {
+            return Err(TextError::NestedLiteral {
+                row: token.row,
+                col: token.col,
+                depth,
+                limit: MAX_RETRY_DEPTH,
+            });
+        }
+        self.cost += (1u64 << depth) - 1;
+        if self.cost > MAX_REREAD_COST {
+            return Err(TextError::Cost {
+                row: token.row,
+                col: token.col,
+                limit: MAX_REREAD_COST,
+            });
+        }
+        if let Kind::Open(b) = token.kind {
+            if self.frames.len() > MAX_BRACKET_DEPTH {
+                return Err(TextError::TooDeep {
+                    row: token.row,
+                    col: token.col,
+                    limit: MAX_BRACKET_DEPTH,
+                });
+            }
+            // `a[i]` and `f(x)`: an index or call arguments, never a literal.
+            let kind = match b {
+                b'[' | b'{' if !(after_term && b == b'[') => FrameKind::Literal(b),
+                _ => FrameKind::Plain,
+            };
+            self.frames.push(Frame::new(kind, depth));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "text_tests.rs"]
+mod tests;
