@@ -27,8 +27,10 @@ fn nested_first_elements_are_bounded_at_the_limit() {
 fn the_attack_query_is_refused_where_the_limit_is_passed() {
     let query = nested("[", "]", 40);
     let err = check(&query).unwrap_err();
-    // `x := ` is 5 columns; the 12th bracket is the first one past the limit.
-    assert_eq!(err.position(), (1, 5 + 12));
+    // `x := ` is 5 columns; bracket k is read at depth k - 1, so bracket limit + 2 is the first
+    // one past the limit.
+    let col = 5 + MAX_RETRY_DEPTH + 2;
+    assert_eq!(err.position(), (1, col));
 }
 
 #[test]
@@ -108,10 +110,10 @@ fn plain_bracket_depth_and_size_are_bounded() {
 fn columns_count_characters_and_rows_count_lines() {
     let text = format!(
         "package p\n\ns := \"é\"; x := {}",
-        nested("[", "]", 14).trim_start_matches("x := ")
+        nested("[", "]", 16).trim_start_matches("x := ")
     );
     let (row, col) = check(&text).unwrap_err().position();
     assert_eq!(row, 3);
-    // `s := "é"; x := ` is 15 characters (16 bytes); the 12th bracket follows.
-    assert_eq!(col, 15 + 12);
+    // `s := "é"; x := ` is 15 characters (16 bytes); bracket limit + 2 is refused.
+    assert_eq!(col, 15 + MAX_RETRY_DEPTH + 2);
 }
