@@ -114,6 +114,11 @@ fn compile_unguarded(doc: &TemplateDoc, data: &Value) -> Result<Template, LoadEr
     for (i, lib) in doc.rego.libs.iter().enumerate() {
         add(format!("{}/lib{i}.rego", doc.name), lib)?;
     }
+    // Recursion would overflow the stack in validation below or in a review.
+    guard::recursion::check(engine.get_modules()).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        rego_error(lines.join("; "))
+    })?;
     engine
         .add_data(data.clone())
         .map_err(|e| rego_error(format!("cannot add inventory: {e:#}")))?;

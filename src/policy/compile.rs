@@ -154,6 +154,8 @@ fn compile_unguarded(
     }
     // Queries (the Query API, `eval`) are Rego v1, whatever the last module was.
     engine.set_rego_v0(false);
+    // Recursive rules would overflow the stack when run (validation runs every rule next).
+    guard::recursion::check(engine.get_modules()).map_err(CompileError::Modules)?;
 
     let indexes: Vec<ModuleIndex> = engine
         .get_modules()

@@ -2,6 +2,7 @@
 //! text and no policy can stall the parser or overflow the evaluator's stack. `text` bounds
 //! the text before parsing; `recursion` refuses recursive rules after it, as OPA's compiler does.
 
+pub mod recursion;
 pub mod text;
 
 use super::error::{Location, RegoError};
