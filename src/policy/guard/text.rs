@@ -20,8 +20,8 @@
 pub const MAX_TEXT_BYTES: usize = 1_048_576;
 
 /// The deepest nesting of retried terms accepted, counted at the innermost token. OPA's
-/// compliance suite reaches 11 (a GraphQL AST literal, parsed in ~6 ms); `x := [[…]]` 12 deep
-/// stays under it. Deeper is what only generated or hostile text has.
+/// compliance suite reaches 11 (a GraphQL AST literal, parsed in ~6 ms), as does `x := [[…]]`
+/// 11 deep. Deeper is what only generated or hostile text has.
 pub const MAX_RETRY_DEPTH: u32 = 11;
 
 /// The most re-reading accepted in one text, in units of one token read once more. The largest
