@@ -270,6 +270,7 @@ fn check_query_syntax(text: &str) -> Result<(), EvalError> {
     let parsed = catch_unwind(|| {
         regorus::Source::from_contents("<query.rego>".into(), text.to_string()).and_then(|source| {
             let mut parser = regorus::unstable::Parser::new(&source)?;
+            parser.set_max_col(guard::MAX_LINE_COLUMNS);
             parser.enable_rego_v1()?;
             parser.parse_user_query().map(|_| ())
         })
@@ -419,6 +420,20 @@ mod tests {
             Some(Value::from("x"))
         );
         assert_eq!(eval(&s, "p/obj/missing/deeper", None, false).unwrap(), None);
+    }
+
+    #[test]
+    fn a_long_key_in_a_path_is_undefined_not_an_error() {
+        // The key goes into a generated query text on one line: OPA answers `{}` for it,
+        // however long it is.
+        let s = set("package p\n\nobj := {\"a\": 1}\n");
+        let key = "k".repeat(4000);
+        assert_eq!(eval(&s, &format!("p/{key}"), None, false).unwrap(), None);
+        assert_eq!(
+            eval(&s, &format!("p/obj/{key}"), None, false).unwrap(),
+            None
+        );
+        assert_eq!(eval(&s, &format!("zz/{key}/y"), None, false).unwrap(), None);
     }
 
     #[test]

@@ -281,3 +281,18 @@ async fn templates_with_a_deep_literal_or_recursion_are_rejected_and_the_rest_se
         .await;
     assert_eq!(response["allowed"], false, "{response}");
 }
+
+#[tokio::test]
+async fn a_long_key_in_a_data_path_is_undefined_as_in_opa() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_dir(dir.path(), &simple_bundle("k-1", "true"));
+    let server = Server::start(test_config(), vec![Source::path(dir.path())]).await;
+    // Past regorus's default of 1,024 columns for the one-line query such a path becomes.
+    for key in ["k".repeat(1016), "k".repeat(5000)] {
+        for path in [format!("/v1/data/app/{key}"), format!("/v1/data/{key}/x")] {
+            let r = server.raw(&request("GET", &path, &[], b"")).await;
+            assert_eq!((r.status, r.json()), (200, json!({})), "{}", &path[..40]);
+        }
+    }
+    server.stop().await;
+}

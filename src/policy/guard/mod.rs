@@ -5,7 +5,27 @@
 pub mod recursion;
 pub mod text;
 
+use std::num::NonZeroU32;
+
+use regorus::utils::limits::PolicyLengthConfig;
+
 use super::error::{Location, RegoError};
+
+/// regorus refuses lines past 1,024 columns; OPA has no such limit, and real texts pass it: JWT
+/// and PEM literals, and the one-line queries generated for data paths with long keys. Lines
+/// may be as long as the whole text, which `text::MAX_TEXT_BYTES` bounds before parsing.
+pub const MAX_LINE_COLUMNS: NonZeroU32 = match NonZeroU32::new(text::MAX_TEXT_BYTES as u32) {
+    Some(n) => n,
+    None => NonZeroU32::MIN,
+};
+
+/// The length limits every engine of the decision core parses with.
+pub fn length_config() -> PolicyLengthConfig {
+    PolicyLengthConfig {
+        max_col: MAX_LINE_COLUMNS,
+        ..PolicyLengthConfig::default()
+    }
+}
 
 /// Checks a Rego text before regorus parses it. `file` names it in the error as OPA would (empty
 /// for an ad-hoc query); the refusal is OPA's `rego_parse_error` at the place the limit was
