@@ -95,6 +95,42 @@ async fn a_deep_query_is_refused_at_once_and_the_server_keeps_answering() {
     server.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_the_parser_would_recurse_through_are_refused_before_it_overflows() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_dir(dir.path(), &simple_bundle("u-1", "true"));
+    let server = Server::start(test_config(), vec![Source::path(dir.path())]).await;
+    // 5,000 unary minus signs (over lines, each short) overflowed the parser's stack and
+    // aborted the process; a 20,000-segment reference is recursed through as well.
+    let queries = [
+        (
+            format!("x := {}1", "-\n".repeat(5000)),
+            "unary minus signs in a row",
+        ),
+        (
+            format!("x := input{}", ".a".repeat(20_000)),
+            "reference with more than",
+        ),
+        (
+            format!("x := 1{}", " + 1".repeat(20_000)),
+            "operators in one term",
+        ),
+    ];
+    for (query, expected) in queries {
+        let body = serde_json::to_vec(&json!({ "query": query })).unwrap();
+        let r = server.raw(&request("POST", "/v1/query", &[], &body)).await;
+        assert_eq!(r.status, 400, "{expected}: {}", r.text());
+        let message = r.json()["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(message.contains(expected), "{message}");
+    }
+    let health = server.raw(&request("GET", "/health", &[], b"")).await;
+    assert_eq!(health.status, 200);
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn verdict_eval_refuses_the_deep_query_too() {
     let out = tokio::time::timeout(

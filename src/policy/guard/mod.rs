@@ -4,6 +4,7 @@
 
 pub mod recursion;
 pub mod text;
+mod tokens;
 
 use std::num::NonZeroU32;
 

@@ -14,6 +14,12 @@
 //! A retried term runs until the next operator or separator at its own level. The scan gives
 //! every token a weight of 2^d, d being how many retried terms enclose it, and bounds both the
 //! deepest d and the sum of the weights beyond one per token (the re-reading done).
+//!
+//! The parser and the evaluator also recurse once per unary minus, operator and reference
+//! segment: `x := ----…1` with 5,000 signs overflowed an 8 MiB stack while parsing (release),
+//! and verdict compiles on threads of 2 MiB. Runs of those are bounded too.
+
+use super::tokens::{Kind, Token, Tokens};
 
 /// Text larger than this is refused: regorus's own default for one module, applied to queries
 /// and templates as well.
@@ -29,6 +35,16 @@ pub const MAX_RETRY_DEPTH: u32 = 11;
 /// measured parse in 10-20 ms on a loaded 2-core machine.
 pub const MAX_REREAD_COST: u64 = 40_000;
 
+/// Unary minus signs in a row (`- -1` is two); real text has one.
+pub const MAX_UNARY_RUN: u32 = 8;
+
+/// Operators on one path of an expression tree, counted through the brackets around them and
+/// reset at the end of a statement, an element or an assignment's left side.
+pub const MAX_OPERATORS: u32 = 128;
+
+/// Segments of one reference (`a.b[c]` has two).
+pub const MAX_REF_SEGMENTS: u32 = 128;
+
 /// Brackets of any kind nested deeper than this are refused: regorus refuses expressions past
 /// 32 levels anyway, and the scan keeps one frame per open bracket.
 pub const MAX_BRACKET_DEPTH: usize = 64;
@@ -38,6 +54,12 @@ pub const MAX_BRACKET_DEPTH: usize = 64;
 pub enum TextError {
     #[error("policy text of {bytes} bytes exceeds the limit of {limit} bytes")]
     TooLarge { bytes: usize, limit: usize },
+    #[error("more than {limit} unary minus signs in a row")]
+    UnaryRun { row: u32, col: u32, limit: u32 },
+    #[error("expression with more than {limit} operators in one term")]
+    Operators { row: u32, col: u32, limit: u32 },
+    #[error("reference with more than {limit} segments")]
+    LongReference { row: u32, col: u32, limit: u32 },
     #[error("brackets nested more than {limit} deep")]
     TooDeep { row: u32, col: u32, limit: usize },
     #[error(
@@ -63,6 +85,9 @@ impl TextError {
         match *self {
             TextError::TooLarge { .. } => (1, 1),
             TextError::TooDeep { row, col, .. }
+            | TextError::UnaryRun { row, col, .. }
+            | TextError::Operators { row, col, .. }
+            | TextError::LongReference { row, col, .. }
             | TextError::NestedLiteral { row, col, .. }
             | TextError::Cost { row, col, .. } => (row, col),
         }
@@ -82,152 +107,6 @@ pub fn check(text: &str) -> Result<(), TextError> {
         scan.step(token)?;
     }
     Ok(())
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    /// An identifier, number or string: a piece of a term.
-    Term,
-    /// `if`, `else`, `not`: a statement starts after them.
-    Starter,
-    /// Another keyword, an operator or a separator: ends a term.
-    Sep(u8),
-    Dot,
-    Open(u8),
-    Close,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Token {
-    kind: Kind,
-    /// A line break came between the previous token and this one.
-    newline: bool,
-    row: u32,
-    col: u32,
-}
-
-/// Rego's lexical structure, only as far as the scan needs it: comments and strings (quoted
-/// with escapes, raw in backticks) are skipped whole, so brackets inside them do not count.
-struct Tokens<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-    row: u32,
-    col: u32,
-}
-
-impl<'a> Tokens<'a> {
-    fn new(text: &'a str) -> Self {
-        Tokens {
-            bytes: text.as_bytes(),
-            pos: 0,
-            row: 1,
-            col: 1,
-        }
-    }
-
-    fn bump(&mut self) {
-        if let Some(&b) = self.bytes.get(self.pos) {
-            if b == b'\n' {
-                self.row += 1;
-                self.col = 1;
-            } else if b & 0xC0 != 0x80 {
-                // Columns count characters: UTF-8 continuation bytes do not start one.
-                self.col += 1;
-            }
-            self.pos += 1;
-        }
-    }
-
-    fn peek(&self) -> Option<u8> {
-        self.bytes.get(self.pos).copied()
-    }
-
-    fn skip_string(&mut self, quote: u8) {
-        self.bump();
-        while let Some(b) = self.peek() {
-            self.bump();
-            if b == quote {
-                return;
-            }
-            // A quoted string ends at its line; a raw string may span lines.
-            if quote == b'"' && b == b'\n' {
-                return;
-            }
-            if quote == b'"' && b == b'\\' {
-                self.bump();
-            }
-        }
-    }
-}
-
-fn is_word(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
-}
-
-impl Iterator for Tokens<'_> {
-    type Item = Token;
-
-    fn next(&mut self) -> Option<Token> {
-        let mut newline = false;
-        loop {
-            let b = self.peek()?;
-            match b {
-                b'\n' => {
-                    newline = true;
-                    self.bump();
-                }
-                b' ' | b'\t' | b'\r' => self.bump(),
-                b'#' => {
-                    while self.peek().is_some_and(|b| b != b'\n') {
-                        self.bump();
-                    }
-                }
-                _ => break,
-            }
-        }
-        let (row, col) = (self.row, self.col);
-        let start = self.pos;
-        let b = self.peek()?;
-        let kind = match b {
-            b'"' | b'`' => {
-                self.skip_string(b);
-                Kind::Term
-            }
-            b'[' | b'{' | b'(' => {
-                self.bump();
-                Kind::Open(b)
-            }
-            b']' | b'}' | b')' => {
-                self.bump();
-                Kind::Close
-            }
-            b'.' => {
-                self.bump();
-                Kind::Dot
-            }
-            b if is_word(b) => {
-                while self.peek().is_some_and(is_word) {
-                    self.bump();
-                }
-                match &self.bytes[start..self.pos] {
-                    b"if" | b"else" | b"not" => Kind::Starter,
-                    b"in" | b"with" | b"as" | b"contains" | b"some" | b"every" | b"default"
-                    | b"package" | b"import" => Kind::Sep(b'k'),
-                    _ => Kind::Term,
-                }
-            }
-            other => {
-                self.bump();
-                Kind::Sep(other)
-            }
-        };
-        Some(Token {
-            kind,
-            newline,
-            row,
-            col,
-        })
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -259,10 +138,16 @@ struct Frame {
     first: bool,
     colons: u32,
     prev: Prev,
+    /// Operators on the path from the enclosing statement to here; `ops_base` is the part
+    /// counted in the frames around this one.
+    ops: u32,
+    ops_base: u32,
+    unary: u32,
+    segments: u32,
 }
 
 impl Frame {
-    fn new(kind: FrameKind, depth: u32) -> Self {
+    fn new(kind: FrameKind, depth: u32, ops_base: u32) -> Self {
         Frame {
             kind,
             depth,
@@ -270,7 +155,70 @@ impl Frame {
             first: true,
             colons: 0,
             prev: Prev::Nothing,
+            ops: ops_base,
+            ops_base,
+            unary: 0,
+            segments: 0,
         }
+    }
+
+    /// Counts the runs the parser and evaluator recurse over.
+    fn chains(&mut self, token: &Token, after_term: bool) -> Result<(), TextError> {
+        let (row, col) = (token.row, token.col);
+        let statement = token.newline && self.prev == Prev::TermEnd;
+        match token.kind {
+            Kind::Sep(
+                b'+' | b'-' | b'*' | b'/' | b'%' | b'&' | b'|' | b'<' | b'>' | b'=' | b'!',
+            ) => {
+                self.ops += 1;
+                if self.ops > MAX_OPERATORS {
+                    return Err(TextError::Operators {
+                        row,
+                        col,
+                        limit: MAX_OPERATORS,
+                    });
+                }
+                // A minus after anything but a term is unary: `x := - -1`.
+                self.unary = match (token.kind, self.prev) {
+                    (_, Prev::TermEnd) => 0,
+                    (Kind::Sep(b'-'), _) => self.unary + 1,
+                    _ => 0,
+                };
+                if self.unary > MAX_UNARY_RUN {
+                    return Err(TextError::UnaryRun {
+                        row,
+                        col,
+                        limit: MAX_UNARY_RUN,
+                    });
+                }
+                self.segments = 0;
+            }
+            Kind::Sep(_) | Kind::Starter => {
+                self.ops = self.ops_base;
+                self.unary = 0;
+                self.segments = 0;
+            }
+            Kind::Dot => self.segments += 1,
+            Kind::Open(b'[') if after_term => self.segments += 1,
+            Kind::Term | Kind::Open(_) => {
+                if statement {
+                    self.ops = self.ops_base;
+                }
+                if self.prev != Prev::Dot || statement {
+                    self.segments = 0;
+                }
+                self.unary = 0;
+            }
+            Kind::Close => {}
+        }
+        if self.segments > MAX_REF_SEGMENTS {
+            return Err(TextError::LongReference {
+                row,
+                col,
+                limit: MAX_REF_SEGMENTS,
+            });
+        }
+        Ok(())
     }
 
     /// True when a term starting with `token` here is one the parser tries and may rewind.
@@ -293,7 +241,7 @@ struct Scan {
 impl Scan {
     fn new() -> Self {
         Scan {
-            frames: vec![Frame::new(FrameKind::Top, 0)],
+            frames: vec![Frame::new(FrameKind::Top, 0, 0)],
             cost: 0,
         }
     }
@@ -325,6 +273,8 @@ impl Scan {
         }
         let depth = frame.depth + u32::from(frame.retried);
         let after_term = frame.prev == Prev::TermEnd && !token.newline;
+        frame.chains(&token, after_term)?;
+        let ops = frame.ops;
         frame.first = false;
         frame.prev = match token.kind {
             Kind::Term => Prev::TermEnd,
@@ -361,7 +311,7 @@ impl Scan {
                 b'[' | b'{' if !(after_term && b == b'[') => FrameKind::Literal(b),
                 _ => FrameKind::Plain,
             };
-            self.frames.push(Frame::new(kind, depth));
+            self.frames.push(Frame::new(kind, depth, ops));
         }
         Ok(())
     }

@@ -117,3 +117,87 @@ fn columns_count_characters_and_rows_count_lines() {
     // `s := "é"; x := ` is 15 characters (16 bytes); bracket limit + 2 is refused.
     assert_eq!(col, 15 + MAX_RETRY_DEPTH + 2);
 }
+
+#[test]
+fn runs_the_parser_recurses_over_are_bounded() {
+    let unary = |n: usize| format!("x := {}1", "-".repeat(n));
+    assert_eq!(check(&unary(MAX_UNARY_RUN as usize)), Ok(()));
+    assert!(matches!(
+        check(&unary(MAX_UNARY_RUN as usize + 1)),
+        Err(TextError::UnaryRun { .. })
+    ));
+    // Over lines too: the parser skips the line breaks.
+    let lines = format!("x := {}1", "-\n".repeat(5000));
+    assert!(matches!(check(&lines), Err(TextError::UnaryRun { .. })));
+    assert_eq!(check("x := 1 - -1\ny := [-1, -2] == -z"), Ok(()));
+
+    let ops = |n: usize| format!("x := 1{}", " + 1".repeat(n));
+    assert_eq!(check(&ops(MAX_OPERATORS as usize - 2)), Ok(()));
+    assert!(matches!(
+        check(&ops(MAX_OPERATORS as usize)),
+        Err(TextError::Operators { .. })
+    ));
+    // Brackets do not reset the count: the tree is as deep through them.
+    let nested = format!("x := {}1{}", "(1 + 1 + 1 + 1 + ".repeat(40), ")".repeat(40));
+    assert!(matches!(check(&nested), Err(TextError::Operators { .. })));
+    // Statements, elements and keys start again.
+    let many = format!(
+        "x := [{}]\ny := 1{}",
+        "1 + 1, ".repeat(500),
+        "\nz := 1 + 1".repeat(500)
+    );
+    assert_eq!(check(&many), Ok(()));
+
+    let dots = |n: usize| format!("x := input{}", ".a".repeat(n));
+    assert_eq!(check(&dots(MAX_REF_SEGMENTS as usize)), Ok(()));
+    assert!(matches!(
+        check(&dots(MAX_REF_SEGMENTS as usize + 1)),
+        Err(TextError::LongReference { .. })
+    ));
+    let brackets = format!(
+        "x := input{}",
+        "[\"a\"]".repeat(MAX_REF_SEGMENTS as usize + 1)
+    );
+    assert!(matches!(
+        check(&brackets),
+        Err(TextError::LongReference { .. })
+    ));
+    assert_eq!(check(&format!("x := {}", "a.b, ".repeat(500))), Ok(()));
+}
+
+#[test]
+fn text_at_every_bound_parses_and_evaluates_on_a_small_stack() {
+    // The module a client could send at the limits: on a test thread's 2 MiB stack (the size
+    // of tokio's blocking threads, where bundles compile) regorus must neither parse nor
+    // evaluate it into an overflow.
+    let text = format!(
+        "package p\n\nsum := 1{}\n\nref := data.p.obj{}\n\nobj := {}\n\ndeep := {}1{}\n",
+        " + 1".repeat(MAX_OPERATORS as usize - 2),
+        ".a".repeat(MAX_REF_SEGMENTS as usize - 3),
+        "{\"a\": ".repeat(4) + "1" + &"}".repeat(4),
+        "[".repeat(MAX_RETRY_DEPTH as usize),
+        "]".repeat(MAX_RETRY_DEPTH as usize),
+    );
+    assert_eq!(check(&text), Ok(()));
+    let unary = format!(
+        "package n\n\nneg := {}1\n",
+        "-".repeat(MAX_UNARY_RUN as usize)
+    );
+    assert_eq!(check(&unary), Ok(()));
+    let handle = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            let mut engine = regorus::Engine::new();
+            engine.set_policy_length_config(crate::policy::guard::length_config());
+            engine.add_policy("p.rego".into(), text).unwrap();
+            let sum = engine.eval_rule("data.p.sum".into()).unwrap();
+            let deep = engine.eval_rule("data.p.deep".into()).unwrap();
+            // Accepted or refused, the parse returns: an overflow would abort the process.
+            let _ = engine.add_policy("n.rego".into(), unary);
+            (sum, deep)
+        })
+        .unwrap();
+    let (sum, deep) = handle.join().unwrap();
+    assert_eq!(sum, regorus::Value::from(MAX_OPERATORS as u64 - 1));
+    assert_ne!(deep, regorus::Value::Undefined);
+}

@@ -109,3 +109,18 @@ fn a_long_chain_does_not_exhaust_the_stack() {
         &m[0][..200]
     );
 }
+
+#[test]
+fn the_longest_reference_the_text_check_allows_is_resolved() {
+    let segments = crate::policy::guard::text::MAX_REF_SEGMENTS as usize;
+    let text = format!(
+        "package x\n\np := data.x{}\n\nq := input{}\n",
+        ".p".repeat(segments - 2),
+        "[\"a\"]".repeat(segments)
+    );
+    assert_eq!(crate::policy::guard::check_text("long.rego", &text), Ok(()));
+    assert_eq!(
+        messages(&[&text]),
+        ["m0.rego:3: rule data.x.p is recursive: data.x.p -> data.x.p"]
+    );
+}
