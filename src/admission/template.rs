@@ -12,8 +12,9 @@ use super::resources::TemplateDoc;
 use super::LoadError;
 use crate::policy::compile::CHECK_INTERVAL;
 use crate::policy::engine::run_rule;
-use crate::policy::error::{self, EvalError};
+use crate::policy::error::EvalError;
 use crate::policy::rules::{rule_key, ModuleIndex};
+use crate::policy::{error, guard};
 
 /// How long validating one template's rules may take (each review sets its own limit).
 const COMPILE_LIMIT: Duration = Duration::from_secs(2);
@@ -89,6 +90,7 @@ fn compile_unguarded(doc: &TemplateDoc, data: &Value) -> Result<Template, LoadEr
         message,
     };
     let mut engine = Engine::new();
+    engine.set_policy_length_config(guard::length_config());
     // Gatekeeper runs OPA with its default: a failing builtin is undefined, not an error.
     engine.set_strict_builtin_errors(false);
     // Validation runs every rule: a loop that never ends must not hang the reloader.
@@ -97,14 +99,22 @@ fn compile_unguarded(doc: &TemplateDoc, data: &Value) -> Result<Template, LoadEr
         check_interval: CHECK_INTERVAL,
     });
     engine.set_rego_v0(!doc.rego.v1);
-    let package = engine
-        .add_policy(format!("{}/template.rego", doc.name), doc.rego.rego.clone())
-        .map_err(|e| rego_error(error::parse_error(&format!("{e:#}")).to_string()))?;
-    for (i, lib) in doc.rego.libs.iter().enumerate() {
+    let mut add = |file: String, text: &str| {
+        // A template's text must not stall the reloader in the parser: checked first.
+        guard::check_text(&file, text).map_err(|e| rego_error(e.to_string()))?;
         engine
-            .add_policy(format!("{}/lib{i}.rego", doc.name), lib.clone())
-            .map_err(|e| rego_error(error::parse_error(&format!("{e:#}")).to_string()))?;
+            .add_policy(file, text.to_string())
+            .map_err(|e| rego_error(error::parse_error(&format!("{e:#}")).to_string()))
+    };
+    let package = add(format!("{}/template.rego", doc.name), &doc.rego.rego)?;
+    for (i, lib) in doc.rego.libs.iter().enumerate() {
+        add(format!("{}/lib{i}.rego", doc.name), lib)?;
     }
+    // Recursion would overflow the stack in validation below or in a review.
+    guard::recursion::check(engine.get_modules()).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        rego_error(lines.join("; "))
+    })?;
     engine
         .add_data(data.clone())
         .map_err(|e| rego_error(format!("cannot add inventory: {e:#}")))?;

@@ -42,6 +42,8 @@ pub enum BundleError {
     SymlinkEscape { path: String, target: String },
     #[error("bundle read failed: file name '{entry}' is not valid UTF-8")]
     BadName { entry: String },
+    #[error("bundle read failed: archive holds '{path}' more than once")]
+    DuplicateEntry { path: String },
     #[error("bundle read failed: bundle exceeds the size limit of {limit} bytes")]
     TooLarge { limit: u64 },
     #[error("bundle read failed: manifest: {error}")]

@@ -66,6 +66,7 @@ pub fn read_tarball(reader: impl Read, size_limit: u64) -> Result<Vec<RawFile>, 
         budget: &mut budget,
     });
     let mut files = Vec::new();
+    let mut seen = HashSet::new();
     let over_budget_or = |e| over_budget_or(e, size_limit);
     let entries = archive.entries().map_err(over_budget_or)?;
     for entry in entries {
@@ -83,6 +84,12 @@ pub fn read_tarball(reader: impl Read, size_limit: u64) -> Result<Vec<RawFile>, 
         }
         if !kind.is_file() {
             continue;
+        }
+        // Two entries for one path would both be loaded (two modules defining the same rules
+        // answer every decision with a conflict) or one would silently win (`.manifest`):
+        // either way the bundle is not what was signed or reviewed.
+        if !seen.insert(path.clone()) {
+            return Err(BundleError::DuplicateEntry { path });
         }
         // Every regular file of an archive is kept, not only those verdict reads: a signature
         // covers them all (OPA's verifier and `opa sign` list every file), so a README in a
@@ -308,6 +315,40 @@ mod tests {
             "/",
         ] {
             assert!(normalize_entry(bad).is_err(), "{bad:?} must be refused");
+        }
+    }
+
+    fn tarball(entries: &[(&str, &str)]) -> Vec<u8> {
+        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut tar = tar::Builder::new(gz);
+        for (name, text) in entries {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(text.len() as u64);
+            header.set_mode(0o644);
+            header.set_entry_type(tar::EntryType::Regular);
+            // `append_data` would normalise the name; the raw bytes are what an attacker sends.
+            header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+            header.set_cksum();
+            tar.append(&header, text.as_bytes()).unwrap();
+        }
+        tar.into_inner().unwrap().finish().unwrap()
+    }
+
+    #[test]
+    fn an_archive_naming_one_path_twice_is_refused() {
+        let module = "package p\n\nx := 1\n";
+        let ok = tarball(&[("/p.rego", module), ("/q.rego", module)]);
+        assert_eq!(read_tarball(ok.as_slice(), 1 << 20).unwrap().len(), 2);
+        for (a, b) in [
+            ("/p.rego", "/p.rego"),
+            ("/p.rego", "./p.rego"),
+            ("/.manifest", ".manifest"),
+        ] {
+            let bytes = tarball(&[(a, "{}"), ("/data.json", "{}"), (b, "{}")]);
+            match read_tarball(bytes.as_slice(), 1 << 20) {
+                Err(BundleError::DuplicateEntry { path }) => assert_eq!(path, a.replace("./", "/")),
+                other => panic!("{a} twice: {other:?}"),
+            }
         }
     }
 }

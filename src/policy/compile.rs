@@ -15,6 +15,7 @@ use regorus::utils::limits::ExecutionTimerConfig;
 use regorus::{Engine, Value};
 
 use super::error::{self, CompileError, RegoError};
+use super::guard;
 use super::rules::{rule_key, ModuleIndex};
 use super::{Definitions, PolicyModule, PolicySet, TestCase};
 use crate::bundle::{self, is_prefix, Bundle};
@@ -151,6 +152,7 @@ fn compile_unguarded(
     }
 
     let mut engine = Engine::new();
+    engine.set_policy_length_config(guard::length_config());
     // OPA's default: a failing builtin makes its expression undefined, not the query an error.
     engine.set_strict_builtin_errors(false);
     engine.set_execution_timer_config(ExecutionTimerConfig {
@@ -162,6 +164,11 @@ fn compile_unguarded(
     let mut errors = Vec::new();
     for b in &refs {
         for m in &b.modules {
+            // regorus's parser can take exponential time on nested literals: checked first.
+            if let Err(e) = guard::check_text(&m.file, &m.source) {
+                errors.push(e);
+                continue;
+            }
             engine.set_rego_v0(m.rego_v0);
             match engine.add_policy(m.file.clone(), m.source.clone()) {
                 Ok(_) => modules.push(PolicyModule {
@@ -179,6 +186,8 @@ fn compile_unguarded(
     }
     // Queries (the Query API, `eval`) are Rego v1, whatever the last module was.
     engine.set_rego_v0(false);
+    // Recursive rules would overflow the stack when run (validation runs every rule next).
+    guard::recursion::check(engine.get_modules()).map_err(CompileError::Modules)?;
 
     let indexes: Vec<ModuleIndex> = engine
         .get_modules()

@@ -8,6 +8,7 @@
 pub mod compile;
 pub mod engine;
 pub mod error;
+pub mod guard;
 pub mod path;
 mod query;
 pub mod rules;
@@ -265,10 +266,13 @@ impl PolicySet {
 /// Parses a query on its own first, so a syntax error is reported as one (OPA's 400), not
 /// as an evaluation failure.
 fn check_query_syntax(text: &str) -> Result<(), EvalError> {
+    // The parser cannot be interrupted: text it would take too long over is refused unread.
+    guard::check_text("", text).map_err(|e| EvalError::Parse(vec![e]))?;
     // The text is the client's: a parser panic on it is one failed request.
     let parsed = catch_unwind(|| {
         regorus::Source::from_contents("<query.rego>".into(), text.to_string()).and_then(|source| {
             let mut parser = regorus::unstable::Parser::new(&source)?;
+            parser.set_max_col(guard::MAX_LINE_COLUMNS);
             parser.enable_rego_v1()?;
             parser.parse_user_query().map(|_| ())
         })
@@ -408,6 +412,20 @@ mod tests {
             Some(Value::from("x"))
         );
         assert_eq!(eval(&s, "p/obj/missing/deeper", None, false).unwrap(), None);
+    }
+
+    #[test]
+    fn a_long_key_in_a_path_is_undefined_not_an_error() {
+        // The key goes into a generated query text on one line: OPA answers `{}` for it,
+        // however long it is.
+        let s = set("package p\n\nobj := {\"a\": 1}\n");
+        let key = "k".repeat(4000);
+        assert_eq!(eval(&s, &format!("p/{key}"), None, false).unwrap(), None);
+        assert_eq!(
+            eval(&s, &format!("p/obj/{key}"), None, false).unwrap(),
+            None
+        );
+        assert_eq!(eval(&s, &format!("zz/{key}/y"), None, false).unwrap(), None);
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod decision_log;
 mod decision_log_faults;
 mod decision_log_golden;
 mod deploy;
+mod engine_guard;
 mod eval_isolation;
 mod golden;
 mod grpc;

@@ -110,7 +110,8 @@ fn gunzip(bytes: &[u8], max: u64) -> Result<Vec<u8>, String> {
         return Err("gzip payload too large".into());
     }
     let mut out = Vec::new();
-    flate2::read::GzDecoder::new(bytes)
+    // Concatenated members are one stream, as Go's gzip reader (OPA's) reads them.
+    flate2::read::MultiGzDecoder::new(bytes)
         .take(max + 1)
         .read_to_end(&mut out)
         .map_err(|e| format!("gzip: {e}"))?;
@@ -303,5 +304,24 @@ mod tests {
         let gz = enc.finish().unwrap();
         assert_eq!(gunzip(&gz, 1 << 20).unwrap().len(), 10_000);
         assert_eq!(gunzip(&gz, 100).unwrap_err(), "gzip payload too large");
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut enc, bytes).unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn every_member_of_a_multi_member_gzip_body_is_read() {
+        // Go's gzip reader (OPA's) reads concatenated members as one stream.
+        let mut body = gzip(br#"{"input": {"role": "#);
+        body.extend(gzip(br#""admin", "amount": 5}}"#));
+        let text = gunzip(&body, 1 << 20).unwrap();
+        assert_eq!(text, br#"{"input": {"role": "admin", "amount": 5}}"#);
+        // The bound covers all members together.
+        let mut big = gzip(&[b' '; 600]);
+        big.extend(gzip(&[b' '; 10]));
+        assert_eq!(gunzip(&big, 100).unwrap_err(), "gzip payload too large");
     }
 }
