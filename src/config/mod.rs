@@ -235,6 +235,11 @@ impl VerdictConfig {
     pub fn request_body_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.request_body_timeout_ms)
     }
+
+    /// The request bytes one listener holds at once (see `server::http::budget`).
+    pub fn request_bytes_in_flight(&self) -> u64 {
+        256 << 20
+    }
 }
 
 impl Default for VerdictConfig {

@@ -69,6 +69,12 @@ impl ApiError {
         )
     }
 
+    /// 503: the server cannot take this request now; the client may try again. OPA has no
+    /// such limit; the code is OPA's for a failure that is not the client's.
+    pub fn busy(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "internal_error", message)
+    }
+
     pub fn body_too_large() -> Self {
         Self::bad_request("request body too large")
     }

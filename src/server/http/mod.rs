@@ -1,6 +1,7 @@
 //! The HTTP API: OPA's REST paths over the decision core. `router` builds the whole API from
 //! the shared state and is separate from serving, so tests can drive it in-process too.
 
+pub mod budget;
 pub mod data;
 pub mod error;
 pub mod health;
@@ -70,8 +71,13 @@ fn health_and_metrics() -> Router<Arc<AppState>> {
 
 /// Go's 404 for unknown paths, OPA's routing quirks, and every request timed.
 fn served_the_opa_way(routes: Router<Arc<AppState>>, state: Arc<AppState>) -> Router {
+    let budget = budget::BodyBudget::new(
+        state.config.verdict.request_bytes_in_flight(),
+        state.config.server.decoding.max_length,
+    );
     routes
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(budget, budget::limit))
         .layer(middleware::from_fn(opa_routing))
         .layer(middleware::from_fn_with_state(
             state.clone(),
