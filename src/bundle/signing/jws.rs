@@ -9,7 +9,8 @@ use base64::Engine;
 use jsonwebtoken::{DecodingKey, EncodingKey};
 use serde::Deserialize;
 
-use super::{non_empty, read_key, FileInfo, SignatureError, VerificationConfig};
+use super::config::{non_empty, read_key};
+use super::{FileInfo, SignatureError, VerificationConfig};
 use crate::bundle::build::Json;
 
 /// The JWS algorithms OPA accepts for bundle signatures.
@@ -345,4 +346,19 @@ pub fn signatures_json(token: &str, plugin: Option<&str>) -> Vec<u8> {
     }
     out.extend_from_slice(b"\n}");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_file_is_indented_as_opa_writes_it() {
+        let built = signatures_json("a.b.c", Some(DEFAULT_PLUGIN));
+        let want = "{\n \"signatures\": [\n  \"a.b.c\"\n ],\n \"plugin\": \"_default\"\n}";
+        assert_eq!(String::from_utf8(built).unwrap(), want);
+        let signed = signatures_json("a.b.c", None);
+        let want = "{\n \"signatures\": [\n  \"a.b.c\"\n ]\n}";
+        assert_eq!(String::from_utf8(signed).unwrap(), want);
+    }
 }
