@@ -267,7 +267,10 @@ impl Bound {
             ..
         } = self;
         let mut serving = tokio::task::JoinSet::new();
-        let limits = ConnLimits::default();
+        let limits = ConnLimits {
+            header_read_timeout: Duration::from_millis(state.config.verdict.header_read_timeout_ms),
+            max_connections: state.config.verdict.max_connections,
+        };
         let mut http_listener = |listener, router, tls, name| {
             let serve = Serve {
                 listener,
@@ -321,6 +324,7 @@ fn load_options(config: &Config) -> LoadOptions {
 fn compile_options(config: &Config) -> CompileOptions {
     CompileOptions {
         eval_timeout: Duration::from_millis(config.verdict.eval_timeout_ms),
+        compile_timeout: Duration::from_millis(config.verdict.compile_timeout_ms),
         ..CompileOptions::default()
     }
 }

@@ -22,12 +22,15 @@ pub struct Applied {
 pub enum MaskError {
     #[error("mask policy failed: {0}")]
     Eval(String),
+    /// The drop policy failed; its text is the evaluation's.
+    #[error("{0}")]
+    DropEval(String),
     #[error("mask policy answered an invalid entry {0}: want a JSON pointer under /input or /result, or {{\"op\": \"remove\"|\"upsert\", \"path\": ..., \"value\": ...}}")]
     Invalid(String),
 }
 
 /// Whether the drop policy asks to leave this event out. An error keeps the event.
-pub fn dropped(policy: &PolicySet, path: &DataPath, event: &Value) -> Result<bool, String> {
+pub fn dropped(policy: &PolicySet, path: &DataPath, event: &Value) -> Result<bool, MaskError> {
     if !policy.has_rules_at(path) {
         return Ok(false);
     }
@@ -38,7 +41,7 @@ pub fn dropped(policy: &PolicySet, path: &DataPath, event: &Value) -> Result<boo
             strict_builtin_errors: false,
         })
         .map(|d| d.result == Some(Value::Bool(true)))
-        .map_err(|e| e.detail())
+        .map_err(|e| MaskError::DropEval(e.detail()))
 }
 
 /// Applies the mask policy to `event` in place.

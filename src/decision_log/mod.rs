@@ -151,7 +151,11 @@ impl DecisionLog {
 
     /// Masks, drops, writes and spools one event. `Err` means the decision must not be
     /// answered: its event could not be kept and the spool is configured to refuse.
-    pub async fn record(&self, policy: &PolicySet, parts: EventParts<'_>) -> Result<(), String> {
+    pub async fn record(
+        &self,
+        policy: &PolicySet,
+        parts: EventParts<'_>,
+    ) -> Result<(), SpoolError> {
         let defined =
             |path: &Option<DataPath>| path.as_ref().is_some_and(|p| policy.has_rules_at(p));
         if !self.console && !defined(&self.mask) && !defined(&self.drop) {
@@ -203,10 +207,10 @@ impl DecisionLog {
         kept
     }
 
-    async fn spool(&self, spool: &Spool, event: Vec<u8>) -> Result<(), String> {
+    async fn spool(&self, spool: &Spool, event: Vec<u8>) -> Result<(), SpoolError> {
         match spool.append(event).await {
             Ok(()) => Ok(()),
-            Err(e) if self.when_full == WhenFull::Refuse => Err(e.to_string()),
+            Err(e) if self.when_full == WhenFull::Refuse => Err(e),
             Err(e) => {
                 let reason = match e {
                     SpoolError::Full(_) => "too_large",

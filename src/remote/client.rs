@@ -21,6 +21,9 @@ pub enum ClientError {
     },
     #[error("service {service}: {message}")]
     Invalid { service: String, message: String },
+    /// The bearer token file (`token_path`) could not be read for a request.
+    #[error("reading the bearer token: {0}")]
+    BearerToken(std::io::Error),
 }
 
 /// A service's HTTP client and the credentials to send with each request.
@@ -129,12 +132,12 @@ impl Client {
     }
 
     /// A GET with the service's credentials.
-    pub async fn get(&self, url: &str) -> Result<reqwest::RequestBuilder, String> {
+    pub async fn get(&self, url: &str) -> Result<reqwest::RequestBuilder, ClientError> {
         self.with_credentials(self.http.get(url)).await
     }
 
     /// A POST with the service's credentials.
-    pub async fn post(&self, url: &str) -> Result<reqwest::RequestBuilder, String> {
+    pub async fn post(&self, url: &str) -> Result<reqwest::RequestBuilder, ClientError> {
         self.with_credentials(self.http.post(url)).await
     }
 
@@ -152,17 +155,15 @@ impl Client {
     async fn with_credentials(
         &self,
         mut request: reqwest::RequestBuilder,
-    ) -> Result<reqwest::RequestBuilder, String> {
+    ) -> Result<reqwest::RequestBuilder, ClientError> {
         if let Some(bearer) = &self.service.credentials.bearer {
             let token = match (&bearer.token_path, &bearer.token) {
                 (Some(path), _) => {
                     let path = path.clone();
                     let read = tokio::task::spawn_blocking(move || std::fs::read_to_string(&path))
                         .await
-                        .map_err(|e| format!("reading the bearer token: {e}"))?;
-                    read.map_err(|e| format!("reading the bearer token: {e}"))?
-                        .trim()
-                        .to_string()
+                        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+                    read.map_err(ClientError::BearerToken)?.trim().to_string()
                 }
                 (None, Some(token)) => token.clone(),
                 (None, None) => String::new(),

@@ -13,9 +13,28 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 
 use super::{poller::backoff, Client, ClientError};
-use crate::decision_log::spool::{Rows, Spool};
+use crate::decision_log::spool::{Rows, Spool, SpoolError};
 use crate::decision_log::{Orphans, Upload, SPOOL_PREFIX};
 use crate::telemetry::metrics::SpoolMetrics;
+
+/// Why an upload round failed: the events stay in the spool and the round is retried.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    #[error("compressing events: {0}")]
+    Compress(std::io::Error),
+    /// The collector did not answer within the service's response header timeout.
+    #[error("{url}: no response from the collector")]
+    NoResponse { url: String },
+    #[error("{url}: {error}")]
+    Request { url: String, error: reqwest::Error },
+    /// Anything but a 2xx.
+    #[error("{url}: server replied with HTTP {status}")]
+    Rejected { url: String, status: u16 },
+}
 
 /// The first read from the spool takes this many times the upload limit (JSON events compress
 /// about this well); later reads are sized by the compression the last chunk saw.
@@ -95,13 +114,13 @@ impl Uploader {
 
     /// Uploads everything spooled when it starts, chunk by chunk; returns how many events left
     /// the spool.
-    pub async fn flush(&self) -> Result<u64, String> {
+    pub async fn flush(&self) -> Result<u64, UploadError> {
         self.flush_spool(&self.spool).await
     }
 
     /// Takes over the spools that ended processes left, uploads them and removes them;
     /// returns how many events they held. One still in use is left for a later round.
-    async fn adopt_orphans(&self) -> Result<u64, String> {
+    async fn adopt_orphans(&self) -> Result<u64, UploadError> {
         let (root, own) = (self.orphans.root.clone(), self.orphans.own.clone());
         let dirs = tokio::task::spawn_blocking(move || orphan_dirs(&root, &own))
             .await
@@ -123,8 +142,7 @@ impl Uploader {
             let removing = dir.clone();
             let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&removing))
                 .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()));
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
             match removed {
                 Ok(()) => {
                     tracing::info!(dir = %dir.display(), events, "decision log spool of an ended process uploaded and removed")
@@ -137,12 +155,12 @@ impl Uploader {
         Ok(sent)
     }
 
-    async fn flush_spool(&self, spool: &Spool) -> Result<u64, String> {
+    async fn flush_spool(&self, spool: &Spool) -> Result<u64, UploadError> {
         let limit = usize::try_from(self.reporting.upload_size_limit_bytes).unwrap_or(usize::MAX);
         let mut read = limit.saturating_mul(READ_FACTOR);
         let mut sent = 0;
         loop {
-            let peeked = spool.peek(read).await.map_err(|e| e.to_string())?;
+            let peeked = spool.peek(read).await?;
             let Some(&(last_read, _)) = peeked.rows.last() else {
                 return Ok(sent);
             };
@@ -152,7 +170,7 @@ impl Uploader {
                 (peeked, chunked)
             })
             .await
-            .map_err(|e| format!("compressing events: {e}"))?;
+            .map_err(|e| UploadError::Compress(std::io::Error::other(e)))?;
             let (body, taken, raw) = chunked?;
             // The next read is sized by how well these events compressed, so that it fills
             // one chunk without being compressed twice.
@@ -161,8 +179,7 @@ impl Uploader {
             self.post(body).await?;
             let acked = spool
                 .ack(peeked.through(taken.unwrap_or(last_read)))
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             if let Some(m) = &self.metrics {
                 m.uploaded(acked);
             }
@@ -176,7 +193,7 @@ impl Uploader {
         }
     }
 
-    async fn post(&self, body: Vec<u8>) -> Result<(), String> {
+    async fn post(&self, body: Vec<u8>) -> Result<(), UploadError> {
         let request = self.client.post(&self.url).await?;
         let request = request
             .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -185,17 +202,21 @@ impl Uploader {
         // A collector that hangs must not hold the spool's events forever: give up, retry.
         let response = tokio::time::timeout(self.client.response_header_timeout, request.send())
             .await
-            .map_err(|_| format!("{}: no response from the collector", self.url))?
-            .map_err(|e| format!("{}: {e}", self.url))?;
+            .map_err(|_| UploadError::NoResponse {
+                url: self.url.clone(),
+            })?
+            .map_err(|error| UploadError::Request {
+                url: self.url.clone(),
+                error,
+            })?;
         let status = response.status();
         if status.is_success() {
             Ok(())
         } else {
-            Err(format!(
-                "{}: server replied with HTTP {}",
-                self.url,
-                status.as_u16()
-            ))
+            Err(UploadError::Rejected {
+                url: self.url.clone(),
+                status: status.as_u16(),
+            })
         }
     }
 }
@@ -203,10 +224,10 @@ impl Uploader {
 /// The gzip'd array of the first events of `rows` that fits in `limit` (at least one event,
 /// whatever its size: an event is never left behind for being large), the id of its last event
 /// when it is not the last of `rows`, and its size before compression.
-fn chunk(rows: &Rows, limit: usize) -> Result<(Vec<u8>, Option<i64>, usize), String> {
+fn chunk(rows: &Rows, limit: usize) -> Result<(Vec<u8>, Option<i64>, usize), UploadError> {
     let mut take = rows.len();
     loop {
-        let body = gzip_array(&rows[..take]).map_err(|e| format!("compressing events: {e}"))?;
+        let body = gzip_array(&rows[..take]).map_err(UploadError::Compress)?;
         if body.len() <= limit || take == 1 {
             let raw = rows[..take].iter().map(|(_, e)| e.len() + 1).sum();
             let last = (take < rows.len()).then(|| rows[take - 1].0);

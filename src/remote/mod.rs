@@ -11,6 +11,6 @@ pub mod poller;
 pub mod status;
 
 pub use client::{Client, ClientError};
-pub use decision_logs::Uploader;
+pub use decision_logs::{UploadError, Uploader};
 pub use poller::Poller;
-pub use status::StatusUploader;
+pub use status::{StatusError, StatusUploader};

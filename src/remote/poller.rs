@@ -13,7 +13,7 @@ use reqwest::header::{CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use reqwest::StatusCode;
 use tokio::sync::{mpsc, oneshot};
 
-use super::Client;
+use super::{Client, ClientError};
 use crate::config::PollingConfig;
 use crate::runtime::{RemoteEvent, Trigger};
 
@@ -45,10 +45,34 @@ enum Fetched {
     NotModified,
 }
 
-#[derive(Debug)]
-struct Failure {
-    message: String,
-    http_code: Option<u16>,
+/// Why a download failed, in OPA's words: the status report carries them, and dashboards
+/// are keyed on them.
+#[derive(Debug, thiserror::Error)]
+enum DownloadError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("no response from the server within {}s", .0.as_secs())]
+    NoResponse(Duration),
+    #[error("{}", request_error(.0))]
+    Request(reqwest::Error),
+    #[error("server replied with {}", .0.canonical_reason().unwrap_or("an error"))]
+    Status(StatusCode),
+    #[error("bundle exceeds the size limit of {0} bytes")]
+    TooLarge(u64),
+    #[error("the server stopped sending the bundle")]
+    Stalled,
+    #[error("bundle download interrupted: {}", request_error(.0))]
+    Interrupted(reqwest::Error),
+}
+
+impl DownloadError {
+    /// The HTTP status of a server that answered with an error.
+    fn http_code(&self) -> Option<u16> {
+        match self {
+            DownloadError::Status(status) => Some(status.as_u16()),
+            _ => None,
+        }
+    }
 }
 
 impl Poller {
@@ -106,12 +130,12 @@ impl Poller {
                     }
                 }
                 Err(failure) => {
-                    tracing::warn!(bundle = %self.name, error = %failure.message, "bundle download failed; the last good revision keeps serving");
+                    tracing::warn!(bundle = %self.name, error = %failure, "bundle download failed; the last good revision keeps serving");
                     self.send(RemoteEvent::Failed {
                         at,
                         request_time,
-                        message: failure.message,
-                        http_code: failure.http_code,
+                        http_code: failure.http_code(),
+                        message: failure.to_string(),
                     })
                     .then_some(false)
                 }
@@ -144,21 +168,12 @@ impl Poller {
             .is_ok()
     }
 
-    async fn fetch(&self, etag: Option<&str>, wait: Option<u64>) -> Result<Fetched, Failure> {
-        let failed = |message: String| Failure {
-            message,
-            http_code: None,
-        };
+    async fn fetch(&self, etag: Option<&str>, wait: Option<u64>) -> Result<Fetched, DownloadError> {
         let prefer = match wait {
             Some(w) => format!("modes=snapshot;wait={w}"),
             None => "modes=snapshot".to_string(),
         };
-        let mut request = self
-            .client
-            .get(&self.url)
-            .await
-            .map_err(failed)?
-            .header("Prefer", prefer);
+        let mut request = self.client.get(&self.url).await?.header("Prefer", prefer);
         if let Some(etag) = etag {
             request = request.header(IF_NONE_MATCH, etag);
         }
@@ -168,29 +183,15 @@ impl Poller {
             .response_header_timeout
             .saturating_add(Duration::from_secs(wait.unwrap_or(0)));
         let response = match tokio::time::timeout(header_timeout, request.send()).await {
-            Err(_) => {
-                return Err(failed(format!(
-                    "no response from the server within {}s",
-                    header_timeout.as_secs()
-                )))
-            }
-            Ok(Err(e)) => return Err(failed(request_error(&e))),
+            Err(_) => return Err(DownloadError::NoResponse(header_timeout)),
+            Ok(Err(e)) => return Err(DownloadError::Request(e)),
             Ok(Ok(r)) => r,
         };
         let status = response.status();
         match status {
             StatusCode::OK => {}
             StatusCode::NOT_MODIFIED => return Ok(Fetched::NotModified),
-            other => {
-                return Err(Failure {
-                    // OPA's words, so that dashboards keyed on them keep working.
-                    message: format!(
-                        "server replied with {}",
-                        other.canonical_reason().unwrap_or("an error")
-                    ),
-                    http_code: Some(other.as_u16()),
-                });
-            }
+            other => return Err(DownloadError::Status(other)),
         }
         let long_poll = response
             .headers()
@@ -202,7 +203,7 @@ impl Poller {
             .get(ETAG)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let bytes = self.read_body(response).await.map_err(failed)?;
+        let bytes = self.read_body(response).await?;
         Ok(Fetched::Bundle {
             bytes,
             etag: new_etag,
@@ -212,28 +213,22 @@ impl Poller {
 
     /// Reads the body under the size limit; a peer that stops sending for the header timeout
     /// fails the download instead of holding it forever.
-    async fn read_body(&self, mut response: reqwest::Response) -> Result<Bytes, String> {
+    async fn read_body(&self, mut response: reqwest::Response) -> Result<Bytes, DownloadError> {
         if response
             .content_length()
             .is_some_and(|n| n > self.size_limit)
         {
-            return Err(format!(
-                "bundle exceeds the size limit of {} bytes",
-                self.size_limit
-            ));
+            return Err(DownloadError::TooLarge(self.size_limit));
         }
         let mut body = BytesMut::new();
         loop {
             let chunk = tokio::time::timeout(self.client.response_header_timeout, response.chunk())
                 .await
-                .map_err(|_| "the server stopped sending the bundle".to_string())?
-                .map_err(|e| format!("bundle download interrupted: {}", request_error(&e)))?;
+                .map_err(|_| DownloadError::Stalled)?
+                .map_err(DownloadError::Interrupted)?;
             let Some(chunk) = chunk else { break };
             if body.len() as u64 + chunk.len() as u64 > self.size_limit {
-                return Err(format!(
-                    "bundle exceeds the size limit of {} bytes",
-                    self.size_limit
-                ));
+                return Err(DownloadError::TooLarge(self.size_limit));
             }
             body.extend_from_slice(&chunk);
         }

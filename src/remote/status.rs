@@ -10,8 +10,23 @@ use std::time::Duration;
 use reqwest::header::CONTENT_TYPE;
 
 use super::poller::backoff;
-use super::Client;
+use super::{Client, ClientError};
 use crate::runtime::{status, AppState};
+
+/// Why a status report could not be delivered; the next change or retry sends a newer one.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("{0}")]
+    Encode(#[from] serde_json::Error),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("no response from the status service")]
+    NoResponse,
+    #[error("{0}")]
+    Request(#[from] reqwest::Error),
+    #[error("status service replied with {0}")]
+    Rejected(reqwest::StatusCode),
+}
 
 /// The longest wait between retries of a failed upload.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
@@ -61,8 +76,8 @@ impl StatusUploader {
         client: &Client,
         url: &str,
         report: &status::Report,
-    ) -> Result<(), String> {
-        let body = serde_json::to_vec(report).map_err(|e| e.to_string())?;
+    ) -> Result<(), StatusError> {
+        let body = serde_json::to_vec(report)?;
         let request = client
             .post(url)
             .await?
@@ -70,12 +85,11 @@ impl StatusUploader {
             .body(body);
         let response = tokio::time::timeout(client.response_header_timeout, request.send())
             .await
-            .map_err(|_| "no response from the status service".to_string())?
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| StatusError::NoResponse)??;
         if response.status().is_success() {
             Ok(())
         } else {
-            Err(format!("status service replied with {}", response.status()))
+            Err(StatusError::Rejected(response.status()))
         }
     }
 }

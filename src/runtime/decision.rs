@@ -54,7 +54,7 @@ pub enum DecideError {
     #[error(transparent)]
     Eval(#[from] EvalError),
     #[error("decision refused: {0}")]
-    Refused(String),
+    Refused(#[from] crate::decision_log::spool::SpoolError),
 }
 
 impl DecideError {

@@ -106,7 +106,7 @@ async fn admit(shared: Shared, kind: Option<String>, request: Request) -> Respon
                 .insert("decision_id".into(), decision_id);
         }
         Ok(None) => {}
-        Err(why) => response = failed(&shared.config, &response.uid, &why),
+        Err(why) => response = failed(&shared.config, &response.uid, &why.to_string()),
     }
     tracing::debug!(
         allowed = response.allowed,

@@ -55,3 +55,60 @@ pub(super) fn decode_hex(s: &str) -> Option<Vec<u8>> {
         .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sha(name: &str, bytes: &[u8], algorithm: &str) -> String {
+        hex(&hash_file(name, bytes, algorithm).unwrap())
+    }
+
+    #[test]
+    fn structured_files_hash_by_their_canonical_encoding() {
+        let doc = br#"{ "b": 1.50, "a": "<&>\u2028\u0001", "c": [true, null, 1e3] }"#;
+        let mut canonical = Vec::new();
+        Json::parse(doc).unwrap().write(&mut canonical, false);
+        let want = r#"{"a":"<&>\u2028\u0001","b":1.50,"c":[true,null,1e3]}"#;
+        assert_eq!(String::from_utf8(canonical).unwrap(), want);
+        assert_eq!(
+            sha("data.json", doc, "SHA-256"),
+            sha("x.rego", want.as_bytes(), "SHA-256")
+        );
+        // The same value as YAML hashes the same; `data.yml` is not structured in OPA.
+        let yaml = b"a: 1\nb: [x]\n";
+        let json = br#"{"a":1,"b":["x"]}"#;
+        assert_eq!(sha("dir/data.yaml", yaml, "MD5"), sha("x", json, "MD5"));
+        assert_eq!(sha("data.yml", yaml, "MD5"), sha("x", yaml, "MD5"));
+        let err = hash_file("data.json", b"{", "SHA-256")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("data.json: "), "{err}");
+    }
+
+    #[test]
+    fn opas_hash_algorithms() {
+        for (alg, want) in [
+            ("MD5", "900150983cd24fb0d6963f7d28e17f72"),
+            ("SHA-1", "a9993e364706816aba3e25717850c26c9cd0d89d"),
+            (
+                "SHA-224",
+                "23097d223405d8228642a477bda255b32aadbce4bda0b3f7e36c9da7",
+            ),
+            (
+                "SHA-512-256",
+                "53048e2681941ef99b2e29b76b4c7dabe4c2d0c634fc6d46e0e2f13107e7af23",
+            ),
+        ] {
+            assert_eq!(sha("policy.rego", b"abc", alg), want, "{alg}");
+        }
+        for alg in ["SHA-384", "SHA-512", "SHA-512-224"] {
+            assert!(hash_file("x", b"abc", alg).is_ok(), "{alg}");
+        }
+        let err = hash_file("x", b"abc", "SHA3-256").unwrap_err();
+        assert_eq!(err.to_string(), "unsupported hashing algorithm: SHA3-256");
+        assert_eq!(decode_hex("0aFF"), Some(vec![10, 255]));
+        assert_eq!(decode_hex("0g"), None);
+        assert_eq!(decode_hex("abc"), None);
+    }
+}

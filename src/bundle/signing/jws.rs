@@ -9,7 +9,8 @@ use base64::Engine;
 use jsonwebtoken::{DecodingKey, EncodingKey};
 use serde::Deserialize;
 
-use super::{non_empty, read_key, FileInfo, SignatureError, VerificationConfig};
+use super::config::{non_empty, read_key};
+use super::{FileInfo, SignatureError, VerificationConfig};
 use crate::gojson::Json;
 
 /// The JWS algorithms OPA accepts for bundle signatures.
@@ -119,7 +120,8 @@ fn verify_jws(
     let invalid_key = |message: String| {
         SignatureError::BadSignature(format!("the key is not a valid {name} key: {message}"))
     };
-    let valid = match public_key(algorithm, key).map_err(invalid_key)? {
+    let key = public_key(algorithm, key).map_err(|e| invalid_key(e.to_string()))?;
+    let valid = match key {
         PublicKey::P521(public) => {
             use p521::ecdsa::signature::Verifier;
             let verifier = p521::ecdsa::VerifyingKey::from_affine(*public.as_affine())
@@ -142,6 +144,15 @@ fn verify_jws(
     }
 }
 
+/// Why a verification key could not be read, in its library's words.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum KeyError {
+    #[error("{0}")]
+    P521(#[from] p521::pkcs8::spki::Error),
+    #[error("{0}")]
+    Jwt(#[from] jsonwebtoken::errors::Error),
+}
+
 /// A verification key, read.
 enum PublicKey {
     P521(p521::PublicKey),
@@ -150,13 +161,13 @@ enum PublicKey {
 
 /// Reads `key` as the verification key of `algorithm`: a public key PEM, or any secret for
 /// HMAC.
-fn public_key(algorithm: Algorithm, key: &str) -> Result<PublicKey, String> {
+fn public_key(algorithm: Algorithm, key: &str) -> Result<PublicKey, KeyError> {
     match algorithm {
         Algorithm::Es512 => {
             use p521::pkcs8::DecodePublicKey;
             p521::PublicKey::from_public_key_pem(key)
                 .map(PublicKey::P521)
-                .map_err(|e| e.to_string())
+                .map_err(KeyError::from)
         }
         Algorithm::Jwt(alg) => {
             use jsonwebtoken::AlgorithmFamily as Family;
@@ -166,14 +177,14 @@ fn public_key(algorithm: Algorithm, key: &str) -> Result<PublicKey, String> {
                 _ => DecodingKey::from_ec_pem(key.as_bytes()),
             }
             .map(|decoding| PublicKey::Jwt(decoding, alg))
-            .map_err(|e| e.to_string())
+            .map_err(KeyError::from)
         }
     }
 }
 
 /// Reads `key` as verifying would, so that a key no signature could ever be checked with is
 /// refused when the config is read, not when the first bundle arrives.
-pub(super) fn check_public_key(algorithm: Algorithm, key: &str) -> Result<(), String> {
+pub(super) fn check_public_key(algorithm: Algorithm, key: &str) -> Result<(), KeyError> {
     public_key(algorithm, key).map(drop)
 }
 
@@ -345,4 +356,19 @@ pub fn signatures_json(token: &str, plugin: Option<&str>) -> Vec<u8> {
     }
     out.extend_from_slice(b"\n}");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_file_is_indented_as_opa_writes_it() {
+        let built = signatures_json("a.b.c", Some(DEFAULT_PLUGIN));
+        let want = "{\n \"signatures\": [\n  \"a.b.c\"\n ],\n \"plugin\": \"_default\"\n}";
+        assert_eq!(String::from_utf8(built).unwrap(), want);
+        let signed = signatures_json("a.b.c", None);
+        let want = "{\n \"signatures\": [\n  \"a.b.c\"\n ]\n}";
+        assert_eq!(String::from_utf8(signed).unwrap(), want);
+    }
 }

@@ -20,6 +20,7 @@
 //! acknowledged since the last cursor write (at least once; `decision_id` deduplicates).
 
 mod cursor;
+mod handoff;
 mod migrate;
 mod read;
 mod segment;
@@ -30,21 +31,18 @@ mod writer;
 use std::fs::File;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::{SpoolConfig, Synchronous, WhenFull};
 use crate::telemetry::metrics::SpoolMetrics;
 use cursor::Persister;
-use read::View;
+use handoff::{drain, lock, stop, Queue, Shared, Upload};
 use segment::{Log, Pos};
 use writer::{Counts, Writer};
 
 const LOCK_NAME: &str = "spool.lock";
-
-/// The most events committed in one write; bounds the wait of the last one in it.
-const MAX_GROUP: usize = 4096;
 /// A group that would take a segment past this size starts the next one: deleting whole
 /// consumed segments is what gives space back, so they must not grow without bound.
 const SEGMENT_BYTES: u64 = 64 << 20;
@@ -105,17 +103,6 @@ fn storage_error(path: &Path, e: &dyn std::fmt::Display) -> SpoolError {
         message: e.to_string(),
     }
 }
-
-/// Where the writer answers one request.
-type Reply<T> = oneshot::Sender<Result<T, SpoolError>>;
-
-/// The uploader's side: where to read the oldest events, and which ones a collector took.
-/// Both are answered in memory; the reading and the cursor's writing happen without the writer.
-enum Upload {
-    View(Reply<View>),
-    Ack(Taken, Reply<u64>),
-}
-
 /// The limits and the policy when they are reached.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -123,25 +110,6 @@ pub struct Limits {
     pub max_events: Option<u64>,
     pub when_full: WhenFull,
 }
-
-/// What waits for the writer, and the writer itself when nobody holds it.
-#[derive(Default)]
-struct Queue {
-    writer: Option<Writer>,
-    appends: Vec<(Vec<u8>, Reply<()>)>,
-    uploads: Vec<Upload>,
-    /// The writer was lost (a blocking thread panicked, the runtime is going): nothing more
-    /// can be committed, and saying so beats waiting forever.
-    stopped: bool,
-}
-
-type Shared = Arc<Mutex<Queue>>;
-
-/// Locks briefly: no I/O is ever done under this lock.
-fn lock(queue: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
-    queue.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// A handle on the spool; cheap to clone. The files are let go once every handle is gone.
 #[derive(Clone)]
 pub struct Spool {
@@ -306,192 +274,5 @@ impl Spool {
         let mut ended = self.ended.clone();
         drop(self);
         while ended.changed().await.is_ok() {}
-    }
-
-    /// One request of the uploader: answered here when the writer is free, else by whoever
-    /// holds it next.
-    async fn upload<T>(&self, request: impl FnOnce(Reply<T>) -> Upload) -> Result<T, SpoolError> {
-        let (done, wait) = oneshot::channel();
-        let request = request(done);
-        let taken = {
-            let mut queue = lock(&self.queue);
-            if queue.stopped {
-                return Err(SpoolError::Stopped);
-            }
-            match queue.writer.take() {
-                Some(writer) => Some((writer, request)),
-                // Queued under the same lock that saw the writer taken: its holder finds it
-                // when it gives the writer back.
-                None => {
-                    queue.uploads.push(request);
-                    None
-                }
-            }
-        };
-        if let Some((mut writer, request)) = taken {
-            let served = catch_unwind(AssertUnwindSafe(move || {
-                let slow = serve(&mut writer, request);
-                (writer, slow)
-            }));
-            let Ok((writer, slow)) = served else {
-                stop(&self.queue);
-                return Err(SpoolError::Stopped);
-            };
-            if let Some(slow) = slow {
-                lock(&self.queue).uploads.push(slow);
-            }
-            self.give_back(writer);
-        }
-        wait.await.map_err(|_| SpoolError::Stopped)?
-    }
-
-    /// Puts the writer back, or hands it to the drainer when work queued up meanwhile.
-    fn give_back(&self, writer: Writer) {
-        let mut queue = lock(&self.queue);
-        if queue.appends.is_empty() && queue.uploads.is_empty() {
-            queue.writer = Some(writer);
-            return;
-        }
-        drop(queue);
-        self.to_drainer(writer);
-    }
-
-    fn to_drainer(&self, writer: Writer) {
-        if self.drainer.send(writer).is_err() {
-            // The drainer is gone only when the runtime is: nothing queued will be committed.
-            stop(&self.queue);
-        }
-    }
-}
-
-/// Fails everything queued, and everything that comes later.
-fn stop(queue: &Mutex<Queue>) {
-    let mut queue = lock(queue);
-    queue.stopped = true;
-    let appends = std::mem::take(&mut queue.appends);
-    let uploads = std::mem::take(&mut queue.uploads);
-    drop(queue);
-    tracing::error!(
-        events = appends.len(),
-        "decision log spool stopped; decisions are no longer spooled"
-    );
-    for (_, done) in appends {
-        let _ = done.send(Err(SpoolError::Stopped));
-    }
-    drop(uploads);
-}
-
-/// The drainer: takes the writer whenever it is handed over with work queued, commits the
-/// queued events in groups and serves the uploader until nothing is left, then puts it back.
-async fn drain(
-    queue: Shared,
-    mut writers: mpsc::UnboundedReceiver<Writer>,
-    _end: watch::Sender<()>,
-) {
-    while let Some(writer) = writers.recv().await {
-        let mut held = Some(writer);
-        while let Some(mut writer) = held.take() {
-            let (appends, uploads) = {
-                let mut q = lock(&queue);
-                if q.appends.is_empty() && q.uploads.is_empty() {
-                    q.writer = Some(writer);
-                    break;
-                }
-                let n = q.appends.len().min(MAX_GROUP);
-                let appends: Vec<_> = q.appends.drain(..n).collect();
-                (appends, std::mem::take(&mut q.uploads))
-            };
-            let (events, replies): (Vec<Vec<u8>>, Vec<Reply<()>>) = appends.into_iter().unzip();
-            if writer.in_page_cache(&events) {
-                answer(replies, writer.commit(&events));
-            } else if !events.is_empty() {
-                let committed = blocking(writer, move |w| answer(replies, w.commit(&events)));
-                let Some(w) = committed.await else {
-                    return stop(&queue);
-                };
-                writer = w;
-            }
-            let slow: Vec<Upload> = uploads
-                .into_iter()
-                .filter_map(|u| serve(&mut writer, u))
-                .collect();
-            if !slow.is_empty() {
-                let Some(w) = blocking(writer, move |w| walk(w, slow)).await else {
-                    return stop(&queue);
-                };
-                writer = w;
-            }
-            writer.publish();
-            held = Some(writer);
-        }
-    }
-    // Every handle is gone: the cursor as it stands, then the files and the lock go.
-    let last = lock(&queue).writer.take();
-    if let Some(writer) = last {
-        let _ = blocking(writer, |w| w.save_cursor(true)).await;
-    }
-}
-
-fn answer(replies: Vec<Reply<()>>, outcomes: Vec<Result<(), SpoolError>>) {
-    for (done, outcome) in replies.into_iter().zip(outcomes) {
-        let _ = done.send(outcome);
-    }
-}
-
-/// Answers an upload request in memory; hands it back when it needs the files read.
-fn serve(writer: &mut Writer, upload: Upload) -> Option<Upload> {
-    match upload {
-        Upload::View(done) => {
-            let _ = done.send(Ok(writer.log.view()));
-        }
-        Upload::Ack(taken, done) => match writer.ack(&taken) {
-            Some(acked) => {
-                writer.publish();
-                // Written by the acker, off the writer (`Spool::ack`), or by the next flush.
-                writer.note_cursor(true);
-                let _ = done.send(Ok(acked));
-            }
-            None => return Some(Upload::Ack(taken, done)),
-        },
-    }
-    None
-}
-
-/// Answers the acks that `serve` could not: the spool dropped events since they were read.
-fn walk(writer: &mut Writer, uploads: Vec<Upload>) {
-    for upload in uploads {
-        match upload {
-            Upload::View(done) => {
-                let _ = done.send(Ok(writer.log.view()));
-            }
-            Upload::Ack(taken, done) => {
-                let acked = writer.ack_walk(taken.last);
-                writer.save_cursor(true);
-                let _ = done.send(acked);
-            }
-        }
-    }
-}
-
-/// Runs `work` on a blocking thread and gets the writer back; `None` if that thread panicked,
-/// which stops the spool.
-async fn blocking(
-    writer: Writer,
-    work: impl FnOnce(&mut Writer) + Send + 'static,
-) -> Option<Writer> {
-    let done = tokio::task::spawn_blocking(move || {
-        let mut writer = writer;
-        work(&mut writer);
-        // A cursor moved by drops is written here, after the waiters were answered.
-        writer.save_cursor(false);
-        writer
-    })
-    .await;
-    match done {
-        Ok(writer) => Some(writer),
-        Err(error) => {
-            tracing::error!(%error, "decision log spool writer failed");
-            None
-        }
     }
 }

@@ -8,6 +8,7 @@ use std::time::{Instant, SystemTime};
 use regorus::Value;
 
 use crate::admission::AdmissionResponse;
+use crate::decision_log::spool::SpoolError;
 use crate::decision_log::{event, EventParts, RequestInfo};
 use crate::runtime::AppState;
 use crate::telemetry::metrics::Outcome;
@@ -45,7 +46,7 @@ impl AppState {
         response: &AdmissionResponse,
         request: &RequestInfo,
         started: Instant,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<String>, SpoolError> {
         let app = self;
         let logged = match app.decision_log() {
             Some(log) => {

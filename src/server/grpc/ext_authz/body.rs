@@ -1,6 +1,6 @@
-//! The parsed parts of the checked HTTP request: `parsed_path`, `parsed_query` and
-//! `parsed_body` (JSON, form-urlencoded, multipart), with Go's URL rules and error words,
-//! since opa-envoy-plugin reports those errors to Envoy in its deny body.
+//! The checked request's `parsed_body` (JSON, form-urlencoded, multipart) and
+//! `truncated_body`, with Go's error words, since opa-envoy-plugin reports those errors to
+//! Envoy in its deny body.
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -8,6 +8,8 @@ use std::num::IntErrorKind;
 
 use regorus::Value;
 
+use super::url::{parse_query, query_object};
+use super::ExtAuthzError;
 use crate::gojson;
 
 /// A parsed body, or none (`null`): no content type, an unsupported one, or an empty body.
@@ -34,25 +36,12 @@ impl ParsedBody {
     }
 }
 
-/// `parsed_path` (the unescaped path split on `/`, without its leading slashes) and
-/// `parsed_query` (each parameter's values, in order).
-pub fn parse_path_and_query(path: &str) -> Result<(Value, Value), String> {
-    let (raw_path, raw_query) = path.split_once('?').unwrap_or((path, ""));
-    let decoded = unescape(raw_path, false)?;
-    let segments = decoded
-        .trim_start_matches('/')
-        .split('/')
-        .map(Value::from)
-        .collect::<Vec<_>>();
-    Ok((Value::from(segments), query_object(parse_query(raw_query)?)))
-}
-
 /// Parses the body Envoy forwarded, chosen by its content type as opa-envoy-plugin does.
 pub async fn parse_body(
     headers: &HashMap<String, String>,
     body: &str,
     raw_body: &[u8],
-) -> Result<ParsedBody, String> {
+) -> Result<ParsedBody, ExtAuthzError> {
     // Envoy marks a body it cut at `max_request_bytes`; no length header needed.
     if headers.get("x-envoy-auth-partial-body").map(String::as_str) == Some("true") {
         return Ok(ParsedBody::truncated());
@@ -87,7 +76,7 @@ pub async fn parse_body(
         }
     }
     let value = match kind {
-        Kind::Json => gojson::decode_whole(payload)?,
+        Kind::Json => gojson::decode_whole(payload).map_err(ExtAuthzError::Json)?,
         Kind::Form => query_object(parse_query(&String::from_utf8_lossy(payload))?),
         Kind::Multipart => multipart(content_type, payload).await?,
     };
@@ -104,7 +93,7 @@ enum Kind {
 }
 
 /// True when the request's Content-Length promises more than Envoy forwarded.
-fn is_truncated(content_length: &str, have: usize) -> Result<bool, String> {
+fn is_truncated(content_length: &str, have: usize) -> Result<bool, ExtAuthzError> {
     let declared: i64 = content_length
         .parse()
         .map_err(|e: std::num::ParseIntError| {
@@ -112,16 +101,19 @@ fn is_truncated(content_length: &str, have: usize) -> Result<bool, String> {
                 IntErrorKind::PosOverflow | IntErrorKind::NegOverflow => "value out of range",
                 _ => "invalid syntax",
             };
-            format!("strconv.ParseInt: parsing {content_length:?}: {why}")
+            ExtAuthzError::ContentLength {
+                text: content_length.to_string(),
+                why,
+            }
         })?;
     Ok(declared != -1 && declared > i64::try_from(have).unwrap_or(i64::MAX))
 }
 
 /// `multipart/form-data`: each named part's values in order, JSON parts parsed as JSON.
-async fn multipart(content_type: &str, payload: &[u8]) -> Result<Value, String> {
+async fn multipart(content_type: &str, payload: &[u8]) -> Result<Value, ExtAuthzError> {
     let media: mime::Mime = content_type
         .parse()
-        .map_err(|e| format!("mime: invalid media type: {e}"))?;
+        .map_err(|e: mime::FromStrError| ExtAuthzError::MediaType(e.to_string()))?;
     let Some(boundary) = media.get_param(mime::BOUNDARY) else {
         return Ok(Value::Null);
     };
@@ -153,7 +145,7 @@ async fn multipart(content_type: &str, payload: &[u8]) -> Result<Value, String> 
         let is_json = header("content-type").contains("application/json");
         let content = part.bytes().await.map_err(multipart_error)?;
         let value = if is_json {
-            gojson::decode_whole(&content)?
+            gojson::decode_whole(&content).map_err(ExtAuthzError::Json)?
         } else {
             Value::from(String::from_utf8_lossy(&content).into_owned())
         };
@@ -167,93 +159,8 @@ async fn multipart(content_type: &str, payload: &[u8]) -> Result<Value, String> 
     ))
 }
 
-fn multipart_error(e: multer::Error) -> String {
-    format!("multipart: {e}")
-}
-
-/// Go's `url.ParseQuery`: `&`-separated pairs, `+` as space. Go reads every pair and reports
-/// one error: the last `;` separator if any, else the first bad escape.
-fn parse_query(query: &str) -> Result<Vec<(String, String)>, String> {
-    let mut pairs = Vec::new();
-    let mut error: Option<String> = None;
-    let mut semicolon = false;
-    for part in query.split('&') {
-        if part.is_empty() {
-            continue;
-        }
-        if part.contains(';') {
-            semicolon = true;
-            continue;
-        }
-        let (key, value) = part.split_once('=').unwrap_or((part, ""));
-        match (unescape(key, true), unescape(value, true)) {
-            (Ok(k), Ok(v)) => pairs.push((k, v)),
-            (Err(e), _) | (_, Err(e)) => {
-                error.get_or_insert(e);
-            }
-        }
-    }
-    if semicolon {
-        return Err("invalid semicolon separator in query".into());
-    }
-    match error {
-        Some(e) => Err(e),
-        None => Ok(pairs),
-    }
-}
-
-/// Parameters as an object of arrays of values, as Go's `url.Values` reads in JSON.
-fn query_object(pairs: Vec<(String, String)>) -> Value {
-    let mut grouped: BTreeMap<Value, Vec<Value>> = BTreeMap::new();
-    for (key, value) in pairs {
-        grouped
-            .entry(Value::from(key))
-            .or_default()
-            .push(Value::from(value));
-    }
-    Value::from(
-        grouped
-            .into_iter()
-            .map(|(k, v)| (k, Value::from(v)))
-            .collect::<BTreeMap<_, _>>(),
-    )
-}
-
-/// Go's `url.PathUnescape` (`plus_is_space` false) and `url.QueryUnescape` (true).
-fn unescape(s: &str, plus_is_space: bool) -> Result<String, String> {
-    if !(s.contains('%') || plus_is_space && s.contains('+')) {
-        return Ok(s.to_string());
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3).and_then(|h| {
-                    std::str::from_utf8(h)
-                        .ok()
-                        .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
-                });
-                let Some(byte) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) else {
-                    let end = (i + 3).min(bytes.len());
-                    let escape = String::from_utf8_lossy(&bytes[i..end]);
-                    return Err(format!("invalid URL escape {escape:?}"));
-                };
-                out.push(byte);
-                i += 3;
-            }
-            b'+' if plus_is_space => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    Ok(String::from_utf8_lossy(&out).into_owned())
+fn multipart_error(e: multer::Error) -> ExtAuthzError {
+    ExtAuthzError::Multipart(e.to_string())
 }
 
 #[cfg(test)]
@@ -262,36 +169,6 @@ mod tests {
 
     fn json(v: &Value) -> String {
         serde_json::to_string(v).unwrap_or_default()
-    }
-
-    #[test]
-    fn paths_and_queries_parse_like_go() {
-        let (path, query) = parse_path_and_query("/pay/caf%C3%A9?a=1&b=x+y&a=2&c").unwrap();
-        assert_eq!(json(&path), r#"["pay","café"]"#);
-        assert_eq!(json(&query), r#"{"a":["1","2"],"b":["x y"],"c":[""]}"#);
-        let (path, query) = parse_path_and_query("").unwrap();
-        assert_eq!(json(&path), r#"[""]"#);
-        assert_eq!(json(&query), "{}");
-        assert_eq!(
-            parse_path_and_query("/a%zz").unwrap_err(),
-            r#"invalid URL escape "%zz""#
-        );
-        assert_eq!(
-            parse_path_and_query("/a?x=%4").unwrap_err(),
-            r#"invalid URL escape "%4""#
-        );
-        assert_eq!(
-            parse_path_and_query("/a?x=1;y=2").unwrap_err(),
-            "invalid semicolon separator in query"
-        );
-        assert_eq!(
-            parse_path_and_query("/a?a=%zz&b;c").unwrap_err(),
-            "invalid semicolon separator in query",
-            "Go reports the semicolon over an earlier bad escape"
-        );
-        // A plus in a path is a plus.
-        let (path, _) = parse_path_and_query("/a+b").unwrap();
-        assert_eq!(json(&path), r#"["a+b"]"#);
     }
 
     fn headers(pairs: &[(&str, &str)]) -> HashMap<String, String> {
@@ -308,11 +185,14 @@ mod tests {
         assert_eq!(json(&parsed.value), r#"{"amount":250}"#);
         // Unlike the Data API, OPA's UnmarshalJSON refuses anything after the document.
         assert_eq!(
-            parse_body(&h, "{} {}", &[]).await.unwrap_err(),
+            parse_body(&h, "{} {}", &[]).await.unwrap_err().to_string(),
             "error: invalid character '{' after top-level value"
         );
         assert_eq!(
-            parse_body(&h, "{} trailing", &[]).await.unwrap_err(),
+            parse_body(&h, "{} trailing", &[])
+                .await
+                .unwrap_err()
+                .to_string(),
             "invalid character 't' looking for beginning of value"
         );
         let raw = parse_body(&h, "", br#"[1]"#).await.unwrap();
@@ -321,7 +201,10 @@ mod tests {
             "[1]",
             "raw_body is read when body is empty"
         );
-        let err = parse_body(&h, "{not json", &[]).await.unwrap_err();
+        let err = parse_body(&h, "{not json", &[])
+            .await
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             err,
             "invalid character 'n' looking for beginning of object key string"
@@ -362,7 +245,7 @@ mod tests {
             ("content-length", "ten"),
         ]);
         assert_eq!(
-            parse_body(&h, "{}", &[]).await.unwrap_err(),
+            parse_body(&h, "{}", &[]).await.unwrap_err().to_string(),
             r#"strconv.ParseInt: parsing "ten": invalid syntax"#
         );
     }

@@ -24,11 +24,14 @@ use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest};
 use envoy_types::pb::google::protobuf::{value::Kind, Any, Struct, Timestamp};
 use regorus::Value;
 
-use super::body;
+use super::{body, url, ExtAuthzError};
 
 /// Builds the input for `request`. An error is opa-envoy-plugin's `request_parse_error`: a
 /// path, query or body that cannot be parsed.
-pub async fn from_check_request(request: &CheckRequest, skip_body: bool) -> Result<Value, String> {
+pub async fn from_check_request(
+    request: &CheckRequest,
+    skip_body: bool,
+) -> Result<Value, ExtAuthzError> {
     let http = request
         .attributes
         .as_ref()
@@ -49,7 +52,7 @@ pub async fn from_check_request(request: &CheckRequest, skip_body: bool) -> Resu
         input.put("attributes", attribute_context(attributes));
     }
     input.put("version", version());
-    let (parsed_path, parsed_query) = body::parse_path_and_query(path)?;
+    let (parsed_path, parsed_query) = url::parse_path_and_query(path)?;
     input.put("parsed_path", parsed_path);
     input.put("parsed_query", parsed_query);
     if !skip_body {

@@ -8,8 +8,12 @@
 //! filter sets `failure_mode_allow`. No request fails open by verdict's choice.
 
 pub mod body;
+mod error;
+mod fields;
 pub mod input;
+mod metadata;
 pub mod response;
+pub mod url;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,6 +21,8 @@ use std::time::Instant;
 use envoy_types::pb::envoy::service::auth::v3::authorization_server::Authorization;
 use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
 use tonic::{Request, Response, Status};
+
+pub use error::{DecisionField, ExtAuthzError};
 
 use crate::decision_log::RequestInfo;
 use crate::policy::DataPath;
@@ -81,7 +87,8 @@ impl ExtAuthz {
         let Some(result) = decision.result else {
             return Err(Status::unknown("undefined decision"));
         };
-        let mut answer = response::for_decision(&result).map_err(Status::unknown)?;
+        let mut answer =
+            response::for_decision(&result).map_err(|e| Status::unknown(e.to_string()))?;
         let allowed = answer.status.as_ref().is_none_or(|s| s.code == 0);
         tracing::debug!(
             decision_id = %decided.decision_id,
