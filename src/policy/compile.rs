@@ -14,11 +14,12 @@ use std::time::Duration;
 use regorus::utils::limits::ExecutionTimerConfig;
 use regorus::{Engine, Value};
 
-use super::error::{self, CompileError, RegoError};
+use super::checks::{check_packages_in_roots, check_rules_against_data, validate_rules};
+use super::error::{self, CompileError};
 use super::guard;
 use super::rules::{rule_key, ModuleIndex};
 use super::{Definitions, PolicyModule, PolicySet, TestCase};
-use crate::bundle::{self, is_prefix, Bundle};
+use crate::bundle::{self, Bundle};
 
 /// Interpreter work units between two reads of the clock for the evaluation time limit. One
 /// read per unit cost ~9% of a payment decision (profiled); every 64 units costs nothing
@@ -268,87 +269,6 @@ fn module_id(bundle: &str, path: &str) -> String {
         bundle.trim_end_matches('/'),
         path.trim_start_matches('/')
     )
-}
-
-fn check_packages_in_roots(
-    bundles: &[&Bundle],
-    modules: &[PolicyModule],
-    indexes: &[ModuleIndex],
-) -> Result<(), CompileError> {
-    for (module, index) in modules.iter().zip(indexes) {
-        let Some(b) = bundles.iter().find(|b| b.name == module.bundle) else {
-            continue;
-        };
-        let roots = b.manifest.root_paths();
-        if !roots.iter().any(|r| is_prefix(r, &index.package)) {
-            return Err(CompileError::PackageOutsideRoots {
-                bundle: b.name.clone(),
-                roots: bundle::go_list(&b.manifest.roots()),
-                package: index.package.join("."),
-                file: module.file.clone(),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// A rule and a base document may not claim the same path (regorus would silently return
-/// the data; OPA refuses the bundle, and refuses a Data API write with `ast.CheckPathConflicts`).
-fn check_rules_against_data(
-    data: &Value,
-    rules: &BTreeSet<Vec<String>>,
-) -> Result<(), CompileError> {
-    let mut errors = Vec::new();
-    for path in rules {
-        let mut current = data;
-        let mut conflict = true;
-        for segment in path {
-            match current.as_object() {
-                Ok(object) => match object.get(&Value::from(segment.as_str())) {
-                    Some(next) => current = next,
-                    None => {
-                        conflict = false;
-                        break;
-                    }
-                },
-                Err(_) => break,
-            }
-        }
-        if conflict {
-            errors.push(RegoError {
-                code: "rego_compile_error",
-                message: format!("conflicting rule for data path {} found", path.join("/")),
-                location: None,
-            });
-        }
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(CompileError::Modules(errors))
-    }
-}
-
-/// Evaluates every rule once with no input. Errors no input could cause (unknown functions,
-/// unsafe variables, recursion, arity) refuse the bundle; input-dependent errors do not.
-fn validate_rules(template: &Engine, rules: &BTreeSet<Vec<String>>) -> Result<(), CompileError> {
-    let mut errors: Vec<RegoError> = Vec::new();
-    for path in rules {
-        let mut engine = template.clone();
-        let key = rule_key(path);
-        let result = catch_unwind(AssertUnwindSafe(|| engine.eval_rule(key)));
-        if let Ok(Err(e)) = result {
-            let e = error::classify(&format!("{e:#}"));
-            if error::is_static(&e) && !errors.contains(&e) {
-                errors.push(e);
-            }
-        }
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(CompileError::Modules(errors))
-    }
 }
 
 #[cfg(test)]

@@ -1,9 +1,12 @@
 //! Ad-hoc queries with OPA's evaluation switches: what `/v1/query` and `verdict eval` run,
 //! with the strict-builtin-errors switch OPA's compliance cases set (`strict_error`).
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
 use regorus::{QueryResults, Value};
 
-use super::PolicySet;
+use super::error::{self, EvalError};
+use super::{guard, PolicySet};
 
 /// How an ad-hoc query is evaluated.
 #[derive(Debug, Clone, Default)]
@@ -37,6 +40,46 @@ impl PolicySet {
         };
         strict.query(text, options.input)
     }
+}
+
+impl PolicySet {
+    /// Evaluates an ad-hoc Rego query (`verdict eval`), with every result and binding.
+    pub fn query(
+        &self,
+        text: &str,
+        input: Option<Value>,
+    ) -> Result<regorus::QueryResults, EvalError> {
+        check_query_syntax(text)?;
+        let mut engine = self.template.clone();
+        if let Some(input) = input {
+            engine.set_input(input);
+        }
+        match catch_unwind(AssertUnwindSafe(|| {
+            engine.eval_query(text.to_string(), false)
+        })) {
+            Ok(Ok(results)) => Ok(results),
+            Ok(Err(e)) => Err(error::from_engine(&e, self.eval_timeout)),
+            Err(_) => Err(EvalError::EngineFault),
+        }
+    }
+}
+
+/// Parses a query on its own first, so a syntax error is reported as one (OPA's 400), not
+/// as an evaluation failure.
+fn check_query_syntax(text: &str) -> Result<(), EvalError> {
+    // The parser cannot be interrupted: text it would take too long over is refused unread.
+    guard::check_text("", text).map_err(|e| EvalError::Parse(vec![e]))?;
+    // The text is the client's: a parser panic on it is one failed request.
+    let parsed = catch_unwind(|| {
+        regorus::Source::from_contents("<query.rego>".into(), text.to_string()).and_then(|source| {
+            let mut parser = regorus::unstable::Parser::new(&source)?;
+            parser.set_max_col(guard::MAX_LINE_COLUMNS);
+            parser.enable_rego_v1()?;
+            parser.parse_user_query().map(|_| ())
+        })
+    })
+    .map_err(|_| EvalError::EngineFault)?;
+    parsed.map_err(|e| EvalError::Parse(vec![error::parse_error(&format!("{e:#}"))]))
 }
 
 #[cfg(test)]

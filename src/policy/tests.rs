@@ -1,0 +1,121 @@
+//! The decision core's unit tests: evaluation, undefined, paths, functions, errors.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::bundle::{Bundle, LoadOptions, RawFile};
+
+fn set(policy: &str) -> PolicySet {
+    let files = vec![RawFile {
+        path: "/p.rego".into(),
+        bytes: policy.as_bytes().to_vec(),
+    }];
+    let bundle = Bundle::from_files("t", "", files, LoadOptions::default()).unwrap();
+    compile(&[Arc::new(bundle)], CompileOptions::default()).unwrap()
+}
+
+fn eval(
+    set: &PolicySet,
+    path: &str,
+    input: Option<&str>,
+    strict: bool,
+) -> Result<Option<Value>, EvalError> {
+    let path = DataPath::parse(path).unwrap();
+    let query = Query {
+        path: &path,
+        input: input.map(|i| serde_json::from_str(i).unwrap()),
+        strict_builtin_errors: strict,
+    };
+    set.evaluate(query).map(|d| d.result)
+}
+
+#[test]
+fn a_reused_engine_carries_nothing_from_one_decision_to_the_next() {
+    let s = set(
+        "package p\n\ndefault allow := false\n\nallow if input.ok\n\nn := to_number(input.n)\n",
+    );
+    assert_eq!(
+        eval(&s, "p.allow", Some(r#"{"ok": true}"#), false).unwrap(),
+        Some(Value::Bool(true))
+    );
+    assert_eq!(
+        eval(&s, "p.allow", None, false).unwrap(),
+        Some(Value::Bool(false)),
+        "input is gone"
+    );
+    assert!(
+        eval(&s, "p.n", Some(r#"{"n": "x"}"#), true).is_err(),
+        "strict"
+    );
+    assert_eq!(
+        eval(&s, "p.n", Some(r#"{"n": "x"}"#), false).unwrap(),
+        None,
+        "strict is off again"
+    );
+    // A second set on the same thread never answers with the first one's engine.
+    let other = set("package p\n\nallow := \"other\"\n");
+    assert_eq!(
+        eval(&other, "p.allow", None, false).unwrap(),
+        Some(Value::from("other"))
+    );
+    assert_eq!(
+        eval(&s, "p.allow", Some(r#"{"ok": true}"#), false).unwrap(),
+        Some(Value::Bool(true))
+    );
+}
+
+#[test]
+fn paths_below_rules_and_data_are_walked() {
+    let s = set("package p\n\nobj := {\"a\": [10, 20], \"s\": {\"x\"}}\n");
+    assert_eq!(
+        eval(&s, "p/obj/a/1", None, false).unwrap(),
+        Some(Value::from(20u64))
+    );
+    assert_eq!(eval(&s, "p/obj/a/-1", None, false).unwrap(), None);
+    assert_eq!(
+        eval(&s, "p/obj/s/x", None, false).unwrap(),
+        Some(Value::from("x"))
+    );
+    assert_eq!(eval(&s, "p/obj/missing/deeper", None, false).unwrap(), None);
+}
+
+#[test]
+fn a_long_key_in_a_path_is_undefined_not_an_error() {
+    // The key goes into a generated query text on one line: OPA answers `{}` for it,
+    // however long it is.
+    let s = set("package p\n\nobj := {\"a\": 1}\n");
+    let key = "k".repeat(4000);
+    assert_eq!(eval(&s, &format!("p/{key}"), None, false).unwrap(), None);
+    assert_eq!(
+        eval(&s, &format!("p/obj/{key}"), None, false).unwrap(),
+        None
+    );
+    assert_eq!(eval(&s, &format!("zz/{key}/y"), None, false).unwrap(), None);
+}
+
+#[test]
+fn documents_of_rules_bound_what_a_path_is_counted_under() {
+    let s = set("package pay.ment\n\ndecision := {\"allow\": true}\n\nallow := true\n");
+    let doc = |p: &str| s.rule_document(&DataPath::parse(p).unwrap());
+    let has = |p: &str| s.has_rules_at(&DataPath::parse(p).unwrap());
+    assert_eq!(
+        doc("pay/ment/decision").as_deref(),
+        Some("pay/ment/decision")
+    );
+    assert_eq!(doc("pay").as_deref(), Some("pay"), "holds rules");
+    assert_eq!(
+        doc("pay/ment/decision/m-secret-merchant").as_deref(),
+        Some("pay/ment/decision"),
+        "below a rule: the rule, never what the client put there"
+    );
+    assert_eq!(doc("pay/ment/decisio"), None);
+    assert_eq!(doc("pay/ment/decisionx"), None);
+    assert_eq!(doc("pay/other"), None);
+    assert_eq!(
+        doc("pay/ment/decision/0"),
+        None,
+        "an index is no document of a rule"
+    );
+    assert!(has("pay/ment") && has("pay/ment/allow/x") && has("pay/ment/decision"));
+    assert!(!has("pay/men") && !has("pay/ment/allowed") && !has("zzz"));
+}
