@@ -11,7 +11,7 @@ use super::matching::{labels_of, Target};
 use super::resources::Action;
 use super::review::{text, AdmissionResponse, Review};
 use super::set::AdmissionSet;
-use super::template::RunError;
+use super::template::{input_value, RunError};
 use super::FailurePolicy;
 
 /// One violation of one constraint.
@@ -196,16 +196,6 @@ fn matches_any(matcher: &super::matching::Match, targets: &[Target<'_>]) -> Resu
         }
     }
     Ok(false)
-}
-
-/// `{"review": ..., "parameters": ...}`: Gatekeeper's input document.
-pub(crate) fn input_value(review: Value, parameters: Value) -> Value {
-    let mut input = Value::new_object();
-    if let Ok(map) = input.as_object_mut() {
-        map.insert(Value::from("review"), review);
-        map.insert(Value::from("parameters"), parameters);
-    }
-    input
 }
 
 /// Gatekeeper's answer: any deny violation rejects with 403 and `[name] msg` lines; warn

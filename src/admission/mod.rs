@@ -1,4 +1,4 @@
-//! Gatekeeper's model: ConstraintTemplates and Constraints read from files (`load`), compiled
+//! Gatekeeper's model: ConstraintTemplates and Constraints read from files (`files`), compiled
 //! into an immutable `AdmissionSet`, and a transport-free `evaluate` from an AdmissionReview to
 //! an AdmissionResponse; `suite` runs gator test suites on the same core. The webhook's
 //! listener is `server::admission`, its live state and reloads are the runtime's.
@@ -9,8 +9,8 @@
 //! deny messages `[constraint] msg` joined by newlines with code 403, warnings as `warnings`.
 
 pub mod evaluate;
+pub mod files;
 pub mod inventory;
-pub mod load;
 pub mod matching;
 pub mod resources;
 pub mod review;
@@ -23,7 +23,7 @@ use std::path::PathBuf;
 
 pub use crate::config::{AdmissionConfig, FailurePolicy};
 pub use evaluate::{AdmissionDecision, Violation};
-pub use load::{load_set, policy_trees};
+pub use files::{load_set, policy_trees};
 pub use review::{AdmissionResponse, Review, ReviewError};
 pub use set::AdmissionSet;
 

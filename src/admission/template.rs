@@ -146,7 +146,7 @@ fn compile_unguarded(doc: &TemplateDoc, data: &Value) -> Result<Template, LoadEr
 }
 
 fn warm_input() -> Value {
-    super::evaluate::input_value(Value::new_object(), Value::new_object())
+    input_value(Value::new_object(), Value::new_object())
 }
 
 /// `violation[{"msg": msg, "details": d}]` results, sorted by message for a stable answer.
@@ -171,4 +171,14 @@ fn results(value: &Value) -> Result<Vec<RawViolation>, String> {
     }
     out.sort_by(|a, b| a.msg.cmp(&b.msg));
     Ok(out)
+}
+
+/// `{"review": ..., "parameters": ...}`: Gatekeeper's input document.
+pub fn input_value(review: Value, parameters: Value) -> Value {
+    let mut input = Value::new_object();
+    if let Ok(map) = input.as_object_mut() {
+        map.insert(Value::from("review"), review);
+        map.insert(Value::from("parameters"), parameters);
+    }
+    input
 }

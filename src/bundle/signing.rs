@@ -6,6 +6,7 @@
 mod config;
 mod hash;
 mod jws;
+mod keys;
 mod sign;
 mod verify;
 

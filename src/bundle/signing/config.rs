@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::jws::{self, Algorithm};
+use super::keys::{self, Algorithm};
 use super::SignatureError;
 
 /// One key of OPA's `keys:` section: a public key (PEM) or HMAC secret, and its algorithm.
@@ -59,7 +59,7 @@ impl VerificationConfig {
                 return Err(SignatureError::UnsupportedAlgorithm(key.algorithm.clone()));
             };
             if !key.key.is_empty() {
-                jws::check_public_key(algorithm, &key.key).map_err(|message| {
+                keys::check_public_key(algorithm, &key.key).map_err(|message| {
                     SignatureError::InvalidKey {
                         algorithm: key.algorithm.clone(),
                         message: format!("keys.{id}: {message}"),
