@@ -65,6 +65,9 @@ pub enum CompileError {
     /// The engine panicked while preparing the policies.
     #[error("the engine failed while preparing the policies")]
     EngineFault,
+    /// verdict's own builtins could not be added to the engine.
+    #[error(transparent)]
+    Builtins(#[from] super::builtins::RegisterError),
 }
 
 impl CompileError {
