@@ -7,6 +7,7 @@
 //! an error according to the strictness of the evaluation running on this thread.
 
 mod args;
+mod crypto;
 mod io_jwt;
 mod jwk;
 
@@ -30,7 +31,7 @@ pub struct RegisterError {
 
 /// Every builtin of this module, by OPA name, with its number of arguments.
 fn table() -> impl Iterator<Item = (&'static str, u8, Builtin)> {
-    io_jwt::BUILTINS.iter().copied()
+    io_jwt::BUILTINS.iter().chain(crypto::BUILTINS).copied()
 }
 
 /// The names and arities of the builtins `register` adds: regorus cannot bind an extension's
