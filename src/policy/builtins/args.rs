@@ -90,3 +90,33 @@ pub fn number_f64(value: &Value) -> Option<f64> {
 pub fn array(items: Vec<Value>) -> Value {
     Value::from(items)
 }
+
+/// An object from string keys.
+pub fn object_of<'a>(entries: impl IntoIterator<Item = (&'a str, Value)>) -> Value {
+    let map: std::collections::BTreeMap<Value, Value> = entries
+        .into_iter()
+        .map(|(k, v)| (Value::from(k), v))
+        .collect();
+    Value::from(map)
+}
+
+/// Go's `base64.StdEncoding.DecodeString`, with its error text.
+pub fn base64_std(text: &str) -> Result<Vec<u8>, BuiltinError> {
+    use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+    use base64::Engine;
+    // Go skips line breaks and ignores the unused bits of the last symbol.
+    const GO_STD: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+    );
+    let cleaned: String = text.chars().filter(|c| *c != '\r' && *c != '\n').collect();
+    GO_STD.decode(&cleaned).map_err(|e| {
+        let at = match e {
+            base64::DecodeError::InvalidByte(at, _)
+            | base64::DecodeError::InvalidLastSymbol(at, _) => at,
+            // Go reports a truncated input at the start of its last, incomplete quantum.
+            _ => cleaned.len() / 4 * 4,
+        };
+        BuiltinError::invalid(format!("illegal base64 data at input byte {at}"))
+    })
+}

@@ -10,6 +10,7 @@ mod args;
 mod crypto;
 mod io_jwt;
 mod jwk;
+mod x509;
 
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -31,7 +32,11 @@ pub struct RegisterError {
 
 /// Every builtin of this module, by OPA name, with its number of arguments.
 fn table() -> impl Iterator<Item = (&'static str, u8, Builtin)> {
-    io_jwt::BUILTINS.iter().chain(crypto::BUILTINS).copied()
+    io_jwt::BUILTINS
+        .iter()
+        .chain(crypto::BUILTINS)
+        .chain(x509::BUILTINS)
+        .copied()
 }
 
 /// The names and arities of the builtins `register` adds: regorus cannot bind an extension's
