@@ -10,6 +10,7 @@ mod args;
 mod crypto;
 mod io_jwt;
 mod jwk;
+mod net;
 mod x509;
 
 use std::cell::Cell;
@@ -36,6 +37,7 @@ fn table() -> impl Iterator<Item = (&'static str, u8, Builtin)> {
         .iter()
         .chain(crypto::BUILTINS)
         .chain(x509::BUILTINS)
+        .chain(net::BUILTINS)
         .copied()
 }
 
@@ -160,6 +162,19 @@ pub(crate) mod testing {
         match eval(expr, true) {
             Err(e) => assert!(e.contains(message), "{expr}: {e}"),
             other => panic!("{expr}: expected an error, got {other:?}"),
+        }
+    }
+
+    /// A set of the elements of a JSON array.
+    pub fn set(text: &str) -> Value {
+        match json(text) {
+            Value::Array(items) => Value::from(
+                items
+                    .iter()
+                    .cloned()
+                    .collect::<std::collections::BTreeSet<_>>(),
+            ),
+            other => panic!("{text} is not an array: {other:?}"),
         }
     }
 
