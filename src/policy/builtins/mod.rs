@@ -7,10 +7,13 @@
 //! an error according to the strictness of the evaluation running on this thread.
 
 mod args;
+mod array;
 mod crypto;
+mod deprecated;
 mod io_jwt;
 mod jwk;
 mod net;
+mod strings;
 mod x509;
 
 use std::cell::Cell;
@@ -38,6 +41,9 @@ fn table() -> impl Iterator<Item = (&'static str, u8, Builtin)> {
         .chain(crypto::BUILTINS)
         .chain(x509::BUILTINS)
         .chain(net::BUILTINS)
+        .chain(strings::BUILTINS)
+        .chain(array::BUILTINS)
+        .chain(deprecated::BUILTINS)
         .copied()
 }
 

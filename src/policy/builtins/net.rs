@@ -111,7 +111,7 @@ fn contains(a: &str, b: &str) -> Result<bool, BuiltinError> {
     Ok(net.contains(inner.bits, inner.first) && net.contains(inner.bits, inner.last()))
 }
 
-fn cidr_contains(args: &[Value]) -> Result<Value, BuiltinError> {
+pub(super) fn cidr_contains(args: &[Value]) -> Result<Value, BuiltinError> {
     let a = args::string(args, 0)?;
     let b = args::string(args, 1)?;
     Ok(Value::from(contains(a, b)?))
