@@ -31,7 +31,7 @@ fn re_match(args: &[Value]) -> Result<Value, BuiltinError> {
     if pattern.len() > MAX_PATTERN {
         return Err(BuiltinError::invalid("regular expression is too large"));
     }
-    let re = regex::Regex::new(pattern)
+    let re = ::regex::Regex::new(pattern)
         .map_err(|e| BuiltinError::invalid(format!("error parsing regexp: {e}")))?;
     Ok(Value::from(re.is_match(text)))
 }

@@ -13,6 +13,7 @@ mod deprecated;
 mod io_jwt;
 mod jwk;
 mod net;
+mod regex;
 mod strings;
 mod x509;
 
@@ -43,6 +44,7 @@ fn table() -> impl Iterator<Item = (&'static str, u8, Builtin)> {
         .chain(net::BUILTINS)
         .chain(strings::BUILTINS)
         .chain(array::BUILTINS)
+        .chain(regex::BUILTINS)
         .chain(deprecated::BUILTINS)
         .copied()
 }
