@@ -91,6 +91,7 @@ fn compile_unguarded(doc: &TemplateDoc, data: &Value) -> Result<Template, LoadEr
     };
     let mut engine = Engine::new();
     engine.set_policy_length_config(guard::length_config());
+    crate::policy::builtins::register(&mut engine).map_err(|e| rego_error(e.to_string()))?;
     // Gatekeeper runs OPA with its default: a failing builtin is undefined, not an error.
     engine.set_strict_builtin_errors(false);
     // Validation runs every rule: a loop that never ends must not hang the reloader.

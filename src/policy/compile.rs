@@ -154,6 +154,7 @@ fn compile_unguarded(
 
     let mut engine = Engine::new();
     engine.set_policy_length_config(guard::length_config());
+    super::builtins::register(&mut engine)?;
     // OPA's default: a failing builtin makes its expression undefined, not the query an error.
     engine.set_strict_builtin_errors(false);
     engine.set_execution_timer_config(ExecutionTimerConfig {

@@ -68,6 +68,9 @@ pub enum CompileError {
     /// Parsing, validating and warming did not finish in time; the policies are refused.
     #[error("compilation did not finish within {} ms", .0.as_millis())]
     Timeout(std::time::Duration),
+    /// verdict's own builtins could not be added to the engine.
+    #[error(transparent)]
+    Builtins(#[from] super::builtins::RegisterError),
 }
 
 impl CompileError {

@@ -5,6 +5,7 @@
 //! request; each evaluation clones a warmed engine (a few hundred nanoseconds) and runs it
 //! under a time limit, with panics contained.
 
+pub mod builtins;
 mod checks;
 pub mod compile;
 pub mod engine;
@@ -168,6 +169,7 @@ impl PolicySet {
         let outcome = self.with_engine(|engine| {
             engine.set_input(query.input.unwrap_or(Value::Undefined));
             engine.set_strict_builtin_errors(query.strict_builtin_errors);
+            let _strict = builtins::strict_scope(query.strict_builtin_errors);
             // regorus can panic on some inputs (see ENGINE-NOTES); a panic must cost one
             // decision, never the process or a worker thread.
             catch_unwind(AssertUnwindSafe(|| match plan {

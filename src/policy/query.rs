@@ -38,6 +38,8 @@ impl PolicySet {
             definitions: self.definitions.clone(),
             eval_timeout: self.eval_timeout,
         };
+        // verdict's own builtins read the switch from their thread, as in `evaluate`.
+        let _strict = super::builtins::strict_scope(true);
         strict.query(text, options.input)
     }
 }
