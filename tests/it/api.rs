@@ -33,7 +33,7 @@ async fn post(server: &Server, path: &str, body: &str) -> (u16, Json) {
 }
 
 /// The server still decides correctly: asserted after every hostile request.
-async fn still_serving(server: &Server) {
+pub(crate) async fn still_serving(server: &Server) {
     let (status, body) = post(server, "/v1/data/payment/decision", ALLOWED).await;
     assert_eq!(status, 200);
     assert_eq!(body, json!({"result": {"allow": true, "reasons": []}}));

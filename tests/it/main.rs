@@ -24,6 +24,7 @@ mod golden;
 mod grpc;
 mod grpc_golden;
 mod hot_swap;
+mod limits;
 mod logging;
 mod metrics;
 mod pushed_data;

@@ -64,6 +64,11 @@ pub fn test_config() -> Config {
     config
 }
 
+/// The built-in example payment bundle, as `verdict run` serves it without `-b`.
+pub fn payment_sources() -> Vec<Source> {
+    verdict::app::sources(&Config::default()).unwrap()
+}
+
 /// A verdict server running in this process, serving on real sockets.
 pub struct Server {
     pub addr: String,
