@@ -65,6 +65,23 @@ test_currency_must_be_accepted if {
 	"currency missing" in payment.decision.reasons with input as object.remove(base, ["currency"])
 }
 
+# Each field the policy requires, left out or of the wrong type, is a reason: the payment is
+# refused (fail closed) under OPA's meaning of `not` as under verdict's.
+test_a_missing_field_is_a_reason if {
+	"currency missing" in payment.decision.reasons with input as object.remove(base, ["currency"])
+	"merchant missing" in payment.decision.reasons with input as object.remove(base, ["merchant"])
+	"payer country missing" in payment.decision.reasons with input as object.remove(base, ["country"])
+	"amount must be a positive integer in minor units" in payment.decision.reasons with input as object.remove(base, ["amount"])
+	"velocity must be a non-negative integer" in payment.decision.reasons with input as object.remove(base, ["velocity"])
+	not payment.allow with input as object.remove(base, ["currency", "merchant", "country"])
+}
+
+test_a_field_of_the_wrong_type_is_a_reason if {
+	"currency missing" in reasons_for({"currency": 978})
+	"merchant missing" in reasons_for({"merchant": ["m-123"]})
+	"payer country missing" in reasons_for({"country": null})
+}
+
 test_blocked_merchant_is_denied if {
 	reasons_for({"merchant": "m-666"}) == {"merchant m-666 is blocked"}
 }

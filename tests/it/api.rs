@@ -39,6 +39,26 @@ pub(crate) async fn still_serving(server: &Server) {
     assert_eq!(body, json!({"result": {"allow": true, "reasons": []}}));
 }
 
+/// The shipped policy fails closed on missing fields under OPA's meaning of `not` (a call's
+/// arguments are evaluated before the negation), which it once relied on verdict not having.
+#[tokio::test]
+async fn a_payment_without_currency_merchant_or_country_is_refused() {
+    let server = payment_server().await;
+    let bare = r#"{"input": {"method": "POST", "path": "/api/payment", "role": "customer", "amount": 2500, "velocity": 1, "timestamp": "2026-11-24T14:30:00Z"}}"#;
+    let (status, body) = post(&server, "/v1/data/payment/decision", bare).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["result"]["allow"], json!(false), "{body}");
+    let reasons = body["result"]["reasons"].as_array().unwrap();
+    for missing in [
+        "currency missing",
+        "merchant missing",
+        "payer country missing",
+    ] {
+        assert!(reasons.contains(&json!(missing)), "{missing}: {body}");
+    }
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn payment_decisions_come_back_in_opas_envelope() {
     let server = payment_server().await;

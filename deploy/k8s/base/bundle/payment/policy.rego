@@ -16,6 +16,12 @@
 #
 # Money is in integer minor units because fractional numbers are binary floats in the
 # engine (0.1 + 0.2 != 0.3); limits in data/config are minor units too.
+#
+# Every check of a field that may be missing is a rule of its own, negated by name
+# (`not currency_given`), never `not is_string(input.currency)`: OPA evaluates a call's
+# arguments before the `not`, so with the field missing that body is undefined and the reason
+# would never be given (fail open). A negated rule is true when the field is missing, in OPA
+# and in verdict alike.
 package payment
 
 default allow := false
@@ -39,7 +45,7 @@ reasons contains msg if {
 	msg := sprintf("amount %d exceeds the %s limit of %d", [input.amount, input.role, role.max_amount])
 }
 
-reasons contains "currency missing" if not is_string(input.currency)
+reasons contains "currency missing" if not currency_given
 
 reasons contains msg if {
 	is_string(input.currency)
@@ -47,14 +53,14 @@ reasons contains msg if {
 	msg := sprintf("currency %s is not accepted", [input.currency])
 }
 
-reasons contains "merchant missing" if not is_string(input.merchant)
+reasons contains "merchant missing" if not merchant_given
 
 reasons contains msg if {
 	input.merchant in data.payment.config.blocked_merchants
 	msg := sprintf("merchant %s is blocked", [input.merchant])
 }
 
-reasons contains "payer country missing" if not is_string(input.country)
+reasons contains "payer country missing" if not country_given
 
 reasons contains msg if {
 	is_string(input.country)
@@ -80,6 +86,12 @@ reasons contains msg if {
 	not within_business_hours
 	msg := sprintf("%s payments are only authorized during business hours", [input.role])
 }
+
+currency_given if is_string(input.currency)
+
+merchant_given if is_string(input.merchant)
+
+country_given if is_string(input.country)
 
 payment_endpoint if {
 	input.method == "POST"
