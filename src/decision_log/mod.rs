@@ -8,6 +8,7 @@
 pub mod event;
 pub mod mask;
 pub mod spool;
+mod throttle;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -207,24 +208,45 @@ impl DecisionLog {
         kept
     }
 
+    /// Commits one event. When it cannot be kept, `refuse` refuses its decision and anything
+    /// else drops the event; either is counted exactly (the spool counts what a full spool
+    /// refused or dropped itself) and logged at most once a minute, with the count since.
     async fn spool(&self, spool: &Spool, event: Vec<u8>) -> Result<(), SpoolError> {
-        match spool.append(event).await {
-            Ok(()) => Ok(()),
-            Err(e) if self.when_full == WhenFull::Refuse => Err(e),
-            Err(e) => {
-                let reason = match e {
-                    SpoolError::Full(_) => "too_large",
-                    _ => "spool_error",
-                };
-                tracing::error!(error = %e, reason, "decision log event lost");
-                if let Some(m) = &self.metrics {
-                    m.dropped(reason, 1);
-                }
-                Ok(())
+        let Err(e) = spool.append(event).await else {
+            return Ok(());
+        };
+        let refuse = self.when_full == WhenFull::Refuse;
+        let reason = match e {
+            SpoolError::Full(_) => "too_large",
+            _ => "spool_error",
+        };
+        if let Some(m) = &self.metrics {
+            match (refuse, &e) {
+                (true, SpoolError::Full(_)) => {}
+                (true, _) => m.refused(1),
+                (false, _) => m.dropped(reason, 1),
             }
+        }
+        if let Some(held_back) = LOST.admit() {
+            match refuse {
+                true => {
+                    tracing::error!(error = %e, since_last_line = held_back, "decision log event not kept: decisions refused")
+                }
+                false => {
+                    tracing::error!(error = %e, reason, since_last_line = held_back, "decision log event not kept: events dropped")
+                }
+            }
+        }
+        if refuse {
+            Err(e)
+        } else {
+            Ok(())
         }
     }
 }
+
+/// The decision log's failure line: once a minute, whatever the rate of decisions.
+static LOST: throttle::Throttle = throttle::Throttle::new(std::time::Duration::from_secs(60));
 
 fn limits(dl: &DecisionLogsConfig, spool: &crate::config::SpoolConfig) -> Limits {
     Limits {

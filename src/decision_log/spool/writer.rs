@@ -58,10 +58,9 @@ impl Writer {
 
     /// Commits `events` with one write; the outcome of each, in order.
     pub fn commit(&mut self, events: &[Vec<u8>]) -> Vec<Result<(), SpoolError>> {
-        let failed = |error: SpoolError| {
-            tracing::error!(%error, events = events.len(), "decision log events not committed");
-            vec![Err(error); events.len()]
-        };
+        // Each event's decision reports the failure (counted, and logged at most once a
+        // minute): a line here too would be one more per commit on a full disk.
+        let failed = |error: SpoolError| vec![Err(error); events.len()];
         let plan = match self.plan(events) {
             Ok(plan) => plan,
             Err(error) => return failed(error),
@@ -73,7 +72,12 @@ impl Writer {
         self.log.set_cursor(plan.front);
         self.counts = plan.counts;
         let dropped = plan.dropped;
-        let refused = plan.outcomes.iter().filter(|o| o.is_err()).count() as u64;
+        // With drop_oldest, an event the whole spool could not hold is a drop, counted by the
+        // decision log as `too_large`; only `refuse` refuses.
+        let refused = match self.limits.when_full {
+            WhenFull::Refuse => plan.outcomes.iter().filter(|o| o.is_err()).count() as u64,
+            WhenFull::DropOldest => 0,
+        };
         if let Some(m) = &self.metrics {
             if !plan.kept.is_empty() {
                 m.written();
