@@ -19,6 +19,22 @@ async fn until_closed(stream: &mut TcpStream) -> Vec<u8> {
     seen
 }
 
+/// Sends `request` until it is answered `status`: for a limit that takes hold, or lets go,
+/// once the server has seen what the test did on another connection.
+async fn until_answered(server: &Server, request: &[u8], status: u16) -> common::RawResponse {
+    let answered = tokio::time::timeout(WAIT, async {
+        loop {
+            let r = server.raw(request).await;
+            if r.status == status {
+                return r;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    answered.unwrap_or_else(|_| panic!("no {status} in time"))
+}
+
 #[tokio::test]
 async fn a_client_stalling_in_its_headers_or_idle_loses_its_connection() {
     let mut config = test_config();
@@ -61,17 +77,8 @@ async fn connections_past_the_cap_are_refused_in_opas_shape() {
     let second = TcpStream::connect(&server.addr).await.unwrap();
     // The third cannot know when the server has accepted the first two: it asks until it is
     // refused, which it must be once both are held.
-    let refused = tokio::time::timeout(WAIT, async {
-        loop {
-            let r = server.raw(&request("GET", "/health", &[], b"")).await;
-            if r.status == 503 {
-                return r;
-            }
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .expect("a connection past the cap is refused");
+    let health = request("GET", "/health", &[], b"");
+    let refused = until_answered(&server, &health, 503).await;
     assert_eq!(refused.header("content-type"), Some("application/json"));
     assert_eq!(refused.json()["code"], json!("internal_error"));
     assert!(
@@ -84,21 +91,7 @@ async fn connections_past_the_cap_are_refused_in_opas_shape() {
     );
     // Their places free, the listener serves again.
     drop((first, second));
-    let served = tokio::time::timeout(WAIT, async {
-        loop {
-            if server
-                .raw(&request("GET", "/health", &[], b""))
-                .await
-                .status
-                == 200
-            {
-                return;
-            }
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
-    assert!(served.is_ok(), "served again once connections closed");
+    until_answered(&server, &health, 200).await;
     server.stop().await;
 }
 
@@ -116,51 +109,15 @@ async fn request_bytes_past_the_budget_get_a_503() {
         .await
         .unwrap();
     let body = format!(r#"{{"input": {{"pad": "{}"}}}}"#, "x".repeat(8 << 10));
-    let refused = tokio::time::timeout(WAIT, async {
-        loop {
-            let r = server
-                .raw(&request(
-                    "POST",
-                    "/v1/data/payment/allow",
-                    &[],
-                    body.as_bytes(),
-                ))
-                .await;
-            if r.status == 503 {
-                return r;
-            }
-            assert_eq!(r.status, 200, "{}", r.text());
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .expect("a body past the budget is refused");
+    let payment = request("POST", "/v1/data/payment/allow", &[], body.as_bytes());
+    let refused = until_answered(&server, &payment, 503).await;
     assert_eq!(refused.header("retry-after"), Some("1"));
     assert_eq!(refused.json()["code"], json!("internal_error"));
     // A request without a body takes nothing from the budget.
     crate::api::still_serving(&server).await;
     drop(holder);
-    let served = tokio::time::timeout(WAIT, async {
-        loop {
-            let r = server
-                .raw(&request(
-                    "POST",
-                    "/v1/data/payment/allow",
-                    &[],
-                    body.as_bytes(),
-                ))
-                .await;
-            if r.status == 200 {
-                return;
-            }
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
-    assert!(
-        served.is_ok(),
-        "the budget comes back when the holder leaves"
-    );
+    // The budget comes back when the holder leaves.
+    until_answered(&server, &payment, 200).await;
     server.stop().await;
 }
 
