@@ -139,8 +139,16 @@ async fn review(
     if declared.is_some_and(|n| n > limit) {
         return (None, too_large(), None);
     }
-    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
-        return (None, too_large(), None);
+    // The review's deadline covers its body too: a client that stalls mid-body gets its
+    // answer (the failure policy's) when the deadline passes, and its buffer is freed.
+    let reading = axum::body::to_bytes(body, limit);
+    let bytes = match tokio::time::timeout_at(deadline.into(), reading).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => return (None, too_large(), None),
+        Err(_) => {
+            let why = "the review's body did not arrive before the admission deadline";
+            return (None, failed(config, "", why), None);
+        }
     };
     let set = admission.set.clone();
     let policy = config.failure_policy;

@@ -115,6 +115,21 @@ async fn a_ten_megabyte_object_is_rejected_as_too_large() {
     still_decides(&hook).await;
 }
 
+#[tokio::test]
+async fn a_body_stalled_past_the_deadline_is_answered_by_the_failure_policy() {
+    let hook = Hook::start(&[], |c| c.deadline_ms = 300).await;
+    // Headers promise 1,000 bytes; ten arrive, then nothing.
+    let raw = b"POST /v1/admit HTTP/1.1\r\nHost: verdict\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"apiVersi".to_vec();
+    let answer = hook.raw(raw).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    rejected(
+        &answer.json(),
+        500,
+        "did not arrive before the admission deadline",
+    );
+    still_decides(&hook).await;
+}
+
 const REGO_ERROR: &str = r#"
 apiVersion: templates.gatekeeper.sh/v1
 kind: ConstraintTemplate
