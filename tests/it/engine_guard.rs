@@ -7,8 +7,6 @@
 
 use crate::common;
 
-use std::time::{Duration, Instant};
-
 use common::admission::{pod, review, Hook};
 use common::{bundle_tar, replace_file, request, simple_bundle, tar_gz, test_config, Server, WAIT};
 use serde_json::{json, Value as Json};
@@ -48,20 +46,51 @@ fn with_module(revision: &str, module: (String, Vec<u8>)) -> Vec<(String, Vec<u8
     files
 }
 
+/// Found by the `query` fuzz target (fuzz/regressions/query/huge-exponent-number): regorus
+/// builds a number's exponent as an exact big integer while lexing, for minutes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_twelve_byte_query_with_a_huge_exponent_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_dir(dir.path(), &simple_bundle("q-1", "true"));
+    let server = Server::start(test_config(), vec![Source::path(dir.path())]).await;
+    let response = tokio::time::timeout(
+        WAIT,
+        server.raw(&request(
+            "POST",
+            "/v1/query",
+            &[],
+            br#"{"query": "0e175555555/"}"#,
+        )),
+    )
+    .await
+    .expect("the query is answered, not lexed for minutes");
+    assert_eq!(response.status, 400, "{}", response.text());
+    let body = response.json();
+    assert_eq!(body["errors"][0]["code"], "rego_parse_error", "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("exponent"),
+        "{body}"
+    );
+    let health = server.raw(&request("GET", "/health", &[], b"")).await;
+    assert_eq!(health.status, 200);
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deep_query_is_refused_at_once_and_the_server_keeps_answering() {
     let dir = tempfile::tempdir().unwrap();
     common::write_dir(dir.path(), &simple_bundle("q-1", "true"));
     let server = Server::start(test_config(), vec![Source::path(dir.path())]).await;
 
-    let started = Instant::now();
     let response = tokio::time::timeout(
         WAIT,
         server.raw(&request("POST", "/v1/query", &[], &deep_query_body())),
     )
     .await
     .expect("the deep query is answered, not parsed for ever");
-    let elapsed = started.elapsed();
     assert_eq!(response.status, 400, "{}", response.text());
     let body = response.json();
     assert_eq!(body["code"], "invalid_parameter", "{body}");
@@ -77,7 +106,6 @@ async fn a_deep_query_is_refused_at_once_and_the_server_keeps_answering() {
     // Where the limit was passed: `x := ` then the first bracket past it.
     let col = 5 + MAX_RETRY_DEPTH as usize + 2;
     assert_eq!(error["location"], json!({"file": "", "row": 1, "col": col}));
-    assert!(elapsed < Duration::from_secs(2), "refused in {elapsed:?}");
 
     let health = server.raw(&request("GET", "/health", &[], b"")).await;
     assert_eq!(health.status, 200);
@@ -167,7 +195,6 @@ async fn bundles_with_a_deep_literal_or_recursion_do_not_start() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bundle.tar.gz");
         std::fs::write(&path, bundle_tar(&files)).unwrap();
-        let started = Instant::now();
         let err = tokio::time::timeout(
             WAIT,
             Server::try_start(test_config(), vec![Source::path(&path)]),
@@ -178,7 +205,6 @@ async fn bundles_with_a_deep_literal_or_recursion_do_not_start() {
         .unwrap_or_else(|| panic!("must not start: {expected}"));
         let text = format!("{err:#}");
         assert!(text.contains(expected), "{text}");
-        assert!(started.elapsed() < Duration::from_secs(5), "{expected}");
     }
 }
 

@@ -45,6 +45,14 @@ pub const MAX_OPERATORS: u32 = 128;
 /// Segments of one reference (`a.b[c]` has two).
 pub const MAX_REF_SEGMENTS: u32 = 128;
 
+/// Digits of a number literal's exponent: regorus builds `1e<exponent>` as an exact big integer
+/// while lexing, in time that grows with the exponent's value (`0e17555555` took 31 s, a
+/// 12-byte query minutes). Four digits (10^9999) still parse in well under a millisecond.
+pub const MAX_EXPONENT_DIGITS: usize = 4;
+
+/// Digits of a number literal: exact big integers cost more than linear time to build.
+pub const MAX_NUMBER_DIGITS: usize = 1_000;
+
 /// Brackets of any kind nested deeper than this are refused: regorus refuses expressions past
 /// 32 levels anyway, and the scan keeps one frame per open bracket.
 pub const MAX_BRACKET_DEPTH: usize = 64;
@@ -60,6 +68,13 @@ pub enum TextError {
     Operators { row: u32, col: u32, limit: u32 },
     #[error("reference with more than {limit} segments")]
     LongReference { row: u32, col: u32, limit: u32 },
+    #[error("number literal with more than {limit} digits in its {part}")]
+    Number {
+        row: u32,
+        col: u32,
+        part: &'static str,
+        limit: usize,
+    },
     #[error("brackets nested more than {limit} deep")]
     TooDeep { row: u32, col: u32, limit: usize },
     #[error(
@@ -85,6 +100,7 @@ impl TextError {
         match *self {
             TextError::TooLarge { .. } => (1, 1),
             TextError::TooDeep { row, col, .. }
+            | TextError::Number { row, col, .. }
             | TextError::UnaryRun { row, col, .. }
             | TextError::Operators { row, col, .. }
             | TextError::LongReference { row, col, .. }
@@ -104,7 +120,45 @@ pub fn check(text: &str) -> Result<(), TextError> {
     }
     let mut scan = Scan::new();
     for token in Tokens::new(text) {
+        if token.kind == Kind::Term {
+            check_number(text.as_bytes(), &token)?;
+        }
         scan.step(token)?;
+    }
+    Ok(())
+}
+
+/// Bounds a number literal's digits and its exponent's. The lexer reads `1e5` as one word and
+/// `1e+5` as a word, a sign and a word: the exponent's digits are looked for in both.
+fn check_number(text: &[u8], token: &Token) -> Result<(), TextError> {
+    let word = &text[token.start..token.end];
+    if !word.first().is_some_and(u8::is_ascii_digit) {
+        return Ok(());
+    }
+    let refuse = |part, limit| TextError::Number {
+        row: token.row,
+        col: token.col,
+        part,
+        limit,
+    };
+    let (mantissa, exponent) = match word.iter().position(|b| matches!(b, b'e' | b'E')) {
+        Some(e) if e + 1 < word.len() => (&word[..e], word[e + 1..].len()),
+        Some(e) => {
+            let after = &text[token.end..];
+            let signed = after.first().is_some_and(|b| matches!(b, b'+' | b'-'));
+            let digits = after[usize::from(signed)..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+            (&word[..e], digits)
+        }
+        None => (word, 0),
+    };
+    if mantissa.len() > MAX_NUMBER_DIGITS {
+        return Err(refuse("digits", MAX_NUMBER_DIGITS));
+    }
+    if exponent > MAX_EXPONENT_DIGITS {
+        return Err(refuse("exponent", MAX_EXPONENT_DIGITS));
     }
     Ok(())
 }

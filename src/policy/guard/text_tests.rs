@@ -201,3 +201,39 @@ fn text_at_every_bound_parses_and_evaluates_on_a_small_stack() {
     assert_eq!(sum, regorus::Value::from(MAX_OPERATORS as u64 - 1));
     assert_ne!(deep, regorus::Value::Undefined);
 }
+
+#[test]
+fn a_number_with_a_huge_exponent_is_refused_before_regorus_builds_it() {
+    // Found by the `query` fuzz target: regorus turned this exponent into an exact big integer
+    // for minutes.
+    let err = check("0e175555555/").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TextError::Number {
+                part: "exponent",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(err.position(), (1, 1));
+    for (text, refused) in [
+        ("x := 1e9999", false),
+        ("x := 1e99999", true),
+        ("x := 1.5E+99999", true),
+        ("x := 2.5e-12345", true),
+        ("x := 1e+308", false),
+        ("x := \"1e99999\"", false),
+        ("x := e99999", false),
+    ] {
+        assert_eq!(check(text).is_err(), refused, "{text}");
+    }
+    let long = format!("x := {}", "9".repeat(MAX_NUMBER_DIGITS + 1));
+    assert!(matches!(
+        check(&long),
+        Err(TextError::Number { part: "digits", .. })
+    ));
+    let fine = format!("x := {}", "9".repeat(MAX_NUMBER_DIGITS));
+    assert_eq!(check(&fine), Ok(()));
+}

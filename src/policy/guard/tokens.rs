@@ -21,6 +21,9 @@ pub(super) struct Token {
     pub(super) newline: bool,
     pub(super) row: u32,
     pub(super) col: u32,
+    /// Where the token's bytes start and end in the text.
+    pub(super) start: usize,
+    pub(super) end: usize,
 }
 
 /// Rego's lexical structure, only as far as the scan needs it: comments and strings (quoted
@@ -143,6 +146,8 @@ impl Iterator for Tokens<'_> {
             newline,
             row,
             col,
+            start,
+            end: self.pos,
         })
     }
 }
