@@ -146,9 +146,10 @@ fn check_number(text: &[u8], token: &Token) -> Result<(), TextError> {
         Some(e) => {
             let after = &text[token.end..];
             let signed = after.first().is_some_and(|b| matches!(b, b'+' | b'-'));
+            // regorus reads `_` inside a number's digits: it counts like a digit here.
             let digits = after[usize::from(signed)..]
                 .iter()
-                .take_while(|b| b.is_ascii_digit())
+                .take_while(|b| b.is_ascii_digit() || **b == b'_')
                 .count();
             (&word[..e], digits)
         }

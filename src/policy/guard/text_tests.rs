@@ -223,6 +223,7 @@ fn a_number_with_a_huge_exponent_is_refused_before_regorus_builds_it() {
         ("x := 1e99999", true),
         ("x := 1.5E+99999", true),
         ("x := 2.5e-12345", true),
+        ("x := 1e+9_9_9_9_9", true),
         ("x := 1e+308", false),
         ("x := \"1e99999\"", false),
         ("x := e99999", false),
