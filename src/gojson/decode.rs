@@ -43,6 +43,13 @@ pub fn decode_whole(bytes: &[u8]) -> Result<Value, String> {
     })
 }
 
+/// True when decoding stopped because regorus's allocator reached the process memory ceiling:
+/// its values refuse to grow with a serde error carrying regorus's limit text, the only trace
+/// of the limit that survives serde.
+pub fn is_memory_limit(e: &serde_json::Error) -> bool {
+    e.is_data() && e.to_string().contains("exceeded memory limit")
+}
+
 pub fn go_json_error(e: serde_json::Error, text: &[u8]) -> String {
     if e.is_eof() {
         return "unexpected EOF".into();

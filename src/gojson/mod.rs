@@ -15,7 +15,7 @@ mod serde;
 mod string;
 mod value;
 
-pub use decode::{decode_whole, go_json_error};
+pub use decode::{decode_whole, go_json_error, is_memory_limit};
 pub use document::Json;
 pub use serde::{to_body, write_serde};
 pub use string::{write_str, write_string};

@@ -148,3 +148,44 @@ async fn strict_builtin_errors_report_a_malformed_token_instead_of_hiding_it() {
     );
     server.stop().await;
 }
+
+/// Issue 15's runaway builtin: regorus's `sprintf` padded to a billion columns for seconds and
+/// past the memory ceiling. verdict's is Go's, which stops reading a width past a million;
+/// `%-40s`, which regorus printed as `40s`, pads as in OPA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sprintf_is_go_sprintf_huge_widths_included() {
+    let dir = tempfile::tempdir().unwrap();
+    write_dir(
+        dir.path(),
+        &[(
+            "app/policy.rego".into(),
+            b"package app\n\nline := sprintf(\"%-8s|%05d|%s\", [input.name, input.n])\n".to_vec(),
+        )],
+    );
+    let server = Server::start(test_config(), vec![Source::path(dir.path())]).await;
+    let r = server
+        .raw(&request(
+            "POST",
+            "/v1/data/app/line",
+            &[],
+            br#"{"input": {"name": "ab", "n": 42}}"#,
+        ))
+        .await;
+    assert_eq!(r.json(), json!({"result": "ab      |00042|%!s(MISSING)"}));
+
+    let r = server
+        .raw(&request(
+            "POST",
+            "/v1/query",
+            &[],
+            br#"{"query": "x := sprintf(\"%0999999999d\", [1])"}"#,
+        ))
+        .await;
+    assert_eq!(
+        r.json(),
+        json!({"result": [{"x": "%!(NOVERB)%!(EXTRA int=1)"}]}),
+        "{}",
+        r.text()
+    );
+    server.stop().await;
+}

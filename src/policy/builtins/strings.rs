@@ -1,15 +1,76 @@
-//! `strings.render_template`: Go `text/template` over the variables object, as OPA renders it,
-//! for the template language policies use: field paths, variables, `range`, `if`/`else`,
-//! comments and `{{-`/`-}}` trimming. Functions and pipelines are refused with an error.
+//! String builtins where regorus lacks OPA's or differs from it: `sprintf` as Go's
+//! `fmt.Sprintf` (flags, widths, in-band errors; regorus's ignores flags and fails on a missing
+//! argument), `strings.count` as Go's `strings.Count` (regorus panics on an empty substring),
+//! and `strings.render_template`: Go `text/template` over the variables object, for the
+//! template language policies use: field paths, variables, `range`, `if`/`else`, comments and
+//! `{{-`/`-}}` trimming. Functions and pipelines are refused with an error.
+//!
+//! Registered as extensions, these run in place of regorus's builtins of the same name.
 
 use regorus::Value;
 
 use super::args::{self, BuiltinError};
 use super::Builtin;
 
+mod gofmt;
+#[cfg(test)]
+mod gofmt_tests;
+mod gonum;
+mod goquote;
 mod template;
 
-pub const BUILTINS: &[(&str, u8, Builtin)] = &[("strings.render_template", 2, render_template)];
+pub const BUILTINS: &[(&str, u8, Builtin)] = &[
+    ("strings.render_template", 2, render_template),
+    ("sprintf", 2, sprintf),
+    ("strings.count", 2, count),
+];
+
+fn sprintf(args: &[Value]) -> Result<Value, BuiltinError> {
+    let format = args::string(args, 0)?;
+    let items = match args::arg(args, 1) {
+        Value::Array(items) => items,
+        other => {
+            return Err(BuiltinError::Operand {
+                position: 2,
+                expected: "array",
+                actual: args::type_name(other),
+            })
+        }
+    };
+    let operands: Vec<gofmt::Arg> = items.iter().map(operand).collect();
+    gofmt::sprintf(format, &operands).map(Value::from)
+}
+
+/// What OPA hands Go for one element: an int when the number is integral and fits 64 bits, a
+/// `*big.Int` past that, a float64 otherwise, the string itself, or any other value's text.
+fn operand(value: &Value) -> gofmt::Arg {
+    match value {
+        Value::Number(n) if n.is_integer() => match n.as_i128() {
+            Some(i) => gofmt::Arg::Int {
+                value: i,
+                big: i64::try_from(i).is_err(),
+            },
+            None => gofmt::Arg::Str(n.format_decimal()),
+        },
+        Value::Number(n) => n
+            .as_f64()
+            .map_or_else(|| gofmt::Arg::Str(n.format_decimal()), gofmt::Arg::Float),
+        Value::String(s) => gofmt::Arg::Str(s.to_string()),
+        other => gofmt::Arg::Str(goquote::rego_text(other)),
+    }
+}
+
+/// Go's `strings.Count`: non-overlapping matches; an empty substring matches between runes.
+fn count(args: &[Value]) -> Result<Value, BuiltinError> {
+    let search = args::string(args, 0)?;
+    let sub = args::string(args, 1)?;
+    let n = if sub.is_empty() {
+        search.chars().count() + 1
+    } else {
+        search.matches(sub).count()
+    };
+    Ok(Value::from(n as u64))
+}
 
 /// Templates longer than this are refused: rendering is linear in the template and the data,
 /// but a template is also parsed on every call.

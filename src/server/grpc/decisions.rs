@@ -40,6 +40,11 @@ impl Decisions for DecisionService {
         } else {
             let bytes = request.input.as_bytes();
             let value = serde_json::from_slice(bytes).map_err(|e| {
+                if gojson::is_memory_limit(&e) {
+                    return Status::resource_exhausted(
+                        "input document not decoded: the process memory limit was reached",
+                    );
+                }
                 Status::invalid_argument(format!(
                     "input is not a JSON document: {}",
                     gojson::go_json_error(e, bytes)

@@ -183,9 +183,7 @@ pub async fn post_v1(
     let yaml = request::is_yaml(&headers);
     let input = offload::cpu(bytes.len(), move || request::parse_envelope(&bytes, yaml))
         .await?
-        .map_err(|e| {
-            ApiError::bad_request(format!("body contains malformed input document: {e}"))
-        })?;
+        .map_err(|e| ApiError::input("body contains malformed input document", e))?;
     let parse_ns = parse_started.elapsed().as_nanos();
     let warn_missing_input = input.is_none();
     let req = V1Request {
@@ -213,9 +211,10 @@ pub async fn get_v1(
     let path = data_path(&uri, "/v1/data")?;
     let parse_started = Instant::now();
     let input = match params.last("input") {
-        Some(text) => Some(request::parse_json_param(text).map_err(|e| {
-            ApiError::bad_request(format!("parameter contains malformed input document: {e}"))
-        })?),
+        Some(text) => Some(
+            request::parse_json_param(text)
+                .map_err(|e| ApiError::input("parameter contains malformed input document", e))?,
+        ),
         None => None,
     };
     let parse_ns = parse_started.elapsed().as_nanos();
@@ -283,9 +282,10 @@ async fn bare_input(state: &AppState, headers: &HeaderMap, body: Body) -> Result
     let yaml = request::is_yaml(headers);
     let parsed = offload::cpu(bytes.len(), move || request::parse_input(&bytes, yaml)).await?;
     parsed.map_err(|e| {
-        ApiError::bad_request(format!(
-            "unexpected parse error for input: body contains malformed input document: {e}"
-        ))
+        ApiError::input(
+            "unexpected parse error for input: body contains malformed input document",
+            e,
+        )
     })
 }
 

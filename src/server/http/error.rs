@@ -5,6 +5,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use super::request::InputError;
 use crate::gojson;
 use crate::policy::{EvalError, RegoError};
 use crate::runtime::DecideError;
@@ -73,6 +74,20 @@ impl ApiError {
     /// such limit; the code is OPA's for a failure that is not the client's.
     pub fn busy(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "internal_error", message)
+    }
+
+    /// An input document that was not read: the client's fault (400, `context: reason`, or the
+    /// reason alone without a context), or
+    /// the process at its memory ceiling (503: the document may be fine, try again).
+    pub fn input(context: &str, e: InputError) -> Self {
+        match e {
+            InputError::Malformed(reason) if context.is_empty() => Self::bad_request(reason),
+            InputError::Malformed(reason) => Self::bad_request(format!("{context}: {reason}")),
+            InputError::MemoryLimit => Self::busy(format!(
+                "input document not decoded: the process memory limit of {} bytes was reached; retry later",
+                regorus::global_memory_limit().unwrap_or(0)
+            )),
+        }
     }
 
     pub fn body_too_large() -> Self {

@@ -64,10 +64,10 @@ pub async fn post_query(
     let bytes = request::read_body(&headers, body, &state.config).await?;
     let parsed = super::offload::cpu(bytes.len(), move || {
         serde_json::from_slice::<QueryRequest>(&bytes)
-            .map_err(|e| crate::gojson::go_json_error(e, &bytes))
+            .map_err(|e| request::InputError::json(e, &bytes))
     })
     .await?
-    .map_err(|e| ApiError::bad_request(format!("error(s) occurred while decoding request: {e}")))?;
+    .map_err(|e| ApiError::input("error(s) occurred while decoding request", e))?;
     let query = parsed
         .query
         .ok_or_else(|| ApiError::bad_request("missing parameter 'q'"))?;

@@ -11,7 +11,7 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use super::error::ApiError;
 use crate::config::Config;
-use crate::gojson::go_json_error;
+use crate::gojson::{go_json_error, is_memory_limit};
 use crate::policy::path::percent_decode;
 
 /// Query parameters, with OPA's rules for booleans.
@@ -129,48 +129,70 @@ pub fn is_yaml(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.contains("yaml"))
 }
 
+/// Why an input document was not read.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum InputError {
+    /// Not a document: Go's words, which OPA passes on to clients.
+    #[error("{0}")]
+    Malformed(String),
+    /// The document may be fine: the process reached its memory ceiling while decoding it,
+    /// and the client may try again.
+    #[error("the process memory limit was reached while decoding the input document")]
+    MemoryLimit,
+}
+
+impl InputError {
+    pub fn json(e: serde_json::Error, text: &[u8]) -> Self {
+        if is_memory_limit(&e) {
+            InputError::MemoryLimit
+        } else {
+            InputError::Malformed(go_json_error(e, text))
+        }
+    }
+}
+
 /// The `{"input": ...}` envelope of a v1 request. `None` is OPA's missing input: no body, no
 /// `input` key, or `"input": null`.
-pub fn parse_envelope(bytes: &[u8], yaml: bool) -> Result<Option<Value>, String> {
+pub fn parse_envelope(bytes: &[u8], yaml: bool) -> Result<Option<Value>, InputError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
     let envelope: Envelope = if yaml {
-        yaml_serde::from_slice(bytes).map_err(|e| e.to_string())?
+        yaml_serde::from_slice(bytes).map_err(|e| InputError::Malformed(e.to_string()))?
     } else {
         // Only the first JSON value is read, as Go's decoder does: trailing bytes are ignored.
         let mut de = serde_json::Deserializer::from_slice(bytes);
-        Envelope::deserialize_from(&mut de).map_err(|e| go_json_error(e, bytes))?
+        Envelope::deserialize_from(&mut de).map_err(|e| InputError::json(e, bytes))?
     };
     Ok(envelope.0.filter(|v| *v != Value::Null))
 }
 
 /// A bare input document (the v0 API and the default decision); an empty body is `null`.
-pub fn parse_input(bytes: &[u8], yaml: bool) -> Result<Value, String> {
+pub fn parse_input(bytes: &[u8], yaml: bool) -> Result<Value, InputError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
     }
     if yaml {
-        yaml_serde::from_slice(bytes).map_err(|e| e.to_string())
+        yaml_serde::from_slice(bytes).map_err(|e| InputError::Malformed(e.to_string()))
     } else {
         let mut de = serde_json::Deserializer::from_slice(bytes);
-        serde::Deserialize::deserialize(&mut de).map_err(|e| go_json_error(e, bytes))
+        serde::Deserialize::deserialize(&mut de).map_err(|e| InputError::json(e, bytes))
     }
 }
 
 /// A whole document written with the Data API (`PUT`): OPA decodes the first JSON value and
 /// ignores what follows, and an empty body is Go's `EOF`. Never YAML, whatever the content type.
-pub fn parse_document(bytes: &[u8]) -> Result<Value, String> {
+pub fn parse_document(bytes: &[u8]) -> Result<Value, InputError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err("EOF".into());
+        return Err(InputError::Malformed("EOF".into()));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    serde::Deserialize::deserialize(&mut de).map_err(|e| go_json_error(e, bytes))
+    serde::Deserialize::deserialize(&mut de).map_err(|e| InputError::json(e, bytes))
 }
 
 /// Parses JSON text from a query parameter (`GET ?input=`).
-pub fn parse_json_param(text: &str) -> Result<Value, String> {
-    serde_json::from_str(text).map_err(|e| go_json_error(e, text.as_bytes()))
+pub fn parse_json_param(text: &str) -> Result<Value, InputError> {
+    serde_json::from_str(text).map_err(|e| InputError::json(e, text.as_bytes()))
 }
 
 /// The v1 request envelope: only `input` matters; when it repeats, the last one wins.
@@ -274,19 +296,23 @@ mod tests {
         let last = parse_envelope(b"{\"input\": 1, \"input\": 2} trailing", false).unwrap();
         assert_eq!(last, Some(Value::from(2u64)));
         assert_eq!(
-            parse_envelope(b"[1,2,3]", false).unwrap_err(),
+            parse_envelope(b"[1,2,3]", false).unwrap_err().to_string(),
             "json: cannot unmarshal array into Go value of type types.DataRequestV1"
         );
         assert_eq!(
-            parse_envelope(b"{\"input\": {\"role\": \"customer\",", false).unwrap_err(),
+            parse_envelope(b"{\"input\": {\"role\": \"customer\",", false)
+                .unwrap_err()
+                .to_string(),
             "unexpected EOF"
         );
         assert_eq!(
-            parse_json_param("{bad").unwrap_err(),
+            parse_json_param("{bad").unwrap_err().to_string(),
             "invalid character 'b' looking for beginning of object key string"
         );
         assert_eq!(
-            parse_envelope(b"{\"input\": [1 2]}", false).unwrap_err(),
+            parse_envelope(b"{\"input\": [1 2]}", false)
+                .unwrap_err()
+                .to_string(),
             "invalid character '2' after array element"
         );
         let yaml = parse_envelope(b"input:\n  role: customer\n", true).unwrap();

@@ -35,7 +35,7 @@ pub async fn put_data(
     let started = Instant::now();
     let bytes = request::read_body(&headers, body, &state.config).await?;
     let parse_started = Instant::now();
-    let value = request::parse_document(&bytes).map_err(ApiError::bad_request)?;
+    let value = request::parse_document(&bytes).map_err(|e| ApiError::input("", e))?;
     let parse_ns = parse_started.elapsed().as_nanos();
     // OPA compares the first value exactly: only `*` means "if nothing is there yet".
     let if_none_match = headers
