@@ -172,7 +172,9 @@ fn compile_unguarded(
                 continue;
             }
             engine.set_rego_v0(m.rego_v0);
-            match engine.add_policy(m.file.clone(), m.source.clone()) {
+            // OPA's meaning where regorus reads the module differently; `raw` stays as written.
+            let text = super::rewrite::module(&m.file, &m.source, m.rego_v0);
+            match engine.add_policy(m.file.clone(), text.into_owned()) {
                 Ok(_) => modules.push(PolicyModule {
                     id: module_id(&b.name, &m.path),
                     file: m.file.clone(),

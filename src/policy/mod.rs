@@ -13,6 +13,7 @@ pub mod error;
 pub mod guard;
 pub mod path;
 mod query;
+pub mod rewrite;
 pub mod rules;
 pub mod testing;
 

@@ -1,0 +1,60 @@
+//! OPA's compile-stage rules applied to Rego text before regorus sees it, so that a module
+//! means what it means in OPA and the rest of verdict never sees the difference.
+//!
+//! Each stage parses the text with regorus's own parser, finds where regorus would read the
+//! module differently from OPA's compiler, and edits the text at exactly those places; an edit
+//! never adds or removes a line, so every error still points at the author's row. In order:
+//! - `imports`: an import is visible in its own file only (regorus shares one file's imports
+//!   with every file of the package); uses are written out as the imported path;
+//! - `outform`: `f(x, out)`, OPA's output-argument form, for the builtins verdict adds (regorus
+//!   knows it for its own builtins only): `f(x) = out`;
+//! - `negation`: references and calls in a call's arguments are evaluated before `not`, as
+//!   OPA's `RewriteDynamicTerms` stage hoists them: `not f(input.x)` is undefined when
+//!   `input.x` is.
+
+mod edits;
+mod imports;
+mod negation;
+mod outform;
+#[cfg(test)]
+mod tests;
+mod walk;
+
+use std::borrow::Cow;
+
+use regorus::unstable::{Module, Parser, Source};
+
+use super::guard;
+
+/// The text regorus should parse for `source`, or `source` itself when nothing differs. A text
+/// that does not parse is returned as it is: the engine reports the error where it is.
+pub fn module<'a>(file: &str, source: &'a str, rego_v0: bool) -> Cow<'a, str> {
+    let mut text = Cow::Borrowed(source);
+    let stages: [fn(&Module) -> Vec<edits::Edit>; 3] =
+        [imports::edits, outform::edits, negation::edits];
+    for stage in stages {
+        let Some(parsed) = parse(file, &text, rego_v0) else {
+            return text;
+        };
+        let changes = stage(&parsed);
+        drop(parsed);
+        // A stage's edits that do not parse are its mistake: the module keeps the text before
+        // it rather than failing to load.
+        if let Some(edited) = edits::apply(&text, changes) {
+            if parse(file, &edited, rego_v0).is_some() {
+                text = Cow::Owned(edited);
+            }
+        }
+    }
+    text
+}
+
+fn parse(file: &str, text: &str, rego_v0: bool) -> Option<Module> {
+    let source = Source::from_contents(file.to_string(), text.to_string()).ok()?;
+    let mut parser = Parser::new(&source).ok()?;
+    parser.set_max_col(guard::MAX_LINE_COLUMNS);
+    if !rego_v0 {
+        parser.enable_rego_v1().ok()?;
+    }
+    parser.parse().ok()
+}
