@@ -214,3 +214,21 @@ fn errors_in_a_moved_rule_point_into_the_original_file() {
     let staying = moved.replace("in.foo", "   foo");
     assert_eq!(errors, compile_errors(&staying));
 }
+
+#[test]
+fn every_prefix_of_a_text_keeps_its_line_count() {
+    // Cut anywhere, including inside strings, comments and moved rules.
+    let text = "package t.u\n\nimport input.x\n\np if { in.foo == \"in.x\\\"é\" } # in.é\n\n\
+                in.foo := 1 if {\n  `a\nin.b` == in.bar\n}\n\nin.s contains \"a\"\n\
+                default true.f(_) := 1.5\n";
+    let lines = |t: &str| t.matches('\n').count();
+    for (at, _) in text.char_indices().chain([(text.len(), ' ')]) {
+        let prefix = &text[..at];
+        let rewritten = rewrite_keyword_refs(prefix, false).unwrap();
+        assert_eq!(lines(&rewritten.module), lines(prefix), "{prefix:?}");
+        for split in &rewritten.split {
+            assert_eq!(lines(split), lines(prefix), "{prefix:?}");
+        }
+    }
+    assert_eq!(rewrite(text).split.len(), 2, "`in` and `true` rules move");
+}
