@@ -165,8 +165,7 @@ fn compile_unguarded(
     });
 
     let mut modules = Vec::new();
-    // How many engine modules each of `modules` became (see `keywords`).
-    let mut parts: Vec<usize> = Vec::new();
+    let mut parts: Vec<usize> = Vec::new(); // How many engine modules each module became.
     let mut errors = Vec::new();
     for b in &refs {
         for m in &b.modules {
@@ -175,8 +174,7 @@ fn compile_unguarded(
                 errors.push(e);
                 continue;
             }
-            // OPA reads keywords that start references; regorus needs them rewritten, and
-            // rules whose heads start with one in modules of their own (`split`).
+            // Keywords leading references, as OPA reads them: may split the module in several.
             let rewritten = match keywords::rewrite_keyword_refs(&m.source, m.rego_v0) {
                 Ok(r) => r,
                 Err(e) => {
