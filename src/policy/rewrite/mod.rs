@@ -29,6 +29,9 @@ mod scan;
 #[cfg(test)]
 mod tests;
 mod walk;
+// Leading keywords in references; runs before the stages above, which need a text regorus
+// parses, and may split a module in several.
+pub mod keywords;
 
 use std::borrow::Cow;
 
