@@ -91,10 +91,14 @@ load() { # name path [oha args...]
     local name=$1 path=$2
     shift 2
     local before t0
+    # verdict's own request-duration histogram around the run: time spent inside verdict,
+    # apart from the client's (oha shares the 2 cores and its own stalls count as latency).
+    curl -s "http://$ADDR/metrics" | grep '^http_request_duration_seconds_bucket' >"$OUT/$name.server-before"
     before=$(ticks | tr '\n' ' ')
     t0=$(date +%s.%N)
     oha --no-tui --output-format json -z "$DURATION" -c "$CONNECTIONS" -q "$RATE" --latency-correction "$@" \
         "http://$ADDR$path" >"$OUT/$name.json"
+    curl -s "http://$ADDR/metrics" | grep '^http_request_duration_seconds_bucket' >"$OUT/$name.server-after"
     echo "$name $before $(ticks | tr '\n' ' ') $t0 $(date +%s.%N) $(getconf CLK_TCK) $(cut -d' ' -f1 /proc/loadavg)" >>"$OUT/cpu"
 }
 decision() { load "$1-decision-$2" /v1/data/payment/allow -m POST -H 'Content-Type: application/json' -d "$BODY"; }
@@ -145,11 +149,27 @@ def run(name):
     return {"p50": p["p50"], "p99": p["p99"], "max": d["summary"]["slowest"], "failed": failed,
             "total": sum(codes.values()) + sum(errors.values()) - cut}
 
+HANDLER = {"decision": 'handler="v1/data",method="post"', "live": 'handler="health",method="get"',
+           "metrics": 'handler="metrics",method="get"'}
+
+def server(name, what):
+    """Answers verdict itself timed over 10 ms and over 100 ms (its histogram's buckets)."""
+    def buckets(suffix):
+        b = {}
+        for line in open(os.path.join(out, "%s.server-%s" % (name, suffix))):
+            if 'code="200",' + HANDLER[what] in line:
+                b[line.split('le="')[1].split('"')[0]] = float(line.split()[-1])
+        return b
+    before, after = buckets("before"), buckets("after")
+    d = {k: after[k] - before.get(k, 0) for k in after}
+    return {"over10": d["+Inf"] - d["0.01"], "over100": d["+Inf"] - d["0.1"], "count": d["+Inf"]}
+
 ms = lambda s: "%.2f" % (s * 1000)
 runs = {}
 for phase in ("baseline", "runaways"):
     for what in ("decision", "live", "metrics"):
-        runs[phase, what] = [run("%s-%s-%d" % (phase, what, i)) for i in range(1, repeat + 1)]
+        runs[phase, what] = [dict(run("%s-%s-%d" % (phase, what, i)), **server("%s-%s-%d" % (phase, what, i), what))
+                             for i in range(1, repeat + 1)]
 med = lambda rs, k: statistics.median(r[k] for r in rs)
 
 # The issue: a good decision's p99 under 50 ms with two runaways; /health/live and /metrics
@@ -173,6 +193,9 @@ for what in ("decision", "live", "metrics"):
         label[what], sum(r["failed"] for r in b), sum(r["total"] for r in b),
         sum(r["failed"] for r in a), sum(r["total"] for r in a),
         "**met**" if sum(r["failed"] for r in a) == 0 else "**missed**"))
+    total = lambda rs, k: int(sum(r[k] for r in rs))
+    rows.append("| %s timed by verdict itself: over 10 ms / over 100 ms / answers (all runs) | %d / %d / %d | %d / %d / %d |  |  |" % (
+        label[what], total(b, "over10"), total(b, "over100"), total(b, "count"), total(a, "over10"), total(a, "over100"), total(a, "count")))
 
 lines = ["Isolation: %s at %s req/s (latency correction), %s connections, %d repetitions, medians" % (duration, rate, conns, repeat), ""] + rows + [""]
 for what in ("decision", "live", "metrics"):
