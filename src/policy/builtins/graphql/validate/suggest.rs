@@ -92,10 +92,10 @@ mod tests {
 
     #[test]
     fn suggestions_are_close_options_closest_first() {
-        let options = ["salary", "id", "salaries", "name"];
+        let options = ["salary2", "id", "salary", "salaries", "name"];
         assert_eq!(
             suggestion_list("salry", &options),
-            vec!["salary", "salaries"]
+            vec!["salary", "salary2"]
         );
         assert_eq!(
             quoted("Did you mean", "nmae", &options),
