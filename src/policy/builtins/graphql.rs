@@ -8,6 +8,7 @@
 //! bounded (1 MiB of text, nesting, validation work) so that a hostile one costs little.
 
 mod ast;
+mod cache;
 mod decode;
 mod encode;
 mod lexer;
@@ -18,9 +19,12 @@ mod schema_check;
 mod schema_parser;
 mod validate;
 
+use std::sync::Arc;
+
 use regorus::Value;
 
 use self::ast::{QueryDocument, SchemaDocument};
+use self::cache::Loaded;
 use self::schema::{GqlError, Schema};
 use super::args::{self, BuiltinError};
 use super::Builtin;
@@ -94,10 +98,18 @@ fn query_operand(value: &Value, position: usize) -> Result<QueryDocument, Builti
     }
 }
 
-fn schema_operand(value: &Value, position: usize) -> Result<SchemaDocument, BuiltinError> {
+/// A schema given as text (kept loaded, see `cache`) or as an AST object: its AST as the
+/// builtins return it, and the schema it loads into or why it does not.
+fn schema_operand(value: &Value, position: usize) -> Result<Arc<Loaded>, BuiltinError> {
+    let loaded = |doc: SchemaDocument| Loaded {
+        ast: encode::schema_document(&doc),
+        schema: load(&doc),
+    };
     match value {
-        Value::String(text) => text_schema(text),
-        Value::Object(_) => decode::schema_document(value).map_err(|e| BuiltinError::invalid(e.0)),
+        Value::String(text) => cache::loaded(text, || text_schema(text).map(loaded)),
+        Value::Object(_) => decode::schema_document(value)
+            .map(|doc| Arc::new(loaded(doc)))
+            .map_err(|e| BuiltinError::invalid(e.0)),
         other => Err(either_type(position, other)),
     }
 }
@@ -132,12 +144,11 @@ fn check(schema: &Schema, query: &QueryDocument) -> Result<(), BuiltinError> {
 /// `[query AST, schema AST]` of a query valid against a schema.
 fn verified(query: &Value, schema: &Value) -> Result<(Value, Value), BuiltinError> {
     let query = query_operand(query, 0)?;
-    let schema_doc = schema_operand(schema, 1)?;
-    let schema_ast = encode::schema_document(&schema_doc);
-    let schema = load(&schema_doc)?;
+    let loaded = schema_operand(schema, 1)?;
+    let schema = loaded.schema.as_ref().map_err(Clone::clone)?;
     let query_ast = encode::query_document(&query);
-    check(&schema, &query)?;
-    Ok((query_ast, schema_ast))
+    check(schema, &query)?;
+    Ok((query_ast, loaded.ast.clone()))
 }
 
 fn parse(args: &[Value]) -> Result<Value, BuiltinError> {
@@ -169,15 +180,16 @@ fn parse_schema(args: &[Value]) -> Result<Value, BuiltinError> {
 fn is_valid(args: &[Value]) -> Result<Value, BuiltinError> {
     let valid = (|| -> Result<(), BuiltinError> {
         let query = query_operand(args::arg(args, 0), 0)?;
-        let schema = load(&schema_operand(args::arg(args, 1), 1)?)?;
-        check(&schema, &query)
+        let loaded = schema_operand(args::arg(args, 1), 1)?;
+        let schema = loaded.schema.as_ref().map_err(Clone::clone)?;
+        check(schema, &query)
     })();
     Ok(Value::from(valid.is_ok()))
 }
 
 fn schema_is_valid(args: &[Value]) -> Result<Value, BuiltinError> {
-    let valid = schema_operand(args::arg(args, 0), 0).and_then(|doc| load(&doc));
-    Ok(Value::from(valid.is_ok()))
+    let valid = schema_operand(args::arg(args, 0), 0).is_ok_and(|l| l.schema.is_ok());
+    Ok(Value::from(valid))
 }
 
 #[cfg(test)]
