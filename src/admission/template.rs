@@ -103,8 +103,10 @@ fn compile_unguarded(doc: &TemplateDoc, data: &Value) -> Result<Template, LoadEr
     let mut add = |file: String, text: &str| {
         // A template's text must not stall the reloader in the parser: checked first.
         guard::check_text(&file, text).map_err(|e| rego_error(e.to_string()))?;
+        // OPA's meaning where regorus reads the text differently, as for bundle modules.
+        let text = crate::policy::rewrite::module(&file, text, !doc.rego.v1);
         engine
-            .add_policy(file, text.to_string())
+            .add_policy(file, text.into_owned())
             .map_err(|e| rego_error(error::parse_error(&format!("{e:#}")).to_string()))
     };
     let package = add(format!("{}/template.rego", doc.name), &doc.rego.rego)?;

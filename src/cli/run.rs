@@ -131,6 +131,7 @@ fn stop(what: &str, e: &anyhow::Error, code: u8) -> ExitCode {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let shutdown = signals::shutdown_on_signal().context("cannot listen for SIGTERM")?;
+    signals::survive_file_size_limit().context("cannot handle SIGXFSZ")?;
     let bound = App::new(config).bind().await?;
     signals::reload_on_hangup(bound.triggers());
     bound.run(shutdown).await;

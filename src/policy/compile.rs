@@ -5,6 +5,7 @@
 //! a rule first runs. So every rule is evaluated once here, off the request path, and a bundle
 //! whose rules cannot run is refused before it can replace the one serving.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashSet};
 use std::num::NonZeroU32;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -17,6 +18,7 @@ use regorus::{Engine, Value};
 use super::checks::{check_packages_in_roots, check_rules_against_data, validate_rules};
 use super::error::{self, CompileError};
 use super::guard;
+use super::rewrite::keywords;
 use super::rules::{rule_key, ModuleIndex};
 use super::{Definitions, PolicyModule, PolicySet, TestCase};
 use crate::bundle::{self, Bundle};
@@ -163,6 +165,7 @@ fn compile_unguarded(
     });
 
     let mut modules = Vec::new();
+    let mut parts: Vec<usize> = Vec::new(); // How many engine modules each module became.
     let mut errors = Vec::new();
     for b in &refs {
         for m in &b.modules {
@@ -171,16 +174,33 @@ fn compile_unguarded(
                 errors.push(e);
                 continue;
             }
+            // Keywords leading references, as OPA reads them: may split the module in several.
+            let rewritten = match keywords::rewrite_keyword_refs(&m.source, m.rego_v0) {
+                Ok(r) => r,
+                Err(e) => {
+                    errors.push(e.rego_error(&m.file));
+                    continue;
+                }
+            };
             engine.set_rego_v0(m.rego_v0);
             // OPA's meaning where regorus reads the module differently; `raw` stays as written.
-            let text = super::rewrite::module(&m.file, &m.source, m.rego_v0);
-            match engine.add_policy(m.file.clone(), text.into_owned()) {
-                Ok(_) => modules.push(PolicyModule {
-                    id: module_id(&b.name, &m.path),
-                    file: m.file.clone(),
-                    raw: m.source.clone(),
-                    bundle: b.name.clone(),
-                }),
+            let added = std::iter::once(rewritten.module)
+                .chain(rewritten.split.into_iter().map(Cow::Owned))
+                .map(|text| {
+                    let text = super::rewrite::module(&m.file, &text, m.rego_v0).into_owned();
+                    engine.add_policy(m.file.clone(), text)
+                })
+                .try_fold(0, |n, added| added.map(|_| n + 1));
+            match added {
+                Ok(n) => {
+                    parts.push(n);
+                    modules.push(PolicyModule {
+                        id: module_id(&b.name, &m.path),
+                        file: m.file.clone(),
+                        raw: m.source.clone(),
+                        bundle: b.name.clone(),
+                    })
+                }
                 Err(e) => errors.push(error::parse_error(&format!("{e:#}"))),
             }
         }
@@ -193,10 +213,18 @@ fn compile_unguarded(
     // Recursive rules would overflow the stack when run (validation runs every rule next).
     guard::recursion::check(engine.get_modules()).map_err(CompileError::Modules)?;
 
-    let indexes: Vec<ModuleIndex> = engine
-        .get_modules()
+    // One index per bundle module, its split modules' rules merged into it.
+    let mut parsed = engine.get_modules().iter().map(|m| ModuleIndex::of(m));
+    let indexes: Vec<ModuleIndex> = parts
         .iter()
-        .map(|m| ModuleIndex::of(m))
+        .map(|n| {
+            let mut index = parsed.next().unwrap_or_default();
+            for split in parsed.by_ref().take(n.saturating_sub(1)) {
+                index.rules.extend(split.rules);
+                index.functions.extend(split.functions);
+            }
+            index
+        })
         .collect();
     check_packages_in_roots(&refs, &modules, &indexes)?;
 

@@ -41,9 +41,12 @@ fn outcome_of(result: Option<&Value>) -> Outcome {
 async fn off_async<T: Send + 'static>(
     evaluate: impl FnOnce() -> Result<T, EvalError> + Send + 'static,
 ) -> Result<T, EvalError> {
-    tokio::task::spawn_blocking(evaluate)
-        .await
-        .unwrap_or(Err(EvalError::EngineFault))
+    tokio::task::spawn_blocking(|| {
+        super::priority::lower_this_thread();
+        evaluate()
+    })
+    .await
+    .unwrap_or(Err(EvalError::EngineFault))
 }
 
 /// Why a decision has no answer for its client: the policy failed, or the decision was made

@@ -258,3 +258,45 @@ async fn a_second_verdict_on_the_same_volume_serves_and_takes_over_the_first_one
         .await;
     assert_eq!(spools(), 1);
 }
+
+/// Issue 15's full disk, through the real binary: every write past 256 KiB fails (a file-size
+/// limit, the same failed write a full disk gives). With the collector down, the spool soon
+/// cannot grow: decisions are still answered (drop_oldest, the default), every event that
+/// could not be kept is counted, none vanishes, the process survives, health answers, and
+/// the loss is logged once, not once per event.
+#[tokio::test]
+async fn on_a_disk_that_refuses_writes_decisions_go_on_and_every_lost_event_is_counted() {
+    let _heavy = common::heavy().await;
+    let addr = reserve_addr();
+    let dir = tempfile::tempdir().unwrap();
+    let args = binary_args(dir.path(), addr);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut running = Running::spawn_with_file_size_limit(&args, 256 << 10);
+    let verdict = running.address().await;
+
+    let dropped = r#"verdict_decision_log_dropped_events_total{reason="spool_error"}"#;
+    let mut answered = 0u32;
+    while metric(&verdict, dropped).await < 10.0 {
+        let (status, body) = decide(&verdict, "payment/allow", INPUT).await;
+        assert_eq!(status, 200, "{body}");
+        answered += 1;
+        assert!(answered < 20_000, "writes never failed");
+    }
+    let kept = metric(&verdict, "verdict_decision_log_spool_events").await;
+    let lost = metric(&verdict, dropped).await;
+    assert_eq!(kept + lost, f64::from(answered), "kept {kept}, lost {lost}");
+    let health = common::get(format!("http://{verdict}/health"))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+
+    let line = running.wait_for_log("decision log event not kept").await;
+    assert_eq!(line["level"], "ERROR", "{line}");
+    let (lines, code) = running.stop().await;
+    let errors = lines
+        .iter()
+        .filter(|l| l.contains("decision log event not kept"))
+        .count();
+    assert_eq!(errors, 1, "one line for {lost} lost events");
+    assert_eq!(code, Some(0), "stopped by SIGTERM, not killed by SIGXFSZ");
+}

@@ -4,21 +4,37 @@
 //! Each stage parses the text with regorus's own parser, finds where regorus would read the
 //! module differently from OPA's compiler, and edits the text at exactly those places; an edit
 //! never adds or removes a line, so every error still points at the author's row. In order:
+//! - `bodies` (Rego v0, on the text, since regorus cannot parse it before): a rule with several
+//!   bodies is one definition per body, not `else` bodies;
+//! - `newline`: a line starting with `(` starts a new statement, it does not call the
+//!   reference that ended the line before;
 //! - `imports`: an import is visible in its own file only (regorus shares one file's imports
 //!   with every file of the package); uses are written out as the imported path;
 //! - `outform`: `f(x, out)`, OPA's output-argument form, for the builtins verdict adds (regorus
 //!   knows it for its own builtins only): `f(x) = out`;
 //! - `negation`: references and calls in a call's arguments are evaluated before `not`, as
 //!   OPA's `RewriteDynamicTerms` stage hoists them: `not f(input.x)` is undefined when
-//!   `input.x` is.
+//!   `input.x` is;
+//! - `heads`: a partial set's key that is a reference is evaluated in the body, as OPA's
+//!   `RewriteRefsInHead` does: a missing path makes the set empty, not the document an error;
+//! - `with`: a builtin named as the replacement in `with f as count` is called through a
+//!   function of the module (regorus read it as an unsafe variable).
 
+mod bodies;
 mod edits;
+mod heads;
 mod imports;
 mod negation;
+mod newline;
 mod outform;
+mod scan;
 #[cfg(test)]
 mod tests;
 mod walk;
+mod with;
+// Leading keywords in references; runs before the stages above, which need a text regorus
+// parses, and may split a module in several.
+pub mod keywords;
 
 use std::borrow::Cow;
 
@@ -30,13 +46,26 @@ use super::guard;
 /// that does not parse is returned as it is: the engine reports the error where it is.
 pub fn module<'a>(file: &str, source: &'a str, rego_v0: bool) -> Cow<'a, str> {
     let mut text = Cow::Borrowed(source);
-    let stages: [fn(&Module) -> Vec<edits::Edit>; 3] =
-        [imports::edits, outform::edits, negation::edits];
+    if rego_v0 {
+        if let Some(edited) = edits::apply(&text, bodies::edits(&text)) {
+            if parse(file, &edited, rego_v0).is_some() {
+                text = Cow::Owned(edited);
+            }
+        }
+    }
+    let stages: [fn(&Module, bool) -> Vec<edits::Edit>; 6] = [
+        |m, _| newline::edits(m),
+        |m, _| imports::edits(m),
+        |m, _| outform::edits(m),
+        |m, _| negation::edits(m),
+        heads::edits,
+        |m, _| with::edits(m),
+    ];
     for stage in stages {
         let Some(parsed) = parse(file, &text, rego_v0) else {
             return text;
         };
-        let changes = stage(&parsed);
+        let changes = stage(&parsed, rego_v0);
         drop(parsed);
         // A stage's edits that do not parse are its mistake: the module keeps the text before
         // it rather than failing to load.

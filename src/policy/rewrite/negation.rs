@@ -43,7 +43,7 @@ fn rewrite_query(query: &Query, place: Place, next: &mut usize, out: &mut Vec<Ed
         for term in terms {
             let name = format!("__vh{next}__");
             *next += 1;
-            let (start, end) = whole(term);
+            let (start, end) = walk::range(term);
             let text = term.span().source.contents();
             let Some(written) = text.get(start as usize..end as usize) else {
                 continue;
@@ -60,7 +60,7 @@ fn rewrite_query(query: &Query, place: Place, next: &mut usize, out: &mut Vec<Ed
     }
     // `p if not f(x)` has one statement and no braces; it now has two. The opening brace goes
     // first among the insertions at the query's start.
-    let wrap = place == Place::RuleBody && !braced(query);
+    let wrap = place == Place::RuleBody && !walk::braced(query);
     if wrap {
         out.push(Edit::insert(query.span.start, "{ "));
     }
@@ -68,33 +68,6 @@ fn rewrite_query(query: &Query, place: Place, next: &mut usize, out: &mut Vec<Ed
     if wrap {
         out.push(Edit::insert(query.span.end, " }"));
     }
-}
-
-/// A term's byte range, its closing quote included: regorus ends a string literal's span, and
-/// so a term ending in one, before the quote.
-fn whole(term: &Expr) -> (u32, u32) {
-    let span = term.span();
-    let text = span.source.contents();
-    let written = span.text();
-    let quotes = written.matches('"').count() - written.matches("\\\"").count();
-    let next = text
-        .get(span.end as usize..)
-        .and_then(|rest| rest.chars().next());
-    match next {
-        Some(q @ ('"' | '`'))
-            if (q == '"' && quotes % 2 == 1)
-                || (q == '`' && written.matches('`').count() % 2 == 1) =>
-        {
-            (span.start, span.end + 1)
-        }
-        _ => (span.start, span.end),
-    }
-}
-
-fn braced(query: &Query) -> bool {
-    let text = query.span.source.contents();
-    let before = text.get(..query.span.start as usize).unwrap_or("");
-    query.span.text().starts_with('{') || before.trim_end().ends_with('{')
 }
 
 /// The terms of a negated expression that OPA evaluates before the negation.

@@ -155,3 +155,71 @@ fn text_that_does_not_parse_is_left_for_the_engine_to_report() {
     let text = "package p\n\nx := [\n";
     assert_eq!(rewrite(text), text);
 }
+
+#[test]
+fn a_line_starting_with_a_parenthesis_starts_a_statement() {
+    let s = set(&[(
+        "p.rego",
+        "package p\n\nok if {\n\tinput.spread\n\t(input.max - input.min) >= input.spread\n}\n",
+    )]);
+    assert_eq!(
+        eval(&s, "p/ok", r#"{"spread": 2, "max": 5, "min": 1}"#),
+        Some(Value::from(true))
+    );
+    assert_eq!(
+        eval(&s, "p/ok", r#"{"spread": 5, "max": 5, "min": 1}"#),
+        None
+    );
+}
+
+#[test]
+fn a_set_key_into_a_missing_path_is_an_empty_set() {
+    let s = set(&[(
+        "k.rego",
+        "package k\n\npod := input.pod\n\nvolumes contains pod.spec.volumes[_]\n\nnames contains pod.spec.volumes[_].name if {\n\tinput.on\n}\n\nname := \"x\"\n",
+    )]);
+    assert_eq!(eval(&s, "k/name", "{}"), Some(Value::from("x")));
+    assert_eq!(eval(&s, "k/volumes", "{}"), Some(strings(&[])));
+    assert_eq!(
+        eval(
+            &s,
+            "k/names",
+            r#"{"on": true, "pod": {"spec": {"volumes": [{"name": "a"}]}}}"#
+        ),
+        Some(strings(&["a"]))
+    );
+    assert_eq!(
+        eval(&s, "k/volumes", r#"{"pod": {"spec": {"volumes": ["v"]}}}"#),
+        Some(strings(&["v"]))
+    );
+}
+
+#[test]
+fn v0_rules_with_several_bodies_are_one_definition_each() {
+    let files = [
+        ("/.manifest", r#"{"rego_version": 0}"#),
+        (
+            "/p.rego",
+            "package p\n\nviolation[{\"msg\": m}] {\n  input.a\n  m := \"a\"\n} {\n  input.b\n  m := \"b\"\n}\n",
+        ),
+    ];
+    let s = set(&files);
+    assert_eq!(
+        eval(&s, "p/violation", r#"{"a": true, "b": true}"#),
+        Some(Value::from(
+            [json(r#"{"msg": "a"}"#), json(r#"{"msg": "b"}"#)]
+                .into_iter()
+                .collect::<std::collections::BTreeSet<_>>()
+        ))
+    );
+}
+
+#[test]
+fn a_builtin_may_replace_a_function_in_with() {
+    let s = set(&[(
+        "p.rego",
+        "package p\n\nf(_) := 2\n\nx := y if {\n\ty := f([1, 2, 3]) with f as count\n}\n\nz := y if {\n\ty := object.union_n([{}, {\"a\": 1}]) with object.union_n as count\n}\n",
+    )]);
+    assert_eq!(eval(&s, "p/x", "{}"), Some(Value::from(3u64)));
+    assert_eq!(eval(&s, "p/z", "{}"), Some(Value::from(2u64)));
+}

@@ -183,6 +183,56 @@ pub fn call_name(fcn: &Expr) -> Option<String> {
     }
 }
 
+/// A term's byte range, its closing quote included: regorus ends a string literal's span, and
+/// so a term ending in one, before the quote.
+pub fn range(term: &Expr) -> (u32, u32) {
+    span_range(term.span())
+}
+
+/// `range` for any span: a statement ending in a string literal ends before its quote too.
+pub fn span_range(span: &regorus::unstable::Span) -> (u32, u32) {
+    let text = span.source.contents();
+    let written = span.text();
+    let quotes = written.matches('"').count() - written.matches("\\\"").count();
+    let next = text
+        .get(span.end as usize..)
+        .and_then(|rest| rest.chars().next());
+    let open = match next {
+        Some('"') => quotes % 2 == 1,
+        Some('`') => written.matches('`').count() % 2 == 1,
+        _ => false,
+    };
+    (span.start, span.end + u32::from(open))
+}
+
+/// True when a query is written in braces (`p if x` has none).
+pub fn braced(query: &Query) -> bool {
+    let text = query.span.source.contents();
+    let before = text.get(..query.span.start as usize).unwrap_or("");
+    query.span.text().starts_with('{') || before.trim_end().ends_with('{')
+}
+
+/// The first name of a rule's head (`p` of `p.q[x]`).
+pub fn rule_name(rule: &Rule) -> Option<String> {
+    let refr = match rule {
+        Rule::Spec { head, .. } => match head {
+            RuleHead::Compr { refr, .. }
+            | RuleHead::Set { refr, .. }
+            | RuleHead::Func { refr, .. } => refr,
+        },
+        Rule::Default { refr, .. } => refr,
+    };
+    root_var(refr).map(|s| s.to_string())
+}
+
+pub fn root_var(e: &Expr) -> Option<&str> {
+    match e {
+        Expr::Var { span, .. } => Some(span.text()),
+        Expr::RefDot { refr, .. } | Expr::RefBrack { refr, .. } => root_var(refr),
+        _ => None,
+    }
+}
+
 /// Every rule of the module.
 pub fn rules(module: &Module) -> impl Iterator<Item = &Rule> {
     module.policy.iter().map(|r| r.as_ref())

@@ -16,7 +16,10 @@ pub async fn cpu<T: Send + 'static>(
     if size <= INLINE_MAX {
         return Ok(work());
     }
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|_| ApiError::internal("the request body could not be decoded"))
+    tokio::task::spawn_blocking(|| {
+        crate::runtime::priority::lower_this_thread();
+        work()
+    })
+    .await
+    .map_err(|_| ApiError::internal("the request body could not be decoded"))
 }

@@ -29,11 +29,27 @@ impl Running {
 
     /// Runs in `dir`, so that `-b` paths are named as the user typed them.
     pub fn spawn_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Running {
-        let mut child = tokio::process::Command::new(BIN)
+        let mut command = tokio::process::Command::new(BIN);
+        command.current_dir(dir).envs(env.iter().copied());
+        Running::start(command, args)
+    }
+
+    /// Runs with a file-size limit (`prlimit --fsize`, util-linux): every write past `bytes`
+    /// in any file fails, as on a disk that is full.
+    pub fn spawn_with_file_size_limit(args: &[&str], bytes: u64) -> Running {
+        let mut command = tokio::process::Command::new("prlimit");
+        command
+            .arg(format!("--fsize={bytes}:{bytes}"))
+            .arg("--")
+            .arg(BIN)
+            .current_dir(repo());
+        Running::start(command, args)
+    }
+
+    fn start(mut command: tokio::process::Command, args: &[&str]) -> Running {
+        let mut child = command
             .arg("run")
             .args(args)
-            .envs(env.iter().copied())
-            .current_dir(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true)

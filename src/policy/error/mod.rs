@@ -4,9 +4,14 @@
 //! `error: message`); this module recovers the location and classifies the message into
 //! OPA's error codes, so clients see `eval_conflict_error` where OPA would say so.
 
+mod builtin;
+mod excerpt;
+
 use std::time::Duration;
 
 use serde::Serialize;
+
+use excerpt::{Excerpt, Head};
 
 /// A location in a Rego file, as OPA reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -157,22 +162,20 @@ pub fn from_engine(err: &anyhow::Error, timeout: Duration) -> EvalError {
 /// Turns one rendered regorus error into an OPA-shaped error.
 pub fn classify(text: &str) -> RegoError {
     let (location, message) = split_rendered(text);
+    let excerpt = Excerpt::of(text);
     if let Some(first) = message
         .strip_prefix("rule conflicts with rule at ")
         .and_then(parse_location)
     {
         // OPA points at the first of the conflicting rules; regorus names it in its message.
         return RegoError {
-            code: "eval_conflict_error",
-            message: "complete rules must not produce multiple outputs".into(),
+            code: CONFLICT_ERROR,
+            message: rule_conflict(excerpt.as_ref()).into(),
             location: Some(first),
         };
     }
-    let (code, message) = if message.contains("multiple outputs") {
-        (
-            "eval_conflict_error",
-            "complete rules must not produce multiple outputs".to_string(),
-        )
+    let (code, message) = if let Some(conflict) = conflict(message, excerpt.as_ref()) {
+        (CONFLICT_ERROR, conflict.to_string())
     } else if let Some(var) = message
         .strip_prefix("use of undefined variable `")
         .and_then(|rest| rest.strip_suffix("` is unsafe"))
@@ -182,17 +185,56 @@ pub fn classify(text: &str) -> RegoError {
         ("rego_type_error", format!("undefined function {func}"))
     } else if message.contains("recursion") {
         ("rego_recursion_error", message.to_string())
+    } else if let Some(t) = builtin::translate(message, excerpt.as_ref()) {
+        (t.code, t.message)
     } else if message.contains("expects") && message.contains("argument") {
+        // A call with the wrong number of arguments, which OPA's compiler refuses.
         ("rego_type_error", message.to_string())
     } else if message.contains("conflict") {
-        ("eval_conflict_error", message.to_string())
+        (CONFLICT_ERROR, message.to_string())
     } else {
-        ("eval_builtin_error", message.to_string())
+        (builtin::BUILTIN_ERROR, message.to_string())
     };
     RegoError {
         code,
         message,
         location,
+    }
+}
+
+const CONFLICT_ERROR: &str = "eval_conflict_error";
+const COMPLETE_CONFLICT: &str = "complete rules must not produce multiple outputs";
+const FUNCTION_CONFLICT: &str = "functions must not produce multiple outputs for same inputs";
+const KEY_CONFLICT: &str = "object keys must be unique";
+
+/// OPA's text for two values at one place. regorus does not say which kind of rule produced
+/// them; the head it quotes does: a key that is a variable builds an object, whose keys
+/// must be unique, a parenthesis makes a function, anything else is one complete value.
+fn conflict(message: &str, excerpt: Option<&Excerpt<'_>>) -> Option<&'static str> {
+    if message.starts_with("function produced multiple outputs") || message == FUNCTION_CONFLICT {
+        Some(FUNCTION_CONFLICT)
+    } else if message.starts_with("value for key `") && message.contains("generated multiple times")
+    {
+        // Two values for one key of an object comprehension.
+        Some(KEY_CONFLICT)
+    } else if message.contains("multiple outputs") {
+        Some(match excerpt.and_then(Excerpt::head) {
+            Some(Head::VariableKey) => KEY_CONFLICT,
+            Some(Head::Function) => FUNCTION_CONFLICT,
+            _ => COMPLETE_CONFLICT,
+        })
+    } else {
+        None
+    }
+}
+
+/// regorus quotes the later of two conflicting rules. When that one has a variable key the
+/// two build one object; when it has none, the earlier one may still have had one, which
+/// the excerpt cannot show, and OPA's complete-rule text is the likelier.
+fn rule_conflict(excerpt: Option<&Excerpt<'_>>) -> &'static str {
+    match excerpt.and_then(Excerpt::head) {
+        Some(Head::VariableKey) => KEY_CONFLICT,
+        _ => COMPLETE_CONFLICT,
     }
 }
 
@@ -243,49 +285,4 @@ fn parse_location(text: &str) -> Option<Location> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const CONFLICT: &str = "\n--> /bundle/payment/policy.rego:57:1\n   |\n57 | tier := \"vip\" if input.role == \"admin\"\n   | ^\nerror: rule conflicts with rule at /bundle/payment/policy.rego:55:1";
-
-    #[test]
-    fn conflict_points_at_the_first_rule_like_opa() {
-        let e = classify(CONFLICT);
-        assert_eq!(e.code, "eval_conflict_error");
-        assert_eq!(
-            e.message,
-            "complete rules must not produce multiple outputs"
-        );
-        assert_eq!(
-            e.location,
-            Some(Location {
-                file: "/bundle/payment/policy.rego".into(),
-                row: 55,
-                col: 1
-            })
-        );
-    }
-
-    #[test]
-    fn unsafe_variable_is_a_static_error() {
-        let e = classify(
-            "\n--> /x.rego:2:13\n  |\n2 | broken if { x > 1 }\n  |             ^\nerror: use of undefined variable `x` is unsafe",
-        );
-        assert_eq!(e.code, "rego_unsafe_var_error");
-        assert_eq!(e.message, "var x is unsafe");
-        assert_eq!(e.location.as_ref().map(|l| (l.row, l.col)), Some((2, 13)));
-        assert!(is_static(&e));
-        assert_eq!(
-            e.to_string(),
-            "/x.rego:2: rego_unsafe_var_error: var x is unsafe"
-        );
-    }
-
-    #[test]
-    fn unknown_text_is_kept_as_a_builtin_error() {
-        let e = classify("something odd");
-        assert_eq!(e.code, "eval_builtin_error");
-        assert_eq!(e.message, "something odd");
-        assert!(e.location.is_none());
-    }
-}
+mod tests;
