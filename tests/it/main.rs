@@ -21,6 +21,7 @@ mod deploy;
 mod engine_guard;
 mod eval_isolation;
 mod golden;
+mod graphql;
 mod grpc;
 mod grpc_golden;
 mod hot_swap;

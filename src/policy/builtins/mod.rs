@@ -10,6 +10,7 @@ mod args;
 mod array;
 mod crypto;
 mod deprecated;
+mod graphql;
 mod io_jwt;
 mod jwk;
 mod net;
@@ -46,6 +47,7 @@ fn table() -> impl Iterator<Item = (&'static str, u8, Builtin)> {
         .chain(array::BUILTINS)
         .chain(regex::BUILTINS)
         .chain(deprecated::BUILTINS)
+        .chain(graphql::BUILTINS)
         .copied()
 }
 
