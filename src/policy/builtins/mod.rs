@@ -13,6 +13,7 @@ mod deprecated;
 mod io_jwt;
 mod jwk;
 mod net;
+mod providers_aws;
 mod regex;
 mod strings;
 mod x509;
@@ -42,6 +43,7 @@ fn table() -> impl Iterator<Item = (&'static str, u8, Builtin)> {
         .chain(crypto::BUILTINS)
         .chain(x509::BUILTINS)
         .chain(net::BUILTINS)
+        .chain(providers_aws::BUILTINS)
         .chain(strings::BUILTINS)
         .chain(array::BUILTINS)
         .chain(regex::BUILTINS)
