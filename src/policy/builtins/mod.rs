@@ -8,6 +8,7 @@
 
 mod args;
 mod array;
+mod conversions;
 mod crypto;
 mod deprecated;
 mod io_jwt;
@@ -46,6 +47,7 @@ fn table() -> impl Iterator<Item = (&'static str, u8, Builtin)> {
         .chain(providers_aws::BUILTINS)
         .chain(strings::BUILTINS)
         .chain(array::BUILTINS)
+        .chain(conversions::BUILTINS)
         .chain(regex::BUILTINS)
         .chain(deprecated::BUILTINS)
         .copied()
