@@ -12,12 +12,14 @@ mod conversions;
 mod crypto;
 mod deprecated;
 mod io_jwt;
+mod json;
 mod jwk;
 mod net;
 mod providers_aws;
 mod regex;
 mod strings;
 mod x509;
+mod yaml;
 
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -48,6 +50,8 @@ fn table() -> impl Iterator<Item = (&'static str, u8, Builtin)> {
         .chain(strings::BUILTINS)
         .chain(array::BUILTINS)
         .chain(conversions::BUILTINS)
+        .chain(json::BUILTINS)
+        .chain(yaml::BUILTINS)
         .chain(regex::BUILTINS)
         .chain(deprecated::BUILTINS)
         .copied()
