@@ -15,6 +15,7 @@ mod io_jwt;
 mod json;
 mod jwk;
 mod net;
+mod numbers;
 mod providers_aws;
 mod regex;
 mod strings;
@@ -46,6 +47,7 @@ fn table() -> impl Iterator<Item = (&'static str, u8, Builtin)> {
         .chain(crypto::BUILTINS)
         .chain(x509::BUILTINS)
         .chain(net::BUILTINS)
+        .chain(numbers::BUILTINS)
         .chain(providers_aws::BUILTINS)
         .chain(strings::BUILTINS)
         .chain(array::BUILTINS)
@@ -88,6 +90,9 @@ fn extension(
             .unwrap_or_else(|_| Err(BuiltinError::fault()));
         match outcome {
             Ok(value) => Ok(value),
+            // A resource ceiling stops the evaluation whatever its strictness, as regorus's
+            // own builtins do.
+            Err(e @ BuiltinError::Limit(_)) => Err(anyhow::anyhow!("{name}: {e}")),
             Err(e) if STRICT.with(Cell::get) => Err(anyhow::anyhow!("{name}: {e}")),
             Err(_) => Ok(Value::Undefined),
         }
