@@ -17,6 +17,7 @@ mod json;
 mod jwk;
 mod net;
 mod numbers;
+mod object;
 mod providers_aws;
 mod regex;
 mod strings;
@@ -49,6 +50,7 @@ fn table() -> impl Iterator<Item = (&'static str, u8, Builtin)> {
         .chain(x509::BUILTINS)
         .chain(net::BUILTINS)
         .chain(numbers::BUILTINS)
+        .chain(object::BUILTINS)
         .chain(providers_aws::BUILTINS)
         .chain(strings::BUILTINS)
         .chain(array::BUILTINS)
