@@ -12,6 +12,7 @@ mod conversions;
 mod crypto;
 mod deprecated;
 mod graphql;
+mod http;
 mod io_jwt;
 mod json;
 mod jwk;
@@ -60,6 +61,7 @@ fn table() -> impl Iterator<Item = (&'static str, u8, Builtin)> {
         .chain(regex::BUILTINS)
         .chain(deprecated::BUILTINS)
         .chain(graphql::BUILTINS)
+        .chain(http::BUILTINS)
         .copied()
 }
 

@@ -28,38 +28,6 @@ const REQUIRED_CONFIG: [&str; 4] = [
     "aws_service",
 ];
 
-/// The keys of an `http.send` request object: OPA checks the request against them.
-const REQUEST_KEYS: [&str; 28] = [
-    "method",
-    "url",
-    "body",
-    "enable_redirect",
-    "force_json_decode",
-    "force_yaml_decode",
-    "headers",
-    "raw_body",
-    "tls_use_system_certs",
-    "tls_ca_cert",
-    "tls_ca_cert_file",
-    "tls_ca_cert_env_variable",
-    "tls_client_cert",
-    "tls_client_cert_file",
-    "tls_client_cert_env_variable",
-    "tls_client_key",
-    "tls_client_key_file",
-    "tls_client_key_env_variable",
-    "tls_insecure_skip_verify",
-    "tls_server_name",
-    "timeout",
-    "cache",
-    "force_cache",
-    "force_cache_duration_seconds",
-    "raise_error",
-    "caching_mode",
-    "max_retry_attempts",
-    "cache_ignored_headers",
-];
-
 /// Headers a proxy may rewrite on the way, which AWS's own signers leave unsigned.
 const UNSIGNED_HEADERS: [&str; 3] = ["authorization", "user-agent", "x-amzn-trace-id"];
 
@@ -71,7 +39,7 @@ fn sign_req(args: &[Value]) -> Result<Value, BuiltinError> {
     let config = object_operand(args, 1)?;
     let credentials = Credentials::read(config)?;
     let time = timestamp(args::arg(args, 2))?;
-    check_request_keys(request)?;
+    super::http::check_request_keys(request)?;
     let headers = match request.get(&Value::from("headers")) {
         None => BTreeMap::new(),
         Some(Value::Object(headers)) => headers
@@ -151,7 +119,7 @@ fn text_of(value: &Value) -> String {
 }
 
 /// A set of keys as OPA prints an `ast.Set`: sorted, `{"a", "b"}`.
-fn key_set<'a>(keys: impl IntoIterator<Item = &'a Value>) -> String {
+pub(super) fn key_set<'a>(keys: impl IntoIterator<Item = &'a Value>) -> String {
     let set: BTreeSet<Value> = keys.into_iter().cloned().collect();
     super::strings::goquote::rego_text(&Value::from(set))
 }
@@ -220,32 +188,6 @@ fn timestamp(value: &Value) -> Result<DateTime<Utc>, BuiltinError> {
         .ok_or_else(|| {
             BuiltinError::invalid("operand 3 could not convert time_ns value into a unix timestamp")
         })
-}
-
-/// OPA checks the request as `http.send` does: no unknown keys, `method` and `url` present.
-fn check_request_keys(request: &regorus::value::Object) -> Result<(), BuiltinError> {
-    let unknown: Vec<&Value> = request
-        .keys()
-        .filter(|k| !matches!(k, Value::String(s) if REQUEST_KEYS.contains(&&**s)))
-        .collect();
-    if !unknown.is_empty() {
-        return Err(BuiltinError::invalid(format!(
-            "operand 1 invalid request parameters(s): {}",
-            key_set(unknown)
-        )));
-    }
-    let required = [Value::from("method"), Value::from("url")];
-    let missing: Vec<&Value> = required
-        .iter()
-        .filter(|k| !request.contains_key(k))
-        .collect();
-    if !missing.is_empty() {
-        return Err(BuiltinError::invalid(format!(
-            "operand 1 missing required request parameters(s): {}",
-            key_set(missing)
-        )));
-    }
-    Ok(())
 }
 
 fn url_and_method(request: &regorus::value::Object) -> Result<(&str, &str), BuiltinError> {
