@@ -76,7 +76,7 @@ pub struct Bound {
     triggers: mpsc::UnboundedSender<Trigger>,
     http: Vec<Listener>,
     diagnostic: Vec<Listener>,
-    grpc: Option<(Listener, tonic::service::Routes)>,
+    grpc: Option<(Listener, server::grpc::Services)>,
     admission: Option<(Listener, AdmissionConfig)>,
     grace: Duration,
 }

@@ -23,6 +23,7 @@ mod eval_isolation;
 mod golden;
 mod grpc;
 mod grpc_golden;
+mod grpc_health;
 mod hot_swap;
 mod limits;
 mod logging;
