@@ -28,6 +28,7 @@ mod hot_swap;
 mod limits;
 mod logging;
 mod metrics;
+mod opa_habits;
 mod pushed_data;
 mod remote;
 mod remote_trust;
