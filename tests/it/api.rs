@@ -140,13 +140,13 @@ async fn undefined_provenance_metrics_and_the_default_decision() {
         "an exact rule is prepared"
     );
 
-    // POST / is the default decision: data.system.main is not defined by the example bundle.
-    let r = server.raw(&request("POST", "/", &[], b"{}")).await;
-    assert_eq!(r.status, 404);
-    assert_eq!(
-        r.json(),
-        json!({"code": "undefined_document", "message": "document missing: data.system.main"})
-    );
+    // POST / is the default decision, data.system.main: the example bundle's answers with the
+    // payment decision for the bare body, as the README shows.
+    let payment =
+        serde_json::to_vec(&serde_json::from_str::<Json>(ALLOWED).unwrap()["input"]).unwrap();
+    let r = server.raw(&request("POST", "/", &[], &payment)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json(), json!({"allow": true, "reasons": []}));
     server.stop().await;
 }
 
@@ -372,7 +372,7 @@ async fn odd_paths_are_answered_not_crashed_on() {
     let server = payment_server().await;
     let cases: &[(&str, u16)] = &[
         ("/v1/data/payment/a%22b", 500), // OPA's answer for a quote in a segment
-        ("/v1/data/payment/%zz", 200),   // a bad escape is kept as text: undefined
+        ("/v1/data/payment/%zz", 400),   // Go's server refuses a path that does not unescape
         ("/v1/data/payment/%C3%A9t%C3%A9", 200), // unicode segment: undefined
         ("/v1/data/payment/%ff", 200),   // not UTF-8 once decoded: kept as text
         ("/v1/data/payment/config/currencies/-1", 200),
@@ -525,7 +525,8 @@ async fn health_policies_and_status() {
         [
             "bundles/payment/envoy/authz/authz.rego",
             "bundles/payment/payment/policy.rego",
-            "bundles/payment/system/health.rego"
+            "bundles/payment/system/health.rego",
+            "bundles/payment/system/main.rego"
         ]
     );
     let one: Json = common::get(server.url("/v1/policies/bundles/payment/system/health.rego"))
