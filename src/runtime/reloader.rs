@@ -187,7 +187,7 @@ impl Reloader {
         let snapshot = reloader.snapshot(policy, now);
         for (b, s) in reloader.active.iter().zip(&reloader.sources) {
             if let Some(b) = b {
-                let from = if s.is_remote() { "persistence" } else { "disk" };
+                let from = s.origin();
                 tracing::info!(bundle = %b.name, revision = %b.revision(), from, "bundle activated");
             }
         }

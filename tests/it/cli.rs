@@ -135,6 +135,11 @@ async fn post(addr: &str, path: &str, body: &[u8]) -> Json {
 async fn run_serves_the_built_in_payment_bundle_and_stops_on_sigterm() {
     let mut server = Running::spawn(&["--addr", "127.0.0.1:0"]);
     let addr = server.address().await;
+    let activated = match server.seen.iter().find(|l| l.contains("bundle activated")) {
+        Some(line) => serde_json::from_str::<serde_json::Value>(line).unwrap(),
+        None => server.wait_for_log("bundle activated").await,
+    };
+    assert_eq!(activated["from"], json!("embedded"), "{activated}");
     let decision = post(
         &addr,
         "/v1/data/payment/decision",

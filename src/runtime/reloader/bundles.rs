@@ -141,7 +141,11 @@ impl Reloader {
         let bundle = match loaded {
             Ok(b) => Arc::new(b),
             Err(e) => {
-                tracing::error!(bundle = %source.name, error = %e, "bundle rejected; the last good revision keeps serving");
+                let rejected = self
+                    .statuses
+                    .get(i)
+                    .map_or("bundle rejected", |s| s.rejection_message());
+                tracing::error!(bundle = %source.name, error = %e, "{rejected}");
                 // OPA's status names a remote bundle by its key already, so its message is
                 // the bare cause; a local bundle's message says which one failed.
                 let message = if source.is_remote() {
@@ -241,7 +245,8 @@ impl Reloader {
     }
 
     fn rejected(&mut self, c: &Candidate, e: &CompileError, now: SystemTime) {
-        tracing::error!(bundle = %c.bundle.name, error = %e, "bundle rejected; the last good revision keeps serving");
+        let rejected = self.statuses[c.index].rejection_message();
+        tracing::error!(bundle = %c.bundle.name, error = %e, "{rejected}");
         self.statuses[c.index].failed_compile(e, now);
     }
 
@@ -250,7 +255,8 @@ impl Reloader {
         let now = SystemTime::now();
         for &i in which {
             if let (Some(source), Some(status)) = (self.sources.get(i), self.statuses.get_mut(i)) {
-                tracing::error!(bundle = %source.name, "bundle rejected after an internal failure; the last good revision keeps serving");
+                let rejected = status.rejection_message();
+                tracing::error!(bundle = %source.name, "{rejected} (an internal failure)");
                 status.failed_load("internal error while loading the bundle".into(), now);
             }
         }
