@@ -27,6 +27,7 @@ pub fn run_rule(
         check_interval: CHECK_INTERVAL,
     });
     engine.set_input(input);
+    let _deadline = super::builtins::deadline_scope(budget);
     match catch_unwind(AssertUnwindSafe(|| engine.eval_rule(rule.to_string()))) {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => Err(from_engine(&e, budget)),

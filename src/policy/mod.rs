@@ -171,6 +171,7 @@ impl PolicySet {
             engine.set_input(query.input.unwrap_or(Value::Undefined));
             engine.set_strict_builtin_errors(query.strict_builtin_errors);
             let _strict = builtins::strict_scope(query.strict_builtin_errors);
+            let _deadline = builtins::deadline_scope(self.eval_timeout);
             // regorus can panic on some inputs (see ENGINE-NOTES); a panic must cost one
             // decision, never the process or a worker thread.
             catch_unwind(AssertUnwindSafe(|| match plan {

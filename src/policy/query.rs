@@ -56,6 +56,7 @@ impl PolicySet {
         if let Some(input) = input {
             engine.set_input(input);
         }
+        let _deadline = super::builtins::deadline_scope(self.eval_timeout);
         match catch_unwind(AssertUnwindSafe(|| {
             engine.eval_query(text.to_string(), false)
         })) {

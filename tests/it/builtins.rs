@@ -189,3 +189,38 @@ async fn sprintf_is_go_sprintf_huge_widths_included() {
     );
     server.stop().await;
 }
+
+/// A single builtin call that would build an array of a trillion numbers is stopped by the
+/// evaluation time limit (regorus's own ran to its end, for minutes, past the limit), and the
+/// server answers the next query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_huge_range_is_stopped_by_the_time_limit() {
+    let mut config = test_config();
+    config.verdict.eval_timeout_ms = 200;
+    let server = Server::start(config, Vec::new()).await;
+    let r = server
+        .raw(&request(
+            "POST",
+            "/v1/query",
+            &[],
+            br#"{"query": "x := count(numbers.range(1, 1000000000000))"}"#,
+        ))
+        .await;
+    assert_eq!(r.status, 500, "{}", r.text());
+    let body = r.json();
+    assert_eq!(
+        body["errors"][0]["code"],
+        json!("eval_cancel_error"),
+        "{body}"
+    );
+    let r = server
+        .raw(&request(
+            "POST",
+            "/v1/query",
+            &[],
+            br#"{"query": "x := count(numbers.range(1, 10))"}"#,
+        ))
+        .await;
+    assert_eq!(r.json(), json!({"result": [{"x": 10}]}));
+    server.stop().await;
+}

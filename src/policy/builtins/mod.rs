@@ -27,6 +27,7 @@ mod yaml;
 
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
 
 use regorus::{Engine, Value};
 
@@ -119,6 +120,46 @@ pub fn strict_scope(strict: bool) -> StrictScope {
     StrictScope {
         previous: STRICT.with(|s| s.replace(strict)),
     }
+}
+
+thread_local! {
+    /// When the evaluation running on this thread must stop. regorus checks its time limit
+    /// between its own steps only: a builtin that loops (`numbers.range`) checks this itself.
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Sets the time limit of this module's builtins for the evaluation run on this thread until
+/// the guard drops. Set it beside `Engine::set_execution_timer_config`.
+#[must_use = "the deadline lasts only while the guard lives"]
+pub fn deadline_scope(limit: Duration) -> DeadlineScope {
+    let deadline = Instant::now().checked_add(limit);
+    DeadlineScope {
+        previous: DEADLINE.with(|d| d.replace(deadline)),
+    }
+}
+
+/// Restores the previous deadline when dropped.
+#[derive(Debug)]
+pub struct DeadlineScope {
+    previous: Option<Instant>,
+}
+
+impl Drop for DeadlineScope {
+    fn drop(&mut self) {
+        DEADLINE.with(|d| d.set(self.previous));
+    }
+}
+
+/// For a builtin's own loop: the evaluation's time limit (in regorus's words, so that it is
+/// reported as the evaluation's timeout) and the memory ceiling.
+fn check_limits() -> Result<(), BuiltinError> {
+    if DEADLINE
+        .with(Cell::get)
+        .is_some_and(|d| Instant::now() >= d)
+    {
+        return Err(BuiltinError::Limit("execution exceeded time limit".into()));
+    }
+    regorus::enforce_memory_limit().map_err(|e| BuiltinError::Limit(e.to_string()))
 }
 
 /// Restores the previous strictness when dropped.
