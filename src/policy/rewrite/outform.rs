@@ -1,4 +1,5 @@
-//! OPA's output-argument call form for the builtins verdict adds: `f(x, out)` is `f(x) = out`.
+//! OPA's output-argument call form for the builtins verdict adds: `f(x, out)` is `f(x) = out`;
+//! and the other way round for `walk`, a relation regorus answers only in that form.
 //! regorus resolves that form through its own builtin table only, and calls the result of an
 //! extension unsafe (`var out is unsafe`), so a policy calling `io.jwt.decode(t, out)` would be
 //! refused.
@@ -24,10 +25,39 @@ pub fn edits(module: &Module) -> Vec<Edit> {
                 if let Some(edit) = output_form(expr, &arities) {
                     out.extend(edit);
                 }
+                out.extend(walk_relation(expr));
             }
         });
     }
     out
+}
+
+/// `[path, value] := walk(x)` → `walk(x, [path, value])`. `walk` is a relation: OPA takes
+/// the assignment form for its output argument, regorus yields nothing for it.
+fn walk_relation(expr: &Expr) -> Option<Edit> {
+    let Expr::AssignExpr { span, lhs, rhs, .. } = expr else {
+        return None;
+    };
+    let Expr::Call { fcn, params, .. } = rhs.as_ref() else {
+        return None;
+    };
+    if walk::call_name(fcn).as_deref() != Some("walk") || params.len() != 1 {
+        return None;
+    }
+    let (start, end) = walk::range(&params[0]);
+    let text = span.source.contents();
+    let arg = text.get(start as usize..end as usize)?;
+    let (start, end) = walk::range(lhs);
+    let out = text.get(start as usize..end as usize)?;
+    let whole = span.text();
+    if whole.contains('\n') || !whole.trim_end().ends_with(')') {
+        return None;
+    }
+    Some(Edit::replace(
+        span.start,
+        span.end,
+        format!("walk({arg}, {out})"),
+    ))
 }
 
 /// `f(a, b, out)` → `f(a, b) = out`: the comma before the last argument becomes `) = `, the

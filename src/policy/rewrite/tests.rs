@@ -223,3 +223,14 @@ fn a_builtin_may_replace_a_function_in_with() {
     assert_eq!(eval(&s, "p/x", "{}"), Some(Value::from(3u64)));
     assert_eq!(eval(&s, "p/z", "{}"), Some(Value::from(2u64)));
 }
+
+#[test]
+fn walk_takes_the_assignment_form() {
+    let s = set(&[(
+        "p.rego",
+        "package p\n\nx := {\"a\": [{\"b\": \"AA\"}, {\"c\": \"CCC\"}, 1]}\n\nq := {path: value | [path, value] := walk(x); count(value) == 2}\n",
+    )]);
+    let path = Value::from(vec![Value::from("a"), Value::from(0u64), Value::from("b")]);
+    let want = std::collections::BTreeMap::from([(path, Value::from("AA"))]);
+    assert_eq!(eval(&s, "p/q", "{}"), Some(Value::from(want)));
+}
