@@ -27,6 +27,7 @@ mod hot_swap;
 mod limits;
 mod logging;
 mod metrics;
+mod policy_api;
 mod pushed_data;
 mod remote;
 mod remote_trust;

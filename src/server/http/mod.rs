@@ -48,7 +48,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v0/data", post(data::post_v0))
         .route("/v0/data/{*path}", post(data::post_v0))
         .route("/v1/policies", get(policies::list_policies))
-        .route("/v1/policies/{*id}", get(policies::get_policy))
+        .route(
+            "/v1/policies/{*id}",
+            get(policies::get_policy)
+                .put(policies::put_policy)
+                .delete(policies::delete_policy),
+        )
         .route("/v1/query", get(query::get_query).post(query::post_query))
         .route("/v1/status", get(status::get_status))
         .route("/v1/config", get(status::get_config))
