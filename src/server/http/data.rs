@@ -48,7 +48,7 @@ fn data_path(uri: &Uri, prefix: &str) -> Result<DataPath, ApiError> {
 }
 
 #[derive(Serialize)]
-struct Provenance<'a> {
+pub(super) struct Provenance<'a> {
     version: &'static str,
     build_commit: &'static str,
     build_timestamp: &'static str,
@@ -62,7 +62,7 @@ struct Revision<'a> {
     revision: &'a str,
 }
 
-fn provenance(snapshot: &Snapshot) -> Provenance<'_> {
+pub(super) fn provenance(snapshot: &Snapshot) -> Provenance<'_> {
     Provenance {
         version: env!("CARGO_PKG_VERSION"),
         build_commit: "",
