@@ -15,6 +15,7 @@ mod batch;
 mod builtins;
 mod bundles;
 mod cli;
+mod clients;
 mod decision_log;
 mod decision_log_faults;
 mod decision_log_golden;
