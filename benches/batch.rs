@@ -61,6 +61,7 @@ const COMMON: &str = r#"{"method": "POST", "path": "/api/payment", "currency": "
 
 fn batch_vs_single(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
+    verdict::remote::client::install_crypto_provider();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(1)
         .build()
