@@ -1,6 +1,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a build script that cannot pack the bundle must stop the build
 //! Packs `bundles/payment` into a tar.gz in OPA's layout, embedded as `verdict run`'s default,
-//! and generates the native gRPC API from `proto/verdict/v1/decisions.proto`.
+//! generates the native gRPC API from `proto/verdict/v1/decisions.proto`, and records the
+//! build's provenance (commit, time, host) for `?provenance` and `verdict version`.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -8,6 +9,100 @@ use std::path::{Path, PathBuf};
 fn main() {
     pack_payment_bundle();
     compile_protos();
+    record_provenance();
+}
+
+/// `VERDICT_BUILD_COMMIT`, `VERDICT_BUILD_TIMESTAMP` (RFC 3339, UTC) and
+/// `VERDICT_BUILD_HOSTNAME` for the crate, as OPA's release builds fill them. Each may be given
+/// in the environment (a build without `.git`, a packager's values); otherwise the commit comes
+/// from git, the time from `SOURCE_DATE_EPOCH` (reproducible builds) or the clock, and the host
+/// from the kernel. Nothing here uses the network. The timestamp is never empty.
+fn record_provenance() {
+    for var in [
+        "VERDICT_BUILD_COMMIT",
+        "VERDICT_BUILD_TIMESTAMP",
+        "VERDICT_BUILD_HOSTNAME",
+        "SOURCE_DATE_EPOCH",
+    ] {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
+    let commit = std::env::var("VERDICT_BUILD_COMMIT")
+        .ok()
+        .or_else(git_commit)
+        .unwrap_or_default();
+    let timestamp = std::env::var("VERDICT_BUILD_TIMESTAMP")
+        .ok()
+        .filter(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok())
+        .unwrap_or_else(build_time);
+    let hostname = std::env::var("VERDICT_BUILD_HOSTNAME")
+        .ok()
+        .or_else(|| {
+            let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+            Some(name.trim().to_string())
+        })
+        .unwrap_or_default();
+    println!("cargo:rustc-env=VERDICT_BUILD_COMMIT={commit}");
+    println!("cargo:rustc-env=VERDICT_BUILD_TIMESTAMP={timestamp}");
+    println!("cargo:rustc-env=VERDICT_BUILD_HOSTNAME={hostname}");
+    let target = std::env::var("TARGET").unwrap_or_default();
+    println!("cargo:rustc-env=VERDICT_BUILD_TARGET={target}");
+    println!("cargo:rerun-if-changed=Cargo.lock");
+    println!(
+        "cargo:rustc-env=VERDICT_REGORUS_VERSION={}",
+        locked_version("regorus").unwrap_or_default()
+    );
+}
+
+/// A dependency's version as Cargo.lock pins it.
+fn locked_version(name: &str) -> Option<String> {
+    let lock = std::fs::read_to_string("Cargo.lock").ok()?;
+    let entry = format!("name = \"{name}\"\n");
+    let after = &lock[lock.find(&entry)? + entry.len()..];
+    let version = after.strip_prefix("version = \"")?;
+    Some(version[..version.find('"')?].to_string())
+}
+
+/// HEAD's short hash, as OPA's `get-build-commit.sh` gives it; the build reruns when HEAD
+/// moves (a commit, a checkout).
+fn git_commit() -> Option<String> {
+    let git = |args: &[&str]| -> Option<String> {
+        let out = std::process::Command::new("git").args(args).output().ok()?;
+        let text = String::from_utf8(out.stdout).ok()?.trim().to_string();
+        (out.status.success() && !text.is_empty()).then_some(text)
+    };
+    let head = git(&["rev-parse", "--path-format=absolute", "--git-path", "HEAD"])?;
+    println!("cargo:rerun-if-changed={head}");
+    if let Some(reference) = git(&["symbolic-ref", "-q", "HEAD"]) {
+        if let Some(file) = git(&[
+            "rev-parse",
+            "--path-format=absolute",
+            "--git-path",
+            &reference,
+        ]) {
+            println!("cargo:rerun-if-changed={file}");
+        }
+        if let Some(packed) = git(&[
+            "rev-parse",
+            "--path-format=absolute",
+            "--git-path",
+            "packed-refs",
+        ]) {
+            println!("cargo:rerun-if-changed={packed}");
+        }
+    }
+    git(&["rev-parse", "--short", "HEAD"])
+}
+
+/// `SOURCE_DATE_EPOCH` when set (reproducible-builds.org), else now.
+fn build_time() -> String {
+    let epoch = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok());
+    let time = match epoch.and_then(|secs| chrono::DateTime::from_timestamp(secs, 0)) {
+        Some(time) => time,
+        None => chrono::Utc::now(),
+    };
+    time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// protox compiles the .proto in Rust, so building needs no `protoc` on the machine; the

@@ -26,6 +26,7 @@
 //! - `gojson`: JSON as OPA (Go) reads and writes it, byte for byte.
 //! - `telemetry`: logs and metrics.
 //! - `config`: OPA's configuration format plus verdict's own section.
+//! - `provenance`: what this build is (version, commit, time, host).
 //! - `cli`: the `run`, `eval`, `test`, `build`, `sign` and `verify` commands.
 //!
 //! Arrows point one way: `policy`, `bundle`, `admission` (the decision core) ← `runtime` ←
@@ -39,6 +40,7 @@ pub mod config;
 pub mod decision_log;
 pub mod gojson;
 pub mod policy;
+pub mod provenance;
 pub mod remote;
 pub mod runtime;
 pub mod server;

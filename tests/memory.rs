@@ -20,7 +20,9 @@ async fn an_evaluation_that_allocates_without_bound_is_stopped() {
         dir.path(),
         &[(
             "app/policy.rego".into(),
-            b"package app\n\nbig := count(numbers.range(1, input.n))\n".to_vec(),
+            b"package app\n\nbig := count(numbers.range(1, input.n))\n\n\
+              stepped := count(numbers.range_step(1, input.n, 1))\n"
+                .to_vec(),
         )],
     );
     let mut config = test_config();
@@ -56,6 +58,26 @@ async fn an_evaluation_that_allocates_without_bound_is_stopped() {
         ))
         .await;
     assert_eq!(r.json(), json!({"result": 1000}));
+
+    // verdict's own numbers.range_step stops at the ceiling too, even without strict errors.
+    for (n, status) in [(2_000_000_000u64, 500), (1000, 200)] {
+        let body = format!(r#"{{"input": {{"n": {n}}}}}"#);
+        let r = server
+            .raw(&request(
+                "POST",
+                "/v1/data/app/stepped",
+                &[],
+                body.as_bytes(),
+            ))
+            .await;
+        assert_eq!(r.status, status, "{}", r.text());
+        if status == 500 {
+            let message = r.json()["errors"][0]["message"].to_string();
+            assert!(message.contains("memory limit"), "{message}");
+        } else {
+            assert_eq!(r.json(), json!({"result": 1000}));
+        }
+    }
     server.stop().await;
 }
 

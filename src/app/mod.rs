@@ -7,6 +7,7 @@
 
 pub mod signals;
 mod sources;
+pub mod store_lock;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -21,7 +22,6 @@ use crate::decision_log::{DecisionLog, DecisionLogError};
 use crate::policy::CompileOptions;
 use crate::remote::{self, StatusUploader};
 use crate::runtime::admission::AdmissionLoader;
-use crate::runtime::store::PushedStore;
 use crate::runtime::{memory, watcher::Watcher, AppState, Reloader, StartupError, Trigger};
 use crate::server::conn::{ConnLimits, Serve, TlsSource};
 use crate::server::{self, Listener, ServerError};
@@ -45,6 +45,12 @@ pub enum AppError {
     AdmissionTls(#[from] TlsError),
     #[error("{0} stopped unexpectedly")]
     Lost(&'static str),
+    #[error("pushed data store {} is locked by a running {process} (pid {pid}): stop it, or give this one another persistence_directory", path.display())]
+    StoreLocked {
+        path: std::path::PathBuf,
+        pid: u32,
+        process: String,
+    },
 }
 
 impl AppError {
@@ -76,7 +82,7 @@ pub struct Bound {
     triggers: mpsc::UnboundedSender<Trigger>,
     http: Vec<Listener>,
     diagnostic: Vec<Listener>,
-    grpc: Option<(Listener, tonic::service::Routes)>,
+    grpc: Option<(Listener, server::grpc::Services)>,
     admission: Option<(Listener, AdmissionConfig)>,
     grace: Duration,
 }
@@ -121,8 +127,7 @@ impl App {
                 // Reading the cgroup's limit is file I/O: it belongs here, off async threads.
                 let limit = config.verdict.memory_limit_bytes;
                 memory::apply(memory::limit(limit, Path::new("/sys/fs/cgroup")));
-                let pushed = PushedStore::open(&config.remote.persistence_directory)
-                    .map_err(StartupError::from)?;
+                let pushed = store_lock::open_pushed(&config.remote.persistence_directory)?;
                 let (reloader, snapshot, statuses) = Reloader::start(
                     sources,
                     load_options(&config),

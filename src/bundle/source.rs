@@ -70,6 +70,16 @@ impl Source {
         options
     }
 
+    /// Where an activated copy came from, for the log: the bundle built into the binary, a
+    /// local path, or (for a remote bundle at start) the persisted download.
+    pub fn origin(&self) -> &'static str {
+        match self.location {
+            Location::Embedded(_) => "embedded",
+            Location::Path(_) => "disk",
+            Location::Remote { .. } => "persistence",
+        }
+    }
+
     pub fn is_remote(&self) -> bool {
         matches!(self.location, Location::Remote { .. })
     }

@@ -150,7 +150,7 @@ fn build(args: BuildArgs) -> Result<(), Failure> {
 
 impl SigningArgs {
     /// The signing key and claims, checked before anything is read. `key_id` goes in the JWT's
-    /// `kid` unless a claims file is given, as `opa build` does.
+    /// `kid` unless a claims file is given, as `opa build` does; then the claims' `kid` does.
     pub fn load(
         &self,
         key_id: Option<&str>,
@@ -165,10 +165,15 @@ impl SigningArgs {
             Some(path) => Some(read_claims(path).map_err(Failure::Usage)?),
             None => None,
         };
-        let key_id = if claims.is_none() {
-            key_id.map(str::to_string)
-        } else {
-            None
+        // A claims file replaces the key id flag, as in `opa build`; its own `kid` names the
+        // key in the JWT header, which is where verifiers look first (a `kid` left in the
+        // payload alone names nothing, and the bundle would be refused for an empty key id).
+        let key_id = match &claims {
+            None => key_id.map(str::to_string),
+            Some(claims) => claims
+                .get("kid")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string),
         };
         let key = SigningKey::new(key, &self.signing_alg, key_id)
             .map_err(|e| Failure::Usage(e.into()))?;

@@ -1,13 +1,15 @@
 //! `verdict eval`: one query against policies and data, printed as `opa eval` prints it.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use regorus::Value;
 
+use super::pretty;
 use crate::gojson::{self, ObjectWriter};
+use crate::policy::QueryOptions;
 
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
@@ -20,9 +22,22 @@ pub struct EvalArgs {
     /// The input document, a JSON or YAML file.
     #[arg(short = 'i', long = "input", value_name = "FILE")]
     input: Option<PathBuf>,
-    /// json (OPA's result set) or raw (values only, one per line).
+    /// Read the input document from stdin (JSON or YAML).
+    #[arg(short = 'I', long = "stdin-input", conflicts_with = "input")]
+    stdin_input: bool,
+    /// json (OPA's result set), raw (values only, one per line) or pretty (a value as indented
+    /// JSON, bindings as a table, `undefined` when there is no result).
     #[arg(short = 'f', long = "format", default_value = "json")]
     format: Format,
+    /// Exit 1 when the result is undefined (or empty).
+    #[arg(long, conflicts_with = "fail_defined")]
+    fail: bool,
+    /// Exit 1 when the result is defined (not empty).
+    #[arg(long)]
+    fail_defined: bool,
+    /// A failing builtin fails the query instead of making its expression undefined.
+    #[arg(long)]
+    strict_builtin_errors: bool,
     /// Treat modules without a declared Rego version as v0.
     #[arg(long)]
     v0_compatible: bool,
@@ -34,6 +49,7 @@ pub struct EvalArgs {
 enum Format {
     Json,
     Raw,
+    Pretty,
 }
 
 pub fn main(args: EvalArgs) -> ExitCode {
@@ -52,13 +68,19 @@ fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let set = super::load_policy_set(&paths, args.v0_compatible)?;
     let input = match &args.input {
         Some(path) => Some(read_input(path)?),
+        None if args.stdin_input => Some(read_stdin_input()?),
         None => None,
     };
+    let options = QueryOptions {
+        input,
+        strict_builtin_errors: args.strict_builtin_errors,
+    };
     let results = set
-        .query(&args.query, input)
+        .query_with(&args.query, options)
         .map_err(|e| anyhow::anyhow!(e.detail()))?;
     let mut out = Vec::new();
     match args.format {
+        Format::Pretty => pretty::write(&mut out, &results),
         Format::Raw => {
             for r in &results.result {
                 for e in &r.expressions {
@@ -73,7 +95,23 @@ fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
         }
     }
     std::io::stdout().write_all(&out)?;
+    let defined = !results.result.is_empty();
+    // OPA's --fail and --fail-defined: the output is printed either way, the exit code tells.
+    if (args.fail && !defined) || (args.fail_defined && defined) {
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+fn read_stdin_input() -> anyhow::Result<Value> {
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut bytes)
+        .context("reading the input from stdin")?;
+    // JSON first; YAML (a superset) when it is not JSON, as OPA reads -I.
+    serde_json::from_slice(&bytes)
+        .or_else(|_| yaml_serde::from_slice(&bytes))
+        .context("parsing the input from stdin")
 }
 
 fn read_input(path: &PathBuf) -> anyhow::Result<Value> {

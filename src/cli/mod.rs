@@ -1,11 +1,15 @@
-//! The command line, shaped like OPA's: `run`, `eval`, `test`, `build`, `sign`, and gator's
-//! `verify`. Each subcommand lives in its own file and only parses arguments, calls the
-//! library and formats output.
+//! The command line, shaped like OPA's: `run`, `eval`, `test`, `check`, `inspect`, `build`,
+//! `sign`, `version`, and gator's `verify`. Each subcommand lives in its own file and only
+//! parses arguments, calls the library and formats output.
 
 pub mod build;
+pub mod check;
 pub mod eval;
+pub mod inspect;
+pub mod pretty;
 pub mod run;
 pub mod sign;
+pub mod table;
 pub mod test;
 pub mod verify;
 
@@ -42,6 +46,12 @@ pub enum Command {
     Build(build::BuildArgs),
     /// Write a bundle signature file, like `opa sign`.
     Sign(sign::SignArgs),
+    /// Parse and compile policies, reporting errors as `opa check` does.
+    Check(check::CheckArgs),
+    /// Show a bundle's manifest, namespaces and signatures, like `opa inspect`.
+    Inspect(inspect::InspectArgs),
+    /// Print the version and build information, like `opa version`.
+    Version,
     /// Run gator test suites (Gatekeeper ConstraintTemplates and Constraints), like `gator verify`.
     Verify(verify::VerifyArgs),
 }
@@ -58,24 +68,43 @@ pub fn main() -> ExitCode {
         Command::Test(args) => test::main(args),
         Command::Build(args) => build::main(args),
         Command::Sign(args) => sign::main(args),
+        Command::Check(args) => check::main(args),
+        Command::Inspect(args) => inspect::main(args),
+        Command::Version => {
+            print!("{}", crate::provenance::version_text());
+            ExitCode::SUCCESS
+        }
         Command::Verify(args) => verify::main(args),
     }
 }
 
 /// Loads plain paths (`-d`, test paths) into one policy set, as `opa eval` and `opa test` do.
 pub fn load_policy_set(paths: &[PathBuf], v0_compatible: bool) -> anyhow::Result<PolicySet> {
+    let bundles = load_paths(paths, v0_compatible)?;
+    compile_paths(&bundles).context("compile error")
+}
+
+/// Reads each path as `opa eval -d` takes it: a bundle directory or tarball, a `.rego` file,
+/// or a data file.
+pub fn load_paths(
+    paths: &[PathBuf],
+    v0_compatible: bool,
+) -> Result<Vec<Arc<Bundle>>, bundle::LoadError> {
     let options = LoadOptions {
         v0_compatible,
         ..LoadOptions::default()
     };
-    let mut bundles = Vec::new();
-    for path in paths {
-        let b: Bundle = bundle::load_data_path(path, options)?;
-        bundles.push(Arc::new(b));
-    }
+    paths
+        .iter()
+        .map(|path| bundle::load_data_path(path, options).map(Arc::new))
+        .collect()
+}
+
+/// Compiles loaded paths together; paths given side by side may share roots.
+pub fn compile_paths(bundles: &[Arc<Bundle>]) -> Result<PolicySet, policy::CompileError> {
     let compile = CompileOptions {
         check_overlap: false,
         ..CompileOptions::default()
     };
-    policy::compile(&bundles, compile).context("compile error")
+    policy::compile(bundles, compile)
 }

@@ -28,6 +28,9 @@ pub struct RunArgs {
     /// bundle (bundles/payment) is served.
     #[arg(short = 'b', long = "bundle", value_name = "PATH")]
     pub bundle: Vec<PathBuf>,
+    /// Bundles as positional arguments, as in `opa run -s PATH...`: the same as `-b PATH`.
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
     /// OPA-style configuration file (YAML or JSON).
     #[arg(
         short = 'c',
@@ -83,8 +86,8 @@ pub struct RunArgs {
     /// Load signed `-b` bundles without verifying their signatures.
     #[arg(long = "skip-verify", conflicts_with = "verification_key")]
     pub skip_verify: bool,
-    /// Accepted for OPA compatibility (verdict always runs as a server).
-    #[arg(short = 's', long = "server", hide = true)]
+    /// Accepted for OPA compatibility: verdict always runs as a server.
+    #[arg(short = 's', long = "server")]
     pub server: bool,
     /// Accepted for OPA compatibility (verdict sends no telemetry).
     #[arg(long = "disable-telemetry", hide = true)]
@@ -171,8 +174,8 @@ fn load_config(args: &RunArgs) -> anyhow::Result<Config> {
     if !args.diagnostic_addr.is_empty() {
         v.diagnostic_addr = args.diagnostic_addr.clone();
     }
-    if !args.bundle.is_empty() {
-        v.bundles = args.bundle.clone();
+    if !args.bundle.is_empty() || !args.paths.is_empty() {
+        v.bundles = args.bundle.iter().chain(&args.paths).cloned().collect();
     }
     if args.no_watch {
         v.watch = false;

@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use serde::Serialize;
+
 use crate::policy::testing::{self, Outcome, TestResult};
+use crate::policy::PolicySet;
 
 #[derive(Debug, clap::Args)]
 pub struct TestArgs {
@@ -15,12 +18,21 @@ pub struct TestArgs {
     /// Print every test, not only failures.
     #[arg(short, long)]
     verbose: bool,
-    /// Only run tests whose name (data.pkg.test_x) contains this text.
-    #[arg(long = "run", value_name = "TEXT")]
-    run: Option<String>,
+    /// Only run tests whose full name (data.pkg.test_x) matches this regular expression.
+    #[arg(short = 'r', long = "run", value_name = "REGEX")]
+    run: Option<regex::Regex>,
+    /// pretty (OPA's report) or json (one object per test, as `opa test --format json`).
+    #[arg(short = 'f', long = "format", value_enum, default_value = "pretty")]
+    format: Format,
     /// Treat modules without a declared Rego version as v0.
     #[arg(long)]
     v0_compatible: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Pretty,
+    Json,
 }
 
 pub fn main(args: TestArgs) -> ExitCode {
@@ -31,8 +43,11 @@ pub fn main(args: TestArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let results = testing::run(&set, args.run.as_deref());
-    print!("{}", report(&results, args.verbose));
+    let results = testing::run(&set, args.run.as_ref());
+    match args.format {
+        Format::Pretty => print!("{}", report(&results, args.verbose)),
+        Format::Json => print!("{}", json_report(&results, &set)),
+    }
     let failed = results
         .iter()
         .any(|r| matches!(r.outcome, Outcome::Fail | Outcome::Error(_)));
@@ -88,6 +103,79 @@ pub fn report(results: &[TestResult], verbose: bool) -> String {
         }
     }
     out
+}
+
+/// One test as `opa test --format json` lists it, fields in OPA's order.
+#[derive(Serialize)]
+struct JsonResult<'a> {
+    location: JsonLocation<'a>,
+    package: &'a str,
+    name: &'a str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    fail: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<JsonError<'a>>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    skip: bool,
+    duration: u128,
+}
+
+#[derive(Serialize)]
+struct JsonLocation<'a> {
+    file: &'a str,
+    row: usize,
+    col: usize,
+}
+
+#[derive(Serialize)]
+struct JsonError<'a> {
+    code: &'static str,
+    message: &'a str,
+}
+
+/// The results as OPA's JSON array; a test's row is where its rule is first defined.
+pub fn json_report(results: &[TestResult], set: &PolicySet) -> String {
+    let entries: Vec<JsonResult<'_>> = results
+        .iter()
+        .map(|r| {
+            let (package, name) = r.name.rsplit_once('.').unwrap_or(("data", &r.name));
+            JsonResult {
+                location: JsonLocation {
+                    file: &r.file,
+                    row: rule_row(set, &r.file, name),
+                    col: 1,
+                },
+                package,
+                name,
+                fail: r.outcome == Outcome::Fail,
+                error: match &r.outcome {
+                    Outcome::Error(message) => Some(JsonError {
+                        code: "eval_error",
+                        message,
+                    }),
+                    _ => None,
+                },
+                skip: r.outcome == Outcome::Skip,
+                duration: r.duration.as_nanos(),
+            }
+        })
+        .collect();
+    String::from_utf8_lossy(&crate::gojson::to_body(&entries, true)).into_owned()
+}
+
+/// The first line of `file` that starts the rule `name` (1-based; 0 when not found).
+fn rule_row(set: &PolicySet, file: &str, name: &str) -> usize {
+    let Some(module) = set.modules().iter().find(|m| m.file == file) else {
+        return 0;
+    };
+    module
+        .raw
+        .lines()
+        .position(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| !rest.starts_with(|c: char| c.is_alphanumeric() || c == '_'))
+        })
+        .map_or(0, |i| i + 1)
 }
 
 /// Durations as Go prints them: 1.234567ms, 512µs, 2.5s.

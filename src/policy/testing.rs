@@ -25,13 +25,14 @@ pub struct TestResult {
     pub duration: Duration,
 }
 
-/// Runs every test whose name contains `filter` (all when `None`), in definition order.
-pub fn run(set: &PolicySet, filter: Option<&str>) -> Vec<TestResult> {
+/// Runs every test whose full name (`data.pkg.test_x`) `filter` matches (all when `None`), in
+/// definition order, as `opa test --run` selects them.
+pub fn run(set: &PolicySet, filter: Option<&regex::Regex>) -> Vec<TestResult> {
     let mut results = Vec::new();
     for case in set.tests() {
         let path = DataPath::new(case.path.iter().cloned().map(Segment::Key).collect());
         let name = path.display_ref();
-        if filter.is_some_and(|f| !name.contains(f)) {
+        if filter.is_some_and(|f| !f.is_match(&name)) {
             continue;
         }
         let skip = case.path.last().is_some_and(|n| n.starts_with("todo_"));

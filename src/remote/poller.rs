@@ -130,7 +130,7 @@ impl Poller {
                     }
                 }
                 Err(failure) => {
-                    tracing::warn!(bundle = %self.name, error = %failure, "bundle download failed; the last good revision keeps serving");
+                    tracing::warn!(bundle = %self.name, error = %failure, "bundle download failed; retrying with backoff (an active revision, if any, keeps serving)");
                     self.send(RemoteEvent::Failed {
                         at,
                         request_time,

@@ -42,12 +42,9 @@ fn outcome_of(result: Option<&Value>) -> Outcome {
 async fn off_async<T: Send + 'static>(
     evaluate: impl FnOnce() -> Result<T, EvalError> + Send + 'static,
 ) -> Result<T, EvalError> {
-    tokio::task::spawn_blocking(|| {
-        super::priority::lower_this_thread();
-        evaluate()
-    })
-    .await
-    .unwrap_or(Err(EvalError::EngineFault))
+    tokio::task::spawn_blocking(evaluate)
+        .await
+        .unwrap_or(Err(EvalError::EngineFault))
 }
 
 /// Why a decision has no answer for its client: the policy failed, or the decision was made
@@ -249,8 +246,10 @@ impl AppState {
         let log = self.decision_log();
         let logged_input = log.and_then(|_| input.clone());
         let (on, owned) = (snapshot.clone(), text.to_string());
-        let mut outcome = off_async(move || on.policy.query(&owned, input))
+        // A query is the client's own Rego: it runs at a lowered priority, a few at a time.
+        let mut outcome = super::priority::ad_hoc(move || on.policy.query(&owned, input))
             .await
+            .unwrap_or(Err(EvalError::EngineFault))
             .map_err(|e| DecideError::Eval(module_ids_in_locations(e, snapshot.policy.modules())));
         let decision_id = uuid::Uuid::new_v4().to_string();
         // A query that does not parse is a bad request, not a decision: OPA logs none.

@@ -59,6 +59,10 @@ pub struct BundleStatus {
     pub loaded: u64,
     #[serde(skip)]
     pub failed: u64,
+    /// The error of a rejected revision (failed load or compile) not yet followed by a good
+    /// one: its fix is worth a log line of its own.
+    #[serde(skip)]
+    rejected: Option<String>,
 }
 
 /// A status time: absent for local bundles, Go's zero time for remote ones until it happens.
@@ -115,6 +119,7 @@ impl BundleStatus {
             http_code: None,
             loaded: 0,
             failed: 0,
+            rejected: None,
         }
     }
 
@@ -136,7 +141,21 @@ impl BundleStatus {
         }
     }
 
+    /// The log line for a rejection of this bundle: "the last good revision keeps serving"
+    /// only when there is one. The reloader's rejection lines take their words from here.
+    pub fn rejection_message(&self) -> &'static str {
+        match self.is_activated() {
+            true => "bundle rejected; the last good revision keeps serving",
+            false => "bundle rejected; it has no good revision yet, so none of it is served",
+        }
+    }
+
     pub fn activated(&mut self, revision: &str, size: u64, at: SystemTime) {
+        // Logged here, where the rejection is known to be over: the reloader's "bundle
+        // activated" line follows once the revision serves.
+        if let Some(rejected) = self.rejected.take() {
+            tracing::info!(bundle = %self.name, revision, rejected = %rejected, "bundle fixed: a good revision replaces the rejected one");
+        }
         self.active_revision = revision.to_string();
         self.size = size;
         self.kind = "snapshot";
@@ -162,6 +181,7 @@ impl BundleStatus {
             self.last_request = Some(at);
         }
         self.code = "bundle_error".into();
+        self.rejected = Some(message.clone());
         self.message = message;
         self.errors.clear();
         self.http_code = None;
@@ -170,6 +190,7 @@ impl BundleStatus {
 
     pub fn failed_compile(&mut self, error: &CompileError, at: SystemTime) {
         self.failed_load(error.status_message(), at);
+        self.rejected = Some(error.to_string());
         self.errors = error.errors().to_vec();
     }
 

@@ -158,7 +158,6 @@ async fn review(
     let decoded = echo.clone();
     // Decoding a multi-megabyte review is CPU work too: both run off the async threads.
     let work = tokio::task::spawn_blocking(move || {
-        crate::runtime::priority::lower_this_thread();
         let value = match review::decode(&bytes) {
             Ok(v) => v,
             Err(error) => return (None, AdmissionResponse::bad_request(&error), None),

@@ -28,7 +28,9 @@ pub fn init(level: &str, format: LogFormat) {
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::JsonPretty => builder.json().flatten_event(true).pretty().try_init(),
-        LogFormat::Text => builder.try_init(),
+        // Colour codes only for a person at a terminal: in a file or a pipe they are noise
+        // that grep and log shippers keep. NO_COLOR (no-color.org) turns them off anywhere.
+        LogFormat::Text => builder.with_ansi(text_in_colour()).try_init(),
     };
     std::panic::set_hook(Box::new(|info| {
         // Engine panics are caught per decision; this records where they came from.
@@ -37,6 +39,12 @@ pub fn init(level: &str, format: LogFormat) {
             .map(|l| format!("{}:{}", l.file(), l.line()));
         tracing::error!(location = location.as_deref().unwrap_or("unknown"), panic = %payload(info), "panic contained");
     }));
+}
+
+fn text_in_colour() -> bool {
+    use std::io::IsTerminal;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    !no_color && std::io::stderr().is_terminal()
 }
 
 fn payload(info: &std::panic::PanicHookInfo<'_>) -> String {

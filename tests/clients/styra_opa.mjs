@@ -3,14 +3,13 @@
 // the real batch endpoint (no fallback allowed, so a missing endpoint fails here).
 //
 // Run by tests/it/clients.rs against a real `verdict run` on the golden payment bundle:
-//     node styra_opa.mjs URL NPM_DIR [no-provenance]
-// (NPM_DIR: where `npm install @styra/opa` put its node_modules; ES modules ignore NODE_PATH.
-// `no-provenance` leaves out the one call that needs the build's provenance fields.)
+//     node styra_opa.mjs URL NPM_DIR
+// (NPM_DIR: where `npm install @styra/opa` put its node_modules; ES modules ignore NODE_PATH.)
 // Prints one line per call and exits non-zero at the first call that fails.
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 
-const [url, npmDir, skip] = process.argv.slice(2);
+const [url, npmDir] = process.argv.slice(2);
 const dist = join(npmDir, "node_modules", "@styra", "opa", "dist", "esm");
 const { OPAClient } = await import(pathToFileURL(join(dist, "index.js")));
 const { OpaApiClient } = await import(pathToFileURL(join(dist, "sdk", "sdk.js")));
@@ -55,18 +54,24 @@ try {
   });
   check("executeBatchPolicyWithInput (200)",
     raw.batchSuccessfulPolicyEvaluation.responses.a.result, true);
-  if (skip !== "no-provenance") {
-    const withProvenance = await sdk.executePolicyWithInput({
-      path: "payment/allow",
-      requestBody: { input: ok },
-      provenance: true,
-    });
-    const provenance = withProvenance.successfulPolicyResponse.provenance;
-    check("executePolicyWithInput provenance.bundles", provenance.bundles,
-      { "payment-bundle.tar.gz": { revision: "payments-2025-01-01.1" } });
-    check("executePolicyWithInput provenance.buildTimestamp is a date",
-      provenance.buildTimestamp instanceof Date, true);
-  }
+  const withProvenance = await sdk.executePolicyWithInput({
+    path: "payment/allow",
+    requestBody: { input: ok },
+    provenance: true,
+  });
+  const provenance = withProvenance.successfulPolicyResponse.provenance;
+  check("executePolicyWithInput provenance.bundles", provenance.bundles,
+    { "payment-bundle.tar.gz": { revision: "payments-2025-01-01.1" } });
+  check("executePolicyWithInput provenance.buildTimestamp is a date",
+    provenance.buildTimestamp instanceof Date, true);
+  const batchProvenance = await sdk.executeBatchPolicyWithInput({
+    path: "payment/allow",
+    requestBody: { inputs: { a: ok } },
+    provenance: true,
+  });
+  check("executeBatchPolicyWithInput provenance.buildTimestamp is a date",
+    batchProvenance.batchSuccessfulPolicyEvaluation.responses.a.provenance.buildTimestamp
+      instanceof Date, true);
 } catch (e) {
   console.log(`FAIL ${e?.stack ?? e}`);
   process.exit(1);

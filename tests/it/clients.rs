@@ -2,7 +2,7 @@
 //! bundle: opa-python-client 3.0.0 (PyPI) and @styra/opa 1.7.10 (npm), each driven by a small
 //! script in tests/clients that makes every call an OPA user makes with it (policy API reads
 //! and writes, data writes, decisions, ad-hoc and bulk queries; evaluate, the default decision
-//! and evaluateBatch on the real batch endpoint).
+//! evaluateBatch on the real batch endpoint, and the provenance a build fills).
 //!
 //! `.ci/install-clients` (run by `.ci/run`) installs them into target/e2e-clients. Locally the
 //! test says it is skipped when they are not there; under CI (`CI=true`) it fails instead.
@@ -16,10 +16,6 @@ use std::process::Output;
 use common::running::Running;
 use common::{golden, repo, WAIT};
 use serde_json::json;
-
-/// @styra/opa's provenance call needs the build's provenance fields (`build_timestamp` a
-/// date); `false` leaves that one call out until the build fills them.
-const PROVENANCE_BUILT: bool = false;
 
 struct Clients {
     python: PathBuf,
@@ -111,15 +107,12 @@ async fn published_opa_clients_work_unchanged() {
     assert_passed("opa-python-client", &python);
 
     let url = format!("http://{addr}");
-    let mut args = vec![
-        scripts.join("styra_opa.mjs").to_str().unwrap().to_string(),
-        url,
-        clients.npm.to_str().unwrap().to_string(),
+    let script = scripts.join("styra_opa.mjs");
+    let args = [
+        script.to_str().unwrap(),
+        &url,
+        clients.npm.to_str().unwrap(),
     ];
-    if !PROVENANCE_BUILT {
-        args.push("no-provenance".into());
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let node = run(Path::new("node"), &args).await;
     assert_passed("@styra/opa", &node);
     server.stop().await;

@@ -138,6 +138,11 @@ fn normalize(body: &[u8]) -> String {
             "<uuid>",
         ),
         (r#""version":(\s*)"[^"]*""#, r#""version":$1"<version>""#),
+        // OPA was recorded without build flags (empty fields); verdict fills them at build.
+        (
+            r#""build_(commit|timestamp|hostname)":(\s*)"[^"]*""#,
+            r#""build_$1":$2"<build>""#,
+        ),
         (r#""(timer_[a-z_]+)":(\s*)\d+"#, r#""$1":${2}0"#),
     ];
     rules.iter().fold(text, |t, (pattern, with)| {

@@ -242,3 +242,44 @@ fn put_policies_survive_a_bundle_reload_and_a_restart() {
         server.stop().await;
     });
 }
+
+/// README's "Policies over the API" and "Batch decisions" examples, on the built-in bundle
+/// `verdict run` serves without `-b`, answer what README shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_examples_answer_as_written() {
+    let readme = std::fs::read_to_string(common::repo().join("README.md")).unwrap();
+    let server = Server::start(test_config(), common::payment_sources()).await;
+    let put = "package vip\n\nallow if input.amount < 100\n";
+    assert!(readme.contains("--data-binary $'package vip\\n\\nallow if input.amount < 100\\n'"));
+    let (status, body) = send(&server, Method::PUT, "/v1/policies/vip", put).await;
+    assert_eq!((status, body), (200, json!({})));
+    let (status, body) = send(
+        &server,
+        Method::POST,
+        "/v1/data/vip/allow",
+        r#"{"input": {"amount": 50}}"#,
+    )
+    .await;
+    assert_eq!(
+        (status, body.to_string()),
+        (200, r#"{"result":true}"#.into())
+    );
+
+    let start = readme
+        .find("curl -s localhost:8181/v1/batch/data/")
+        .unwrap();
+    let request = &readme[start..];
+    let body = &request[request.find("-d '").unwrap() + 4..];
+    let body = &body[..body.find("'\n").unwrap()];
+    let shown = request.lines().find_map(|l| l.strip_prefix("# ")).unwrap();
+    let (status, answer) = send(
+        &server,
+        Method::POST,
+        "/v1/batch/data/payment/decision",
+        body,
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer, serde_json::from_str::<Json>(shown).unwrap());
+    server.stop().await;
+}

@@ -16,6 +16,9 @@ pub enum BuiltinError {
     /// Anything else the builtin refused, in OPA's words where OPA has them.
     #[error("{0}")]
     Invalid(String),
+    /// A resource ceiling (memory) reached: an error even when builtin errors are not strict.
+    #[error("{0}")]
+    Limit(String),
 }
 
 impl BuiltinError {

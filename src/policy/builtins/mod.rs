@@ -8,14 +8,22 @@
 
 mod args;
 mod array;
+mod conversions;
 mod crypto;
 mod deprecated;
+mod graphql;
+mod http;
 mod io_jwt;
+mod json;
 mod jwk;
 mod net;
+mod numbers;
+mod object;
+mod providers_aws;
 mod regex;
 mod strings;
 mod x509;
+mod yaml;
 
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -42,10 +50,18 @@ fn table() -> impl Iterator<Item = (&'static str, u8, Builtin)> {
         .chain(crypto::BUILTINS)
         .chain(x509::BUILTINS)
         .chain(net::BUILTINS)
+        .chain(numbers::BUILTINS)
+        .chain(object::BUILTINS)
+        .chain(providers_aws::BUILTINS)
         .chain(strings::BUILTINS)
         .chain(array::BUILTINS)
+        .chain(conversions::BUILTINS)
+        .chain(json::BUILTINS)
+        .chain(yaml::BUILTINS)
         .chain(regex::BUILTINS)
         .chain(deprecated::BUILTINS)
+        .chain(graphql::BUILTINS)
+        .chain(http::BUILTINS)
         .copied()
 }
 
@@ -80,6 +96,9 @@ fn extension(
             .unwrap_or_else(|_| Err(BuiltinError::fault()));
         match outcome {
             Ok(value) => Ok(value),
+            // A resource ceiling stops the evaluation whatever its strictness, as regorus's
+            // own builtins do.
+            Err(e @ BuiltinError::Limit(_)) => Err(anyhow::anyhow!("{name}: {e}")),
             Err(e) if STRICT.with(Cell::get) => Err(anyhow::anyhow!("{name}: {e}")),
             Err(_) => Ok(Value::Undefined),
         }

@@ -16,7 +16,7 @@ mod gofmt;
 #[cfg(test)]
 mod gofmt_tests;
 mod gonum;
-mod goquote;
+pub(super) mod goquote;
 mod template;
 
 pub const BUILTINS: &[(&str, u8, Builtin)] = &[

@@ -290,7 +290,10 @@ fn is_operand_error(message: &str) -> bool {
     message
         .split_once(": operand ")
         .is_some_and(|(name, rest)| {
-            is_builtin(name) && rest.starts_with(|c: char| c.is_ascii_digit())
+            // OPA's `ErrOperand` reads "operand N <what>"; "operand N: ..." is a plain error
+            // (net.cidr_contains_matches words its element errors so), a builtin error.
+            let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            is_builtin(name) && digits > 0 && rest[digits..].starts_with(' ')
         })
 }
 

@@ -14,7 +14,7 @@ use super::edits::{newlines, Edit};
 use super::walk;
 
 pub fn edits(module: &Module) -> Vec<Edit> {
-    let rule_names: HashSet<String> = walk::rules(module).filter_map(rule_name).collect();
+    let rule_names: HashSet<String> = walk::rules(module).filter_map(walk::rule_name).collect();
     let mut out = Vec::new();
     for import in &module.imports {
         let Some((name, path)) = alias(import) else {
@@ -67,26 +67,6 @@ fn alias(import: &Import) -> Option<(String, String)> {
         },
     };
     (name != root && name != "data" && name != "input").then_some((name, path))
-}
-
-fn rule_name(rule: &Rule) -> Option<String> {
-    let refr = match rule {
-        Rule::Spec { head, .. } => match head {
-            regorus::unstable::RuleHead::Compr { refr, .. }
-            | regorus::unstable::RuleHead::Set { refr, .. }
-            | regorus::unstable::RuleHead::Func { refr, .. } => refr,
-        },
-        Rule::Default { refr, .. } => refr,
-    };
-    root_var(refr).map(|s| s.to_string())
-}
-
-fn root_var(e: &Expr) -> Option<&str> {
-    match e {
-        Expr::Var { span, .. } => Some(span.text()),
-        Expr::RefDot { refr, .. } | Expr::RefBrack { refr, .. } => root_var(refr),
-        _ => None,
-    }
 }
 
 /// True when `rule` declares a local named `name` anywhere in it.

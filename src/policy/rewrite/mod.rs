@@ -16,7 +16,9 @@
 //!   OPA's `RewriteDynamicTerms` stage hoists them: `not f(input.x)` is undefined when
 //!   `input.x` is;
 //! - `heads`: a partial set's key that is a reference is evaluated in the body, as OPA's
-//!   `RewriteRefsInHead` does: a missing path makes the set empty, not the document an error.
+//!   `RewriteRefsInHead` does: a missing path makes the set empty, not the document an error;
+//! - `with`: a builtin named as the replacement in `with f as count` is called through a
+//!   function of the module (regorus read it as an unsafe variable).
 
 mod bodies;
 mod edits;
@@ -29,6 +31,7 @@ mod scan;
 #[cfg(test)]
 mod tests;
 mod walk;
+mod with;
 // Leading keywords in references; runs before the stages above, which need a text regorus
 // parses, and may split a module in several.
 pub mod keywords;
@@ -50,12 +53,13 @@ pub fn module<'a>(file: &str, source: &'a str, rego_v0: bool) -> Cow<'a, str> {
             }
         }
     }
-    let stages: [fn(&Module, bool) -> Vec<edits::Edit>; 5] = [
+    let stages: [fn(&Module, bool) -> Vec<edits::Edit>; 6] = [
         |m, _| newline::edits(m),
         |m, _| imports::edits(m),
         |m, _| outform::edits(m),
         |m, _| negation::edits(m),
         heads::edits,
+        |m, _| with::edits(m),
     ];
     for stage in stages {
         let Some(parsed) = parse(file, &text, rego_v0) else {

@@ -55,8 +55,15 @@ fn output_form(expr: &Expr, arities: &HashMap<&str, u8>) -> Option<[Edit; 2]> {
         return None;
     }
     let moved = text.get(comma as usize..last.start as usize)?;
+    // A trailing comma after the output argument (`f(a, out,\n)`) goes with the parenthesis.
+    let tail = text.get(last.end as usize..close as usize)?;
+    let end = match tail.find(',') {
+        Some(at) => last.end + u32::try_from(at).ok()?,
+        None => close,
+    };
+    let dropped = text.get(end as usize..span.end as usize)?;
     Some([
         Edit::replace(comma, last.start, ") = "),
-        Edit::replace(close, span.end, newlines(moved)),
+        Edit::replace(end, span.end, newlines(moved) + &newlines(dropped)),
     ])
 }

@@ -213,3 +213,13 @@ fn v0_rules_with_several_bodies_are_one_definition_each() {
         ))
     );
 }
+
+#[test]
+fn a_builtin_may_replace_a_function_in_with() {
+    let s = set(&[(
+        "p.rego",
+        "package p\n\nf(_) := 2\n\nx := y if {\n\ty := f([1, 2, 3]) with f as count\n}\n\nz := y if {\n\ty := object.union_n([{}, {\"a\": 1}]) with object.union_n as count\n}\n",
+    )]);
+    assert_eq!(eval(&s, "p/x", "{}"), Some(Value::from(3u64)));
+    assert_eq!(eval(&s, "p/z", "{}"), Some(Value::from(2u64)));
+}

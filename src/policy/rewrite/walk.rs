@@ -212,6 +212,27 @@ pub fn braced(query: &Query) -> bool {
     query.span.text().starts_with('{') || before.trim_end().ends_with('{')
 }
 
+/// The first name of a rule's head (`p` of `p.q[x]`).
+pub fn rule_name(rule: &Rule) -> Option<String> {
+    let refr = match rule {
+        Rule::Spec { head, .. } => match head {
+            RuleHead::Compr { refr, .. }
+            | RuleHead::Set { refr, .. }
+            | RuleHead::Func { refr, .. } => refr,
+        },
+        Rule::Default { refr, .. } => refr,
+    };
+    root_var(refr).map(|s| s.to_string())
+}
+
+pub fn root_var(e: &Expr) -> Option<&str> {
+    match e {
+        Expr::Var { span, .. } => Some(span.text()),
+        Expr::RefDot { refr, .. } | Expr::RefBrack { refr, .. } => root_var(refr),
+        _ => None,
+    }
+}
+
 /// Every rule of the module.
 pub fn rules(module: &Module) -> impl Iterator<Item = &Rule> {
     module.policy.iter().map(|r| r.as_ref())

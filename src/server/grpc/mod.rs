@@ -31,8 +31,16 @@ const ENVOY_DESCRIPTORS: &[u8] = include_bytes!("../../../proto/envoy-authz-desc
 const VERDICT_DESCRIPTORS: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/verdict_descriptors.pb"));
 
+/// The gRPC services to serve, and the health status that `serve` turns NOT_SERVING the
+/// moment shutdown starts.
+#[derive(Clone, Debug)]
+pub struct Services {
+    pub routes: Routes,
+    pub health: health::HealthHandle,
+}
+
 /// Every gRPC service verdict serves, configured from `plugins.envoy_ext_authz_grpc`.
-pub fn routes(state: Arc<AppState>, config: &ExtAuthzConfig) -> Result<Routes, ConfigError> {
+pub fn routes(state: Arc<AppState>, config: &ExtAuthzConfig) -> Result<Services, ConfigError> {
     let authz = ext_authz::ExtAuthz::new(
         state.clone(),
         config.decision_path()?,
@@ -46,11 +54,10 @@ pub fn routes(state: Arc<AppState>, config: &ExtAuthzConfig) -> Result<Routes, C
         pb::decisions_server::DecisionsServer::new(decisions::DecisionService::new(state.clone()))
             .max_decoding_message_size(config.grpc_max_recv_msg_size)
             .max_encoding_message_size(config.grpc_max_send_msg_size);
-    let (reporter, health) = tonic_health::server::health_reporter();
-    tokio::spawn(health::follow_bundles(state, reporter));
+    let health = health::HealthHandle::follow(state);
     let mut routes = Routes::new(authz)
         .add_service(decisions)
-        .add_service(health);
+        .add_service(health.service());
     if config.enable_reflection {
         let builder = || {
             tonic_reflection::server::Builder::configure()
@@ -66,22 +73,26 @@ pub fn routes(state: Arc<AppState>, config: &ExtAuthzConfig) -> Result<Routes, C
             .map_err(|e| ConfigError::Invalid(format!("gRPC reflection: {e}")))?;
         routes = routes.add_service(v1).add_service(v1alpha);
     }
-    Ok(routes)
+    Ok(Services { routes, health })
 }
 
-/// Serves `routes` on every listener until `shutdown` is cancelled, then lets calls in flight
-/// finish for at most `grace`. HTTP/2 pings find dead peers within the header timeout's time,
-/// and TCP connections are capped as on the HTTP listeners.
+/// Serves `services` on every listener until `shutdown` is cancelled, then lets calls in
+/// flight finish for at most `grace`. Health turns NOT_SERVING and its `Watch` streams end
+/// before the listeners stop, so a health watcher never holds the drain. HTTP/2 pings find
+/// dead peers within the header timeout's time, and TCP connections are capped as on the
+/// HTTP listeners.
 pub async fn serve(
     listeners: Vec<Listener>,
-    routes: Routes,
+    services: Services,
     (limits, state): (ConnLimits, Arc<AppState>),
     shutdown: CancellationToken,
     grace: Duration,
 ) {
+    let Services { routes, health } = services;
+    let stop_serving = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
     for listener in listeners {
-        let stopped = shutdown.clone().cancelled_owned();
+        let stopped = stop_serving.clone().cancelled_owned();
         let server = tonic::transport::Server::builder()
             .tcp_nodelay(true)
             .http2_keepalive_interval(Some(limits.header_read_timeout))
@@ -105,5 +116,7 @@ pub async fn serve(
         }
     }
     shutdown.cancelled().await;
+    health.stop();
+    stop_serving.cancel();
     super::drain(tasks, grace, "gRPC").await;
 }

@@ -21,6 +21,7 @@ use super::response;
 use crate::decision_log::RequestInfo;
 use crate::gojson::{self, ObjectWriter};
 use crate::policy::DataPath;
+use crate::provenance;
 use crate::runtime::decision::{opa_metrics, undefined_message};
 use crate::runtime::{AppState, Ask, Snapshot};
 
@@ -64,10 +65,10 @@ struct Revision<'a> {
 
 pub(super) fn provenance(snapshot: &Snapshot) -> Provenance<'_> {
     Provenance {
-        version: env!("CARGO_PKG_VERSION"),
-        build_commit: "",
-        build_timestamp: "",
-        build_hostname: "",
+        version: provenance::VERSION,
+        build_commit: provenance::BUILD_COMMIT,
+        build_timestamp: provenance::BUILD_TIMESTAMP,
+        build_hostname: provenance::BUILD_HOSTNAME,
         bundles: snapshot
             .bundles
             .iter()

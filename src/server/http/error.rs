@@ -91,6 +91,12 @@ impl ApiError {
         }
     }
 
+    /// 501 `not_implemented`: an OPA API verdict does not serve (the Compile API). OPA has no
+    /// such code; clients read `code` as a string and show `message`.
+    pub fn not_implemented(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_IMPLEMENTED, "not_implemented", message)
+    }
+
     pub fn body_too_large() -> Self {
         Self::bad_request("request body too large")
     }
@@ -161,7 +167,8 @@ impl From<EvalError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() {
+        // A 501 is an answer about verdict, not a failure to report.
+        if self.status.is_server_error() && self.status != StatusCode::NOT_IMPLEMENTED {
             tracing::warn!(code = self.code, message = %self.message, errors = ?self.errors, "request failed");
         }
         let body = gojson::to_body(

@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod budget;
+pub mod compile;
 pub mod data;
 pub mod error;
 pub mod health;
@@ -58,6 +59,14 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .delete(policies::delete_policy),
         )
         .route("/v1/query", get(query::get_query).post(query::post_query))
+        .route(
+            "/v1/compile",
+            get(compile::not_supported).post(compile::not_supported),
+        )
+        .route(
+            "/v1/compile/{*path}",
+            get(compile::not_supported).post(compile::not_supported),
+        )
         .route("/v1/status", get(status::get_status))
         .route("/v1/config", get(status::get_config))
         .merge(health_and_metrics());
@@ -125,6 +134,9 @@ async fn opa_routing(req: Request, next: Next) -> Response {
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
     }
     let path = req.uri().path().to_string();
+    if !escapes_are_valid(&path) {
+        return unparsable_request();
+    }
     let method = req.method().clone();
     let cleaned = clean_path(&path);
     let with_body = req.method() == Method::GET;
@@ -154,6 +166,34 @@ async fn opa_routing(req: Request, next: Next) -> Response {
             .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     }
     response
+}
+
+/// Go's server refuses a request line whose path does not unescape (`/v1/data/%zz`) before
+/// any handler runs: a text 400, and the connection closed.
+fn unparsable_request() -> Response {
+    let mut r = go_text_error(StatusCode::BAD_REQUEST, "400 Bad Request");
+    r.headers_mut().remove("x-content-type-options");
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
+/// Every `%` starts two hex digits, as Go's `url.PathUnescape` requires.
+fn escapes_are_valid(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = |j: usize| bytes.get(j).is_some_and(u8::is_ascii_hexdigit);
+            if !(hex(i + 1) && hex(i + 2)) {
+                return false;
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    true
 }
 
 fn redirect(status: StatusCode, location: &str, with_body: bool) -> Response {
@@ -200,7 +240,16 @@ fn clean_path(path: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::clean_path;
+    use super::{clean_path, escapes_are_valid};
+
+    #[test]
+    fn escapes_are_checked_like_go() {
+        assert!(escapes_are_valid("/v1/data/limits/roles/cust%6Fmer"));
+        assert!(escapes_are_valid("/v1/data/a%2Fb"));
+        assert!(!escapes_are_valid("/v1/data/%zz"));
+        assert!(!escapes_are_valid("/v1/data/%4"));
+        assert!(!escapes_are_valid("/v1/data/x%"));
+    }
 
     #[test]
     fn paths_are_cleaned_like_go() {

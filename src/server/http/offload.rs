@@ -1,6 +1,7 @@
 //! The CPU work of one request (decompressing and decoding a large body) moved off the async
 //! workers, which every listener, health probe and metrics scrape share: a client sending
-//! megabytes must cost a blocking thread, not the node's authorization.
+//! megabytes must cost a low-priority thread of its own (`runtime::priority`), not the node's
+//! authorization.
 
 use crate::server::http::error::ApiError;
 
@@ -8,7 +9,7 @@ use crate::server::http::error::ApiError;
 /// microseconds, less than the hand-off to another thread would.
 const INLINE_MAX: usize = 64 << 10;
 
-/// Runs `work` (on `size` bytes) in place when small, else on a blocking thread.
+/// Runs `work` (on `size` bytes) in place when small, else on an ad-hoc thread.
 pub async fn cpu<T: Send + 'static>(
     size: usize,
     work: impl FnOnce() -> T + Send + 'static,
@@ -16,10 +17,7 @@ pub async fn cpu<T: Send + 'static>(
     if size <= INLINE_MAX {
         return Ok(work());
     }
-    tokio::task::spawn_blocking(|| {
-        crate::runtime::priority::lower_this_thread();
-        work()
-    })
-    .await
-    .map_err(|_| ApiError::internal("the request body could not be decoded"))
+    crate::runtime::priority::ad_hoc(work)
+        .await
+        .map_err(|_| ApiError::internal("the request body could not be decoded"))
 }

@@ -316,3 +316,22 @@ fn encode_sign_refuses_unknown_algorithms_and_non_json_payloads() {
         "failed to parse a JWK key (set)",
     );
 }
+
+#[test]
+fn encode_sign_raw_reproduces_rfc_7515_appendix_a1() {
+    // RFC 7515 A.1: the header and payload bytes as the RFC writes them, CR LF included.
+    let header = lit("{\"typ\":\"JWT\",\r\n \"alg\":\"HS256\"}");
+    let payload =
+        lit("{\"iss\":\"joe\",\r\n \"exp\":1300819380,\r\n \"http://example.com/is_root\":true}");
+    let key = lit(
+        r#"{"kty":"oct","k":"AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow"}"#,
+    );
+    assert_eq!(
+        value(&format!("io.jwt.encode_sign_raw({header}, {payload}, {key})")),
+        Value::from(
+            "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9\
+             .eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ\
+             .dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+        )
+    );
+}
