@@ -28,6 +28,15 @@ pub struct Manifest {
 pub type Root = Vec<String>;
 
 impl Manifest {
+    /// A manifest that claims no root: what the policies put through the policy API are
+    /// compiled under (they belong to no bundle and own no path).
+    pub fn owning_nothing() -> Manifest {
+        Manifest {
+            roots: Some(Vec::new()),
+            ..Manifest::default()
+        }
+    }
+
     pub fn parse(bytes: &[u8]) -> Result<Self, BundleError> {
         serde_json::from_slice(bytes).map_err(|error| BundleError::ManifestJson { error })
     }

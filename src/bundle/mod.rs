@@ -197,4 +197,18 @@ impl Bundle {
     pub fn revision(&self) -> &str {
         &self.manifest.revision
     }
+
+    /// OPA's policy id for one of this bundle's modules: the bundle's name joined with the
+    /// path inside it. The policies put through the policy API form a bundle without a name,
+    /// and keep the ids they were put under.
+    pub fn module_id(&self, path: &str) -> String {
+        if self.name.is_empty() {
+            return path.to_string();
+        }
+        format!(
+            "{}/{}",
+            self.name.trim_end_matches('/'),
+            path.trim_start_matches('/')
+        )
+    }
 }

@@ -237,7 +237,7 @@ pub fn error_value(e: &EvalError) -> Value {
         }
         EvalError::InvalidPath(_) => coded("invalid_parameter"),
         EvalError::Timeout(_) | EvalError::MemoryLimit(_) => coded("eval_cancel_error"),
-        EvalError::FunctionPath(_) => coded("rego_type_error"),
+        EvalError::FunctionPath { .. } => coded("rego_type_error"),
         EvalError::EngineFault => coded("internal_error"),
     }
 }

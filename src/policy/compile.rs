@@ -195,7 +195,7 @@ fn compile_unguarded(
                 Ok(n) => {
                     parts.push(n);
                     modules.push(PolicyModule {
-                        id: module_id(&b.name, &m.path),
+                        id: b.module_id(&m.path),
                         file: m.file.clone(),
                         raw: m.source.clone(),
                         bundle: b.name.clone(),
@@ -291,15 +291,6 @@ fn compile_unguarded(
         definitions: Arc::new(definitions),
         eval_timeout: options.eval_timeout,
     })
-}
-
-/// OPA's policy id for a bundle module: the bundle's name joined with the path inside it.
-fn module_id(bundle: &str, path: &str) -> String {
-    format!(
-        "{}/{}",
-        bundle.trim_end_matches('/'),
-        path.trim_start_matches('/')
-    )
 }
 
 #[cfg(test)]

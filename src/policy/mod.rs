@@ -5,6 +5,7 @@
 //! request; each evaluation clones a warmed engine (a few hundred nanoseconds) and runs it
 //! under a time limit, with panics contained.
 
+pub mod ast;
 pub mod builtins;
 mod checks;
 pub mod compile;
@@ -161,7 +162,12 @@ impl PolicySet {
     pub fn evaluate(&self, query: Query<'_>) -> Result<Decision, EvalError> {
         if let Some(segments) = query.path.keys() {
             if self.definitions.function_paths.contains(segments) {
-                return Err(EvalError::FunctionPath(query.path.display_ref()));
+                let mut engine = self.base.clone();
+                let signature = rules::function_signature(engine.get_modules(), segments);
+                return Err(EvalError::FunctionPath {
+                    reference: query.path.display_ref(),
+                    signature: signature.unwrap_or_default(),
+                });
             }
         }
         let started = Instant::now();

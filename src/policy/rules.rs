@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use regorus::unstable::{Expr, Module, Rule, RuleHead};
+use regorus::unstable::{Expr, Module, Ref, Rule, RuleAssign, RuleHead};
 use regorus::Value;
 
 /// The documents one module defines, as paths of plain segments under `data`.
@@ -79,6 +79,74 @@ fn push_text(value: &Value, out: &mut Vec<String>) -> bool {
             true
         }
         Err(_) => false,
+    }
+}
+
+/// OPA's type of the function at `path` as far as its heads show it, `(any, any) => boolean`:
+/// each argument `any` (OPA infers more from the bodies), the result the type of the literal
+/// values its heads give (`boolean` when they give none), `any` when they differ or are not
+/// literals. `None` when no module defines it.
+pub fn function_signature(modules: &[Ref<Module>], path: &[String]) -> Option<String> {
+    let mut arity = None;
+    let mut result: Option<&str> = None;
+    let mut merge = |t: &'static str| {
+        result = Some(match result {
+            Some(r) if r != t => "any",
+            _ => t,
+        })
+    };
+    for module in modules {
+        let package: Vec<String> = ref_prefix(&module.package.refr)
+            .into_iter()
+            .skip_while(|s| s == "data")
+            .collect();
+        for rule in &module.policy {
+            let (refr, args, values): (_, _, Vec<Option<&Expr>>) = match rule.as_ref() {
+                Rule::Spec {
+                    head:
+                        RuleHead::Func {
+                            refr, args, assign, ..
+                        },
+                    bodies,
+                    ..
+                } => {
+                    let head = assign.as_ref().map(|a: &RuleAssign| a.value.as_ref());
+                    let mut values: Vec<_> = bodies
+                        .iter()
+                        .map(|b| b.assign.as_ref().map(|a| a.value.as_ref()).or(head))
+                        .collect();
+                    if values.is_empty() {
+                        values.push(head);
+                    }
+                    (refr, args.len(), values)
+                }
+                Rule::Default {
+                    refr, args, value, ..
+                } if !args.is_empty() => (refr, args.len(), vec![Some(value.as_ref())]),
+                _ => continue,
+            };
+            let mut full = package.clone();
+            full.extend(ref_prefix(refr));
+            if full != path {
+                continue;
+            }
+            arity = Some(args);
+            for value in values {
+                merge(value.map_or("boolean", literal_type));
+            }
+        }
+    }
+    let args = vec!["any"; arity?].join(", ");
+    Some(format!("({args}) => {}", result.unwrap_or("any")))
+}
+
+fn literal_type(expr: &Expr) -> &'static str {
+    match expr {
+        Expr::String { .. } | Expr::RawString { .. } => "string",
+        Expr::Number { .. } => "number",
+        Expr::Bool { .. } => "boolean",
+        Expr::Null { .. } => "null",
+        _ => "any",
     }
 }
 

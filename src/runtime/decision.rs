@@ -4,6 +4,7 @@
 //! ad-hoc queries (`/v1/query`) are decided and logged here too.
 
 mod admission;
+pub mod batch;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

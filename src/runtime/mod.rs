@@ -9,6 +9,7 @@
 pub mod admission;
 pub mod decision;
 pub mod memory;
+pub mod policies;
 pub mod priority;
 pub mod pushed;
 pub mod reloader;

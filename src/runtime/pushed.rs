@@ -13,7 +13,8 @@ use regorus::Value;
 
 use crate::bundle::{is_prefix, Root};
 use crate::policy::path::go_atoi;
-use crate::policy::CompileError;
+use crate::policy::{CompileError, RegoError};
+use crate::runtime::policies::{PolicyOp, PolicyTimings};
 use crate::runtime::store::StoreError;
 
 /// A path into the data document as OPA's storage layer holds it: unescaped segments, which
@@ -58,6 +59,8 @@ pub enum WriteOp {
     Delete {
         path: StoragePath,
     },
+    /// A policy API write: the modules change, the documents do not.
+    Policy(PolicyOp),
 }
 
 /// What a write did.
@@ -66,6 +69,8 @@ pub enum Written {
     Applied,
     /// `If-None-Match: *` found a document there: nothing was written.
     NotModified,
+    /// A policy stored and compiled; `None`: it was there as sent (OPA skips the parse).
+    Policy(Option<PolicyTimings>),
 }
 
 /// Why a write was refused, in OPA's words where OPA has them.
@@ -83,6 +88,13 @@ pub enum WriteError {
     Conflict { path: String },
     #[error("storage_invalid_patch_error: {0}")]
     InvalidPatch(String),
+    #[error("{id}:0: rego_parse_error: empty module")]
+    EmptyModule { id: String },
+    /// A policy that does not parse or compile with the rest; the errors say where.
+    #[error("error(s) occurred while compiling module(s)")]
+    Module(Vec<RegoError>),
+    #[error("storage_not_found_error: policy id {}", go_quote(.id))]
+    PolicyNotFound { id: String },
     #[error("document at {path} is nested deeper than {MAX_DEPTH} levels")]
     TooDeep { path: String },
     /// The written data conflicts with a rule, or cannot merge with the bundles' data.
@@ -135,6 +147,8 @@ pub fn apply(tree: &Value, op: &WriteOp, owners: &[Owner]) -> Result<Option<Valu
             read(&next, path)?;
             write(&mut next, PatchKind::Remove, path, Value::Null)?;
         }
+        // Not a document: the reloader applies these (`reloader/policies.rs`).
+        WriteOp::Policy(_) => return Ok(None),
     }
     Ok(Some(next))
 }
@@ -142,7 +156,7 @@ pub fn apply(tree: &Value, op: &WriteOp, owners: &[Owner]) -> Result<Option<Valu
 /// OPA's `checkPathScope`: nothing at or above or below a bundle root may be written, nor the
 /// root document while any bundle is active. Segments are compared unescaped (OPA compares
 /// the escaped form, which would let a root with a space in it be written to).
-fn check_scope(owners: &[Owner], path: &[String]) -> Result<(), WriteError> {
+pub(crate) fn check_scope(owners: &[Owner], path: &[String]) -> Result<(), WriteError> {
     if path.is_empty() && !owners.is_empty() {
         return Err(WriteError::RootOwned);
     }

@@ -13,6 +13,7 @@
 
 mod admission;
 mod bundles;
+mod policies;
 mod remote;
 mod writes;
 
@@ -27,7 +28,7 @@ use regorus::Value;
 
 use super::admission::AdmissionLoader;
 use super::status::BundleStatus;
-use super::store::{PushedStore, StoreError};
+use super::store::{PushedStore, StoreError, StoredPolicies};
 use super::watcher::Watcher;
 use super::{ActiveBundle, AppState, Snapshot};
 use crate::bundle::{Bundle, LoadError, LoadOptions, Source};
@@ -98,6 +99,9 @@ pub struct Reloader {
     /// The data pushed through the Data API, as the active snapshot holds it.
     pushed: Value,
     store: PushedStore,
+    /// The policies put through the policy API, and the same as a bundle for compiling.
+    policies: StoredPolicies,
+    api_bundle: Option<Arc<Bundle>>,
     /// Fingerprint of each remote bundle's persisted copy, so that an unchanged download is
     /// not written again, and a write that failed is tried again.
     persisted: Vec<Option<u64>>,
@@ -115,9 +119,11 @@ impl Reloader {
         sources: Vec<Source>,
         load: LoadOptions,
         compile: CompileOptions,
-        (store, stored): (PushedStore, Value),
+        (mut store, stored): (PushedStore, Value),
     ) -> Result<(Reloader, Snapshot, Vec<BundleStatus>), StartupError> {
         let now = SystemTime::now();
+        let policies = store.take_policies();
+        let api_bundle = super::policies::as_bundle(&policies, load.v0_compatible);
         let mut active = Vec::with_capacity(sources.len());
         let mut statuses = Vec::with_capacity(sources.len());
         for source in &sources {
@@ -140,7 +146,7 @@ impl Reloader {
         }
         let pushed_for = |active: &[Option<Arc<Bundle>>]| writes::erase_roots(&stored, active);
         let policy = match policy::compile_with_data(
-            &present(&active),
+            &present(&active, api_bundle.as_ref()),
             compile,
             &pushed_for(&active),
         ) {
@@ -160,7 +166,8 @@ impl Reloader {
                         statuses[i] = BundleStatus::new(&source.name, true);
                     }
                 }
-                policy::compile_with_data(&present(&active), compile, &pushed_for(&active))
+                let present = present(&active, api_bundle.as_ref());
+                policy::compile_with_data(&present, compile, &pushed_for(&active))
                     .map_err(StartupError::Compile)?
             }
             Err(e) => return Err(StartupError::Compile(e)),
@@ -180,6 +187,8 @@ impl Reloader {
             generation: 0,
             pushed: stored,
             store,
+            policies,
+            api_bundle,
             persisted,
             admission: None,
         };
@@ -315,7 +324,7 @@ impl Reloader {
     }
 }
 
-/// The bundles that are active, for compiling.
-fn present(active: &[Option<Arc<Bundle>>]) -> Vec<Arc<Bundle>> {
-    active.iter().flatten().cloned().collect()
+/// The bundles that are active, and the policies put through the API, for compiling.
+fn present(active: &[Option<Arc<Bundle>>], api: Option<&Arc<Bundle>>) -> Vec<Arc<Bundle>> {
+    active.iter().flatten().chain(api).cloned().collect()
 }

@@ -1,5 +1,6 @@
 //! The durable home of pushed data: one SQLite database, `pushed-data.db` in OPA's
-//! `persistence_directory` (beside OPA's own `bundles/`), one row per top-level document.
+//! `persistence_directory` (beside OPA's own `bundles/`), one row per top-level document, and
+//! the Rego modules put through the policy API (`store/policies.rs`), one row per policy id.
 //!
 //! Each Data API write is one transaction, committed with `synchronous=FULL` in WAL mode before
 //! the write is answered: writes are rare, and one a client was told about must survive a
@@ -17,13 +18,17 @@ use std::time::Duration;
 use regorus::Value;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
+mod policies;
+pub use policies::StoredPolicies;
+
 pub const FILE_NAME: &str = "pushed-data.db";
 
 /// OPA's default `persistence_directory`, for a config that names none.
 const DEFAULT_DIR: &str = ".opa";
 
-/// The layout this code reads and writes (SQLite's `user_version`).
-const SCHEMA_VERSION: i64 = 1;
+/// The layout this code reads and writes (SQLite's `user_version`); version 1 had no policies
+/// table and is brought up to date when opened.
+const SCHEMA_VERSION: i64 = 2;
 
 /// How long opening waits for another process to let go of the database: long enough for a
 /// restart to overlap its predecessor's exit, short enough to fail a start clearly when a
@@ -61,6 +66,8 @@ pub struct PushedStore {
     /// reloader is borrowed across awaits); it is reached through `&mut self`, so never locked.
     conn: Mutex<Option<Connection>>,
     lock_wait: Duration,
+    /// The policies read at open, until the reloader takes them.
+    policies: policies::StoredPolicies,
 }
 
 impl std::fmt::Debug for PushedStore {
@@ -87,6 +94,7 @@ impl PushedStore {
             path: dir.join(FILE_NAME),
             conn: Mutex::new(None),
             lock_wait,
+            policies: policies::StoredPolicies::new(),
         };
         let exists = store
             .path
@@ -100,6 +108,7 @@ impl PushedStore {
         }
         let conn = store.connect()?;
         let tree = store.load(&conn)?;
+        store.policies = store.load_policies(&conn)?;
         *store.connection() = Some(conn);
         let documents = tree.as_object().map_or(0, |o| o.len());
         tracing::info!(path = %store.path.display(), documents, "pushed data loaded");
@@ -193,7 +202,16 @@ impl PushedStore {
                 .execute_batch(
                     "BEGIN;
                      CREATE TABLE documents (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
-                     PRAGMA user_version = 1;
+                     CREATE TABLE policies (id TEXT PRIMARY KEY NOT NULL, raw TEXT NOT NULL);
+                     PRAGMA user_version = 2;
+                     COMMIT;",
+                )
+                .map_err(sqlite)?,
+            1 => conn
+                .execute_batch(
+                    "BEGIN;
+                     CREATE TABLE policies (id TEXT PRIMARY KEY NOT NULL, raw TEXT NOT NULL);
+                     PRAGMA user_version = 2;
                      COMMIT;",
                 )
                 .map_err(sqlite)?,

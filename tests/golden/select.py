@@ -2,15 +2,14 @@
 
 Run from the repository root with the shared recordings beside it:
     python3 tests/golden/select.py ../shared/opa-golden/golden.jsonl > tests/golden/cases.jsonl
-Cases for features other issues own (policy writes, metrics, status plugin, remote bundles,
-decision logs) are left out; they join when those features land. The Data API write cases
+Cases for features other issues own (metrics, status plugin, remote bundles, decision logs)
+are left out; they join when those features land. The Data API write cases
 are stateful: they keep OPA's recorded order, and tests/it/golden.rs replays them on one server.
 """
 import json
 import sys
 
 OTHER_ISSUES = (
-    "policies-put", "policies-delete", "policies-query-new-module",  # policy writes
     "metrics", "B-metrics", "status-", "D",                          # metrics, status, remote bundles
     "compile-",                                                      # partial evaluation
 )

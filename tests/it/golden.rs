@@ -35,14 +35,31 @@ struct Case {
 /// Requests OPA's recording made but did not keep, replayed before the named case so that the
 /// state matches: (before case, method, path, body, expected status). Request 54 of instance A
 /// created `/scratch/flags` (the bad-JSON PUT after it names that path, and `data-delete`
-/// later removes it with a 204).
-const UNRECORDED: &[(&str, &str, &str, &str, u16)] = &[(
-    "data-put-bad-json",
-    "PUT",
-    "/v1/data/scratch/flags",
-    r#"{"beta": true}"#,
-    204,
-)];
+/// later removes it with a 204). Request 77 put the `scratch` policy that `policies-put-same`
+/// puts again unchanged, and request 87 deleted it again before `policies-delete-missing`.
+const UNRECORDED: &[(&str, &str, &str, &str, u16)] = &[
+    (
+        "data-put-bad-json",
+        "PUT",
+        "/v1/data/scratch/flags",
+        r#"{"beta": true}"#,
+        204,
+    ),
+    (
+        "policies-put-same",
+        "PUT",
+        "/v1/policies/scratch",
+        "package scratch\n\nvip_merchant(m) if data.scratch.merchants[m].tier == \"platinum\"\n",
+        200,
+    ),
+    (
+        "policies-delete-missing",
+        "DELETE",
+        "/v1/policies/scratch",
+        "",
+        200,
+    ),
+];
 
 /// Headers whose values a client acts on; Date and lengths vary or follow from the body.
 const COMPARED_HEADERS: &[&str] = &["content-type", "content-encoding", "location", "vary"];

@@ -45,6 +45,12 @@ impl<'a> Excerpt<'a> {
         })
     }
 
+    /// The column where the quoted line's text starts: where a rule head on it begins.
+    pub fn first_column(&self) -> u32 {
+        let indent = self.line.chars().take_while(|c| c.is_whitespace()).count();
+        u32::try_from(indent).map_or(1, |n| n.saturating_add(1))
+    }
+
     /// The call whose argument list directly holds the caret (not inside a literal within
     /// the list), when the line shows it.
     pub fn call(&self) -> Option<Call> {

@@ -128,9 +128,13 @@ pub enum EvalError {
     /// The engine panicked; the panic was contained and nothing else was affected.
     #[error("policy evaluation failed unexpectedly (engine fault contained)")]
     EngineFault,
-    /// A function is not a document: OPA answers 500 for a query of a function path.
-    #[error("{0} refers to a function, not a document")]
-    FunctionPath(String),
+    /// A function is not a document (OPA's type checker refuses the query); `signature` is the
+    /// function's type as OPA's message gives it (`(any) => boolean`).
+    #[error("undefined ref: {reference}")]
+    FunctionPath {
+        reference: String,
+        signature: String,
+    },
 }
 
 impl EvalError {
@@ -240,7 +244,13 @@ fn rule_conflict(excerpt: Option<&Excerpt<'_>>) -> &'static str {
 
 /// A parse error while adding a module.
 pub fn parse_error(text: &str) -> RegoError {
-    let (location, message) = split_rendered(text);
+    let (mut location, message) = split_rendered(text);
+    // A v0 rule in v1 syntax: OPA points at the rule, regorus at its body.
+    if message.contains("keyword is required") {
+        if let (Some(at), Some(excerpt)) = (location.as_mut(), Excerpt::of(text)) {
+            at.col = excerpt.first_column();
+        }
+    }
     RegoError {
         code: "rego_parse_error",
         message: message.to_string(),

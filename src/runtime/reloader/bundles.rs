@@ -197,7 +197,12 @@ impl Reloader {
             active[c.index] = Some(c.bundle.clone());
             pushed = pushed::erase(&pushed, &c.bundle.manifest.root_paths());
         }
-        let set = policy::compile_with_data(&present(&active), self.compile, &pushed).ok()?;
+        let set = policy::compile_with_data(
+            &present(&active, self.api_bundle.as_ref()),
+            self.compile,
+            &pushed,
+        )
+        .ok()?;
         let now = SystemTime::now();
         let activated = candidates.iter().map(|c| self.activated(c, now)).collect();
         accepted.extend(candidates.iter().map(|c| c.index));
@@ -221,7 +226,11 @@ impl Reloader {
             active[c.index] = Some(c.bundle.clone());
             let erased = pushed::erase(&pushed, &c.bundle.manifest.root_paths());
             let now = SystemTime::now();
-            match policy::compile_with_data(&present(&active), self.compile, &erased) {
+            match policy::compile_with_data(
+                &present(&active, self.api_bundle.as_ref()),
+                self.compile,
+                &erased,
+            ) {
                 Ok(set) => {
                     pushed = erased;
                     activated.push(self.activated(c, now));

@@ -72,6 +72,9 @@ impl Reloader {
     }
 
     fn write(&mut self, state: &AppState, op: &WriteOp) -> Result<Written, WriteError> {
+        if let WriteOp::Policy(op) = op {
+            return self.write_policy(state, op);
+        }
         let owners = owners(&self.active);
         let Some(next) = pushed::apply(&self.pushed, op, &owners)? else {
             return Ok(Written::NotModified);

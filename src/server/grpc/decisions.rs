@@ -95,7 +95,7 @@ fn error_status(error: &DecideError) -> Status {
             EvalError::Policy(_)
             | EvalError::Parse(_)
             | EvalError::EngineFault
-            | EvalError::FunctionPath(_),
+            | EvalError::FunctionPath { .. },
         ) => Code::Internal,
     };
     Status::new(code, error.detail())

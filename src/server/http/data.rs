@@ -49,7 +49,7 @@ fn data_path(uri: &Uri, prefix: &str) -> Result<DataPath, ApiError> {
 }
 
 #[derive(Serialize)]
-struct Provenance<'a> {
+pub(super) struct Provenance<'a> {
     version: &'static str,
     build_commit: &'static str,
     build_timestamp: &'static str,
@@ -63,7 +63,7 @@ struct Revision<'a> {
     revision: &'a str,
 }
 
-fn provenance(snapshot: &Snapshot) -> Provenance<'_> {
+pub(super) fn provenance(snapshot: &Snapshot) -> Provenance<'_> {
     Provenance {
         version: provenance::VERSION,
         build_commit: provenance::BUILD_COMMIT,

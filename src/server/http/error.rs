@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::request::InputError;
 use crate::gojson;
 use crate::policy::{EvalError, RegoError};
+use crate::runtime::pushed::WriteError;
 use crate::runtime::DecideError;
 
 #[derive(Debug, Clone)]
@@ -99,6 +100,26 @@ impl ApiError {
     pub fn body_too_large() -> Self {
         Self::bad_request("request body too large")
     }
+
+    /// A refused policy API write, in OPA's codes; verdict's own failures say nothing of their
+    /// cause (the reloader logged it).
+    pub fn from_write(e: WriteError) -> Self {
+        match e {
+            WriteError::Module(errors) => ApiError {
+                errors,
+                ..Self::bad_request("error(s) occurred while compiling module(s)")
+            },
+            WriteError::PolicyNotFound { .. } | WriteError::NotFound { .. } => {
+                Self::not_found(e.to_string())
+            }
+            WriteError::Store(_)
+            | WriteError::Unavailable
+            | WriteError::Rules(crate::policy::CompileError::EngineFault) => {
+                Self::internal("the policy write could not be completed; nothing was changed")
+            }
+            _ => Self::bad_request(e.to_string()),
+        }
+    }
 }
 
 impl From<DecideError> for ApiError {
@@ -132,8 +153,12 @@ impl From<EvalError> for ApiError {
                 }],
                 ..ApiError::internal("error(s) occurred while evaluating query")
             },
-            EvalError::FunctionPath(reference) => ApiError::internal(format!(
-                "1 error occurred: 1:1: rego_type_error: undefined ref: {reference}"
+            EvalError::FunctionPath {
+                reference,
+                signature,
+            } => ApiError::internal(format!(
+                "1 error occurred: 1:1: rego_type_error: undefined ref: {reference}\n\t{reference}\n\t{}\n\thave: {signature}",
+                "^".repeat(reference.chars().count())
             )),
             EvalError::EngineFault => ApiError::internal(e.to_string()),
         }

@@ -1,6 +1,7 @@
 //! The HTTP API: OPA's REST paths over the decision core. `router` builds the whole API from
 //! the shared state and is separate from serving, so tests can drive it in-process too.
 
+pub mod batch;
 pub mod budget;
 pub mod compile;
 pub mod data;
@@ -46,10 +47,17 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .patch(write::patch_data)
                 .delete(write::delete_data),
         )
+        .route("/v1/batch/data", post(batch::post_batch))
+        .route("/v1/batch/data/{*path}", post(batch::post_batch))
         .route("/v0/data", post(data::post_v0))
         .route("/v0/data/{*path}", post(data::post_v0))
         .route("/v1/policies", get(policies::list_policies))
-        .route("/v1/policies/{*id}", get(policies::get_policy))
+        .route(
+            "/v1/policies/{*id}",
+            get(policies::get_policy)
+                .put(policies::put_policy)
+                .delete(policies::delete_policy),
+        )
         .route("/v1/query", get(query::get_query).post(query::post_query))
         .route(
             "/v1/compile",
