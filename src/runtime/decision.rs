@@ -135,6 +135,15 @@ pub struct Ask<'a> {
     pub undefined_is_error: bool,
 }
 
+/// What `settle` needs of a decision's request.
+pub(super) struct Settle<'a> {
+    pub path: &'a DataPath,
+    pub request: &'a RequestInfo,
+    pub started: Instant,
+    pub input_parse_ns: Option<u128>,
+    pub undefined_is_error: bool,
+}
+
 /// OPA's performance metrics of one decision, under OPA's names: `?metrics` responses and
 /// decision log events report them.
 pub fn opa_metrics(
@@ -177,7 +186,7 @@ impl AppState {
         let logged_input = log.and_then(|_| ask.input.clone());
         let (on, path, input) = (snapshot.clone(), ask.path.clone(), ask.input);
         let strict_builtin_errors = ask.strict_builtin_errors;
-        let mut outcome = off_async(move || {
+        let outcome = off_async(move || {
             on.policy.evaluate(Query {
                 path: &path,
                 input,
@@ -186,6 +195,33 @@ impl AppState {
         })
         .await
         .map_err(DecideError::from);
+        let settled = Settle {
+            path: ask.path,
+            request: ask.request,
+            started: ask.started,
+            input_parse_ns: ask.input_parse_ns,
+            undefined_is_error: ask.undefined_is_error,
+        };
+        let (decision_id, outcome) = self
+            .settle(&snapshot, &settled, logged_input, outcome)
+            .await;
+        Decided {
+            decision_id,
+            snapshot,
+            outcome,
+        }
+    }
+
+    /// What follows every decision's evaluation, single or in a batch: the `system` namespace
+    /// left out of the whole data document, the decision id, the log event (written before
+    /// anyone can answer it: a decision its log refused becomes an error), and the count.
+    pub(super) async fn settle(
+        &self,
+        snapshot: &Snapshot,
+        ask: &Settle<'_>,
+        logged_input: Option<Value>,
+        mut outcome: Result<Decision, DecideError>,
+    ) -> (String, Result<Decision, DecideError>) {
         if ask.path.is_root() {
             // OPA leaves the reserved `system` namespace out of the whole data document.
             if let Ok(Decision {
@@ -198,7 +234,7 @@ impl AppState {
             }
         }
         let decision_id = uuid::Uuid::new_v4().to_string();
-        if let Some(log) = log {
+        if let Some(log) = self.decision_log() {
             let metrics = opa_metrics(outcome.as_ref().ok(), ask.input_parse_ns, ask.started);
             let parts = EventParts {
                 labels: log.labels(),
@@ -211,7 +247,7 @@ impl AppState {
                 error: match &outcome {
                     Err(e) => e.eval().map(event::error_value),
                     Ok(d) if d.result.is_none() && ask.undefined_is_error => {
-                        Some(event::undefined(&undefined_message(&snapshot, ask.path)))
+                        Some(event::undefined(&undefined_message(snapshot, ask.path)))
                     }
                     Ok(_) => None,
                 },
@@ -224,12 +260,8 @@ impl AppState {
             }
         }
         // Counted as answered: a decision its log refused is an error to its client.
-        self.count(&snapshot, ask.path, &outcome);
-        Decided {
-            decision_id,
-            snapshot,
-            outcome,
-        }
+        self.count(snapshot, ask.path, &outcome);
+        (decision_id, outcome)
     }
 
     /// Evaluates an ad-hoc query on the snapshot active now and logs it, when decisions are

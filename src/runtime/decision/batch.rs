@@ -7,12 +7,12 @@
 //! costs what a single decision's does.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use regorus::Value;
 
-use super::{off_async, opa_metrics, DecideError, Snapshot};
-use crate::decision_log::{event, EventParts, RequestInfo};
+use super::{off_async, DecideError, Settle, Snapshot};
+use crate::decision_log::RequestInfo;
 use crate::policy::{DataPath, Decision, Query};
 use crate::runtime::AppState;
 
@@ -78,36 +78,17 @@ impl AppState {
         // A lost blocking thread costs every item of the batch, each answered as an error.
         let outcomes = evaluated.unwrap_or_else(|e| vec![Err(e); count]);
         let mut items = Vec::with_capacity(count);
+        let settle = Settle {
+            path: ask.path,
+            request: ask.request,
+            started: ask.started,
+            input_parse_ns: ask.input_parse_ns,
+            undefined_is_error: false,
+        };
         for ((key, outcome), logged_input) in keys.into_iter().zip(outcomes).zip(logged_inputs) {
-            let mut outcome = outcome.map_err(DecideError::from);
-            if ask.path.is_root() {
-                strip_system(&mut outcome);
-            }
-            let decision_id = uuid::Uuid::new_v4().to_string();
-            if let Some(log) = log {
-                let metrics = opa_metrics(outcome.as_ref().ok(), ask.input_parse_ns, ask.started);
-                let parts = EventParts {
-                    labels: log.labels(),
-                    decision_id: &decision_id,
-                    bundles: snapshot.revisions(),
-                    path: &ask.path.slashed(),
-                    query: None,
-                    input: logged_input,
-                    result: outcome.as_ref().ok().and_then(|d| d.result.clone()),
-                    error: outcome
-                        .as_ref()
-                        .err()
-                        .and_then(DecideError::eval)
-                        .map(event::error_value),
-                    request: ask.request,
-                    timestamp: SystemTime::now(),
-                    metrics: &metrics,
-                };
-                if let Err(why) = log.record(&snapshot.policy, parts).await {
-                    outcome = Err(DecideError::Refused(why));
-                }
-            }
-            self.count(&snapshot, ask.path, &outcome);
+            let outcome = outcome.map_err(DecideError::from);
+            let (decision_id, outcome) =
+                self.settle(&snapshot, &settle, logged_input, outcome).await;
             items.push(BatchItem {
                 key,
                 decision_id,
@@ -118,18 +99,6 @@ impl AppState {
             batch_decision_id: uuid::Uuid::new_v4().to_string(),
             snapshot,
             items,
-        }
-    }
-}
-
-/// OPA leaves the reserved `system` namespace out of the whole data document.
-fn strip_system(outcome: &mut Result<Decision, DecideError>) {
-    if let Ok(Decision {
-        result: Some(root), ..
-    }) = outcome
-    {
-        if let Ok(map) = root.as_object_mut() {
-            map.remove(&Value::from("system"));
         }
     }
 }
