@@ -22,6 +22,10 @@ pub use admission::AdmissionWatcher;
 pub struct Watcher {
     inner: RecommendedWatcher,
     targets: Vec<Option<Target>>,
+    /// The directory each watch was put on, by device and inode: a bundle directory renamed
+    /// over is a new one, which the old watch does not see.
+    watched: Vec<Option<(u64, u64)>>,
+    tx: mpsc::UnboundedSender<Trigger>,
     admission: Option<AdmissionWatcher>,
 }
 
@@ -52,6 +56,7 @@ impl Watcher {
             })
             .collect();
         let matching = targets.clone();
+        let events = tx.clone();
         let inner = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
             let Ok(event) = event else { return };
             if event.kind.is_access() {
@@ -68,12 +73,14 @@ impl Watcher {
                 .collect();
             if !ids.is_empty() {
                 // The reloader may have stopped during shutdown; nothing to do then.
-                let _ = tx.send(Trigger::Bundles(ids));
+                let _ = events.send(Trigger::Bundles(ids));
             }
         })?;
         let mut watcher = Watcher {
             inner,
+            watched: vec![None; targets.len()],
             targets,
+            tx,
             admission,
         };
         for i in 0..watcher.targets.len() {
@@ -89,18 +96,31 @@ impl Watcher {
         self.inner.watch(&t.parent, RecursiveMode::NonRecursive)?;
         if t.path.is_dir() {
             self.inner.watch(&t.path, RecursiveMode::Recursive)?;
+            if let Some(slot) = self.watched.get_mut(i) {
+                *slot = identity(&t.path);
+            }
         }
         Ok(())
     }
 
-    /// Watches bundle `i` again. A directory replaced by a rename is a new inode that the old
-    /// watch does not see; re-arming after each reload follows the replacement.
+    /// Called after each reload of bundle `i`: a directory replaced by a rename is a new inode
+    /// that the old watch does not see, so the watch follows it. Only then: taking a watch
+    /// down and up again loses what changes in between, so a directory still the same one
+    /// keeps its watch, and after a move one more reload reads what the new watch missed.
     pub fn rearm(&mut self, i: usize) {
-        if let Some(Some(t)) = self.targets.get(i) {
-            let _ = self.inner.unwatch(&t.path);
+        let Some(Some(t)) = self.targets.get(i).cloned() else {
+            return;
+        };
+        let now = identity(&t.path);
+        if now.is_some() && now == self.watched.get(i).copied().flatten() {
+            return;
         }
+        let _ = self.inner.unwatch(&t.path);
         if let Err(e) = self.arm(i) {
             tracing::warn!(error = %e, "cannot watch bundle path; changes will need SIGHUP");
+        }
+        if t.path.is_dir() {
+            let _ = self.tx.send(Trigger::Bundles(vec![i]));
         }
     }
 
@@ -110,6 +130,12 @@ impl Watcher {
             admission.rearm();
         }
     }
+}
+
+/// A directory's device and inode, which a rename over it changes.
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 fn target(path: &Path) -> Target {

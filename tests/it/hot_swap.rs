@@ -243,3 +243,30 @@ async fn without_watching_only_an_explicit_reload_swaps() {
     assert_eq!(server.revision(), "h-2");
     server.stop().await;
 }
+
+/// A directory bundle moved aside and replaced by another directory (`mv app app.old && mv
+/// app.new app`): the watch follows the new directory, and edits inside it right after each
+/// reload are seen (re-arming the watch after every reload used to drop them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_replaced_by_a_rename_is_followed_and_no_edit_is_lost() {
+    let root = tempfile::tempdir().unwrap();
+    let path = root.path().join("app");
+    common::write_dir(&path, &versioned("d1"));
+    let server = Server::start(watched_config(), vec![Source::path(&path)]).await;
+    assert_eq!(server.revision(), "d1");
+
+    let next = root.path().join("app.new");
+    common::write_dir(&next, &versioned("d2"));
+    std::fs::rename(&path, root.path().join("app.old")).unwrap();
+    std::fs::rename(&next, &path).unwrap();
+    server.wait_for_revision("d2").await;
+
+    // Edits in the new directory, each right after the reload before it.
+    for rev in ["d3", "d4", "d5"] {
+        common::write_dir(&path, &versioned(rev));
+        server.wait_for_revision(rev).await;
+    }
+    let r = decide(&server).await;
+    assert_eq!(r.json()["result"]["data"], json!("d5"));
+    server.stop().await;
+}

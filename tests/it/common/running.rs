@@ -81,7 +81,10 @@ impl Running {
             panic!("verdict exited before logging {text:?}");
         })
         .await;
-        found.unwrap_or_else(|_| panic!("no log line with {text:?} in time"))
+        found.unwrap_or_else(|_| {
+            let last: Vec<&String> = self.seen.iter().rev().take(20).rev().collect();
+            panic!("no log line with {text:?} in time; the last lines were: {last:#?}")
+        })
     }
 
     /// Stops verdict with SIGTERM and returns every line it logged, with its exit code.
