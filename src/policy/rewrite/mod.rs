@@ -46,13 +46,18 @@ use super::guard;
 /// that does not parse is returned as it is: the engine reports the error where it is.
 pub fn module<'a>(file: &str, source: &'a str, rego_v0: bool) -> Cow<'a, str> {
     let mut text = Cow::Borrowed(source);
+    let mut parsed = None;
     if rego_v0 {
         if let Some(edited) = edits::apply(&text, bodies::edits(&text)) {
-            if parse(file, &edited, rego_v0).is_some() {
+            if let Some(module) = parse(file, &edited, rego_v0) {
                 text = Cow::Owned(edited);
+                parsed = Some(module);
             }
         }
     }
+    let Some(mut current) = parsed.or_else(|| parse(file, &text, rego_v0)) else {
+        return text;
+    };
     let stages: [fn(&Module, bool) -> Vec<edits::Edit>; 6] = [
         |m, _| newline::edits(m),
         |m, _| imports::edits(m),
@@ -61,17 +66,15 @@ pub fn module<'a>(file: &str, source: &'a str, rego_v0: bool) -> Cow<'a, str> {
         heads::edits,
         |m, _| with::edits(m),
     ];
+    // One parse for the text as it stands: a stage with nothing to edit costs no other.
     for stage in stages {
-        let Some(parsed) = parse(file, &text, rego_v0) else {
-            return text;
-        };
-        let changes = stage(&parsed, rego_v0);
-        drop(parsed);
+        let changes = stage(&current, rego_v0);
         // A stage's edits that do not parse are its mistake: the module keeps the text before
         // it rather than failing to load.
         if let Some(edited) = edits::apply(&text, changes) {
-            if parse(file, &edited, rego_v0).is_some() {
+            if let Some(module) = parse(file, &edited, rego_v0) {
                 text = Cow::Owned(edited);
+                current = module;
             }
         }
     }
