@@ -256,9 +256,11 @@ fn compile_unguarded(
     }
     let mut rule_paths = BTreeSet::new();
     let mut function_paths = BTreeSet::new();
+    let mut generic_keys = HashSet::new();
     for index in indexes {
         rule_paths.extend(index.rules);
         function_paths.extend(index.functions);
+        generic_keys.extend(index.generic.iter().map(|p| rule_key(p)));
     }
     let base = engine.clone();
     add_pushed(&mut engine, pushed)?;
@@ -273,6 +275,7 @@ fn compile_unguarded(
             .iter()
             .map(|p| rule_key(p))
             .collect::<HashSet<_>>(),
+        generic_keys,
         rule_depth: rule_paths
             .iter()
             .chain(&function_paths)

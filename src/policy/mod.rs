@@ -88,6 +88,8 @@ pub struct PolicySet {
 #[derive(Debug, Default)]
 struct Definitions {
     rule_keys: HashSet<String>,
+    /// Rule keys cut at a generic head (`data.p` of `p[q].r`): queried, not looked up.
+    generic_keys: HashSet<String>,
     rule_paths: BTreeSet<Vec<String>>,
     function_paths: BTreeSet<Vec<String>>,
     /// Length of the longest rule path.
@@ -225,6 +227,29 @@ impl PolicySet {
     /// exact-rule fast path; otherwise the leading keys are queried (packages, base data).
     /// Whatever lies past that prefix (sub-keys, array indexes) is walked in the result.
     fn plan(&self, path: &DataPath) -> Plan {
+        // Below the deepest rule there is only base data: query no deeper than that and walk
+        // the rest, so an absurdly long path stays a cheap lookup.
+        let keys = path.leading_keys().min(self.definitions.rule_depth + 1);
+        // The shortest rule on the path defines the whole document the path lies in. A rule
+        // below it (`p.b.r contains "foo"` beside the generic `p[q].r contains s`) is only
+        // part of that document, and regorus evaluating it alone leaves the rest out.
+        for n in 1..=keys {
+            let Some(key) = path
+                .prefix_rule_key(n)
+                .filter(|k| self.definitions.rule_keys.contains(k))
+            else {
+                continue;
+            };
+            if self.definitions.generic_keys.contains(&key) {
+                return Plan::Query {
+                    text: path.prefix_query(n),
+                    rest: n,
+                };
+            }
+            if n < keys {
+                return Plan::Rule { key, rest: n };
+            }
+        }
         if let Some(key) = path
             .rule_key()
             .filter(|k| self.definitions.rule_keys.contains(*k))
@@ -234,16 +259,11 @@ impl PolicySet {
                 rest: path.segments().len(),
             };
         }
-        // Below the deepest rule there is only base data: query no deeper than that and walk
-        // the rest, so an absurdly long path stays a cheap lookup.
-        let keys = path.leading_keys().min(self.definitions.rule_depth + 1);
-        for n in (1..=keys).rev() {
-            if let Some(key) = path
-                .prefix_rule_key(n)
-                .filter(|k| self.definitions.rule_keys.contains(k))
-            {
-                return Plan::Rule { key, rest: n };
-            }
+        if let Some(key) = path
+            .prefix_rule_key(keys)
+            .filter(|k| self.definitions.rule_keys.contains(k))
+        {
+            return Plan::Rule { key, rest: keys };
         }
         Plan::Query {
             text: path.prefix_query(keys),

@@ -14,6 +14,9 @@ pub struct ModuleIndex {
     /// Paths of rules that produce documents (complete, partial set and partial object rules),
     /// up to the first non-constant part of their head.
     pub rules: BTreeSet<Vec<String>>,
+    /// Those of `rules` cut before the end of a generic head (`p[q].r` gives `p`): the document
+    /// there is only whole when queried, regorus's rule lookup does not take it.
+    pub generic: BTreeSet<Vec<String>>,
     pub functions: BTreeSet<Vec<String>>,
 }
 
@@ -36,10 +39,15 @@ impl ModuleIndex {
                 Rule::Default { refr, args, .. } => (refr, !args.is_empty()),
             };
             let mut path = index.package.clone();
-            path.extend(ref_prefix(refr));
+            let prefix = ref_prefix(refr);
+            let generic = prefix.len() + 1 < ref_len(refr);
+            path.extend(prefix);
             if is_function {
                 index.functions.insert(path);
             } else {
+                if generic {
+                    index.generic.insert(path.clone());
+                }
                 index.rules.insert(path);
             }
         }
@@ -52,6 +60,14 @@ fn ref_prefix(expr: &Expr) -> Vec<String> {
     let mut out = Vec::new();
     collect(expr, &mut out);
     out
+}
+
+/// How many segments a reference has, constant or not: `a.b[x].c` has four.
+fn ref_len(expr: &Expr) -> usize {
+    match expr {
+        Expr::RefDot { refr, .. } | Expr::RefBrack { refr, .. } => ref_len(refr) + 1,
+        _ => 1,
+    }
 }
 
 /// Returns false once a non-constant segment is met, so that later segments are dropped.

@@ -119,3 +119,31 @@ fn documents_of_rules_bound_what_a_path_is_counted_under() {
     assert!(has("pay/ment") && has("pay/ment/allow/x") && has("pay/ment/decision"));
     assert!(!has("pay/men") && !has("pay/ment/allowed") && !has("zzz"));
 }
+
+#[test]
+fn a_rule_inside_a_generic_ref_head_is_part_of_its_document() {
+    let s = set(
+        "package test\n\np[q].r contains s if {\n\tx := [\"a\", \"b\", \"c\"]\n\tq := x[_]\n\ts := x[_]\n\tq != s\n}\n\np.b.r contains \"foo\"\n",
+    );
+    let members = |items: &[&str]| {
+        Some(Value::from(
+            items
+                .iter()
+                .map(|s| Value::from(*s))
+                .collect::<std::collections::BTreeSet<_>>(),
+        ))
+    };
+    // OPA 1.9: the generic rule's members and the specific rule's together.
+    assert_eq!(
+        eval(&s, "test/p/b/r", None, false).unwrap(),
+        members(&["a", "c", "foo"])
+    );
+    assert_eq!(
+        eval(&s, "test/p/b/r/c", None, false).unwrap(),
+        Some(Value::from("c"))
+    );
+    assert_eq!(
+        eval(&s, "test/p/a/r", None, false).unwrap(),
+        members(&["b", "c"])
+    );
+}
