@@ -29,6 +29,7 @@ mod graphql;
 mod grpc;
 mod grpc_golden;
 mod grpc_health;
+mod grpc_services;
 mod hot_swap;
 mod limits;
 mod logging;
