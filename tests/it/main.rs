@@ -11,6 +11,7 @@ mod admission_bad_input;
 mod admission_reload;
 mod admission_verify;
 mod api;
+mod api_service;
 mod batch;
 mod builtins;
 mod bundles;
