@@ -16,6 +16,7 @@ mod batch;
 mod builtins;
 mod bundles;
 mod cli;
+mod cli_bundles;
 mod cli_habits;
 mod clients;
 mod decision_log;
