@@ -42,3 +42,4 @@ mod pushed_data;
 mod remote;
 mod remote_trust;
 mod signing;
+mod signing_cli;

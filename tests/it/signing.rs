@@ -1,6 +1,7 @@
 //! Bundle signing against real OPA output: the fixture `signed.tar.gz` was built and signed by
 //! `opa build`, so verifying it, reproducing its digests and rebuilding it byte for byte with
 //! `verdict build` shows verdict signs and verifies as OPA does. The binary runs for real.
+//! (`verdict build`, `verdict sign` and their flags are in `signing_cli`.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
@@ -10,16 +11,15 @@ use std::process::{Command, Output};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value as Json};
-use verdict::bundle::reader::{read_dir, read_tarball, RawFile};
+use verdict::bundle::reader::{read_tarball, RawFile};
 use verdict::bundle::signing::{
     self, hash_file, KeyConfig, SigningConfig, SigningKey, VerificationConfig,
 };
-use verdict::bundle::{Bundle, LoadOptions};
 
 const BIN: &str = env!("CARGO_BIN_EXE_verdict");
 const LIMIT: u64 = 1 << 30;
 
-fn fixture(name: &str) -> PathBuf {
+pub(crate) fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/sign")
         .join(name)
@@ -29,11 +29,11 @@ fn fixture_text(name: &str) -> String {
     std::fs::read_to_string(fixture(name)).unwrap()
 }
 
-fn tarball(name: &str) -> Vec<RawFile> {
+pub(crate) fn tarball(name: &str) -> Vec<RawFile> {
     read_tarball(std::fs::read(fixture(name)).unwrap().as_slice(), LIMIT).unwrap()
 }
 
-fn flags(key: &str, alg: &str, scope: Option<&str>) -> VerificationConfig {
+pub(crate) fn flags(key: &str, alg: &str, scope: Option<&str>) -> VerificationConfig {
     let key = fixture(key);
     VerificationConfig::from_flags(key.to_str().unwrap(), "default", alg, scope, vec![]).unwrap()
 }
@@ -43,7 +43,7 @@ fn verify_err(files: &[RawFile], config: &VerificationConfig) -> String {
 }
 
 /// The JWT header and payload of a `.signatures.json`, decoded.
-fn jwt_parts(signatures: &[u8]) -> (Vec<u8>, Vec<u8>) {
+pub(crate) fn jwt_parts(signatures: &[u8]) -> (Vec<u8>, Vec<u8>) {
     let doc: Json = serde_json::from_slice(signatures).unwrap();
     let token = doc["signatures"][0].as_str().unwrap();
     let mut parts = token.split('.');
@@ -52,11 +52,11 @@ fn jwt_parts(signatures: &[u8]) -> (Vec<u8>, Vec<u8>) {
     (header, payload)
 }
 
-fn file<'a>(files: &'a [RawFile], path: &str) -> &'a RawFile {
+pub(crate) fn file<'a>(files: &'a [RawFile], path: &str) -> &'a RawFile {
     files.iter().find(|f| f.path == path).unwrap()
 }
 
-fn verdict(dir: &Path, args: &[&str]) -> Output {
+pub(crate) fn verdict(dir: &Path, args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)
         .current_dir(dir)
@@ -64,7 +64,7 @@ fn verdict(dir: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn stderr(out: &Output) -> String {
+pub(crate) fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -334,195 +334,4 @@ fn malformed_signatures_are_clear_errors() {
         err.to_string().starts_with("failed to parse the RS256 key"),
         "{err}"
     );
-}
-
-/// The source OPA built the fixture from: `bundle/` with three modules, data and a manifest
-/// without `rego_version` (OPA's build adds it).
-fn opa_source(dir: &Path) {
-    let signed = tarball("signed.tar.gz");
-    for f in signed.iter().filter(|f| f.path.ends_with(".rego")) {
-        let path = dir.join(f.path.trim_start_matches('/'));
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, &f.bytes).unwrap();
-    }
-    let data: Json = serde_json::from_slice(&file(&signed, "/data.json").bytes).unwrap();
-    std::fs::write(
-        dir.join("bundle/data.json"),
-        serde_json::to_string_pretty(&data).unwrap(),
-    )
-    .unwrap();
-    let mut manifest: Json = serde_json::from_slice(&file(&signed, "/.manifest").bytes).unwrap();
-    manifest.as_object_mut().unwrap().remove("rego_version");
-    std::fs::write(dir.join("bundle/.manifest"), manifest.to_string()).unwrap();
-    std::fs::write(
-        dir.join("claims.json"),
-        r#"{"scope":"write","iss":"payments-ci"}"#,
-    )
-    .unwrap();
-}
-
-#[test]
-fn verdict_build_lays_out_and_signs_the_bundle_as_opa_does() {
-    let dir = tempfile::tempdir().unwrap();
-    opa_source(dir.path());
-    let key = fixture("rsa-private.pem");
-    let out = verdict(
-        dir.path(),
-        &[
-            "build",
-            "-b",
-            "bundle",
-            "-o",
-            "out.tar.gz",
-            "--signing-key",
-            key.to_str().unwrap(),
-            "--signing-alg",
-            "RS256",
-            "--claims-file",
-            "claims.json",
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let built = read_tarball(
-        std::fs::read(dir.path().join("out.tar.gz"))
-            .unwrap()
-            .as_slice(),
-        LIMIT,
-    )
-    .unwrap();
-    let opa = tarball("signed.tar.gz");
-    let names = |files: &[RawFile]| files.iter().map(|f| f.path.clone()).collect::<Vec<_>>();
-    assert_eq!(names(&built), names(&opa));
-    for f in opa.iter().filter(|f| f.path != "/.signatures.json") {
-        assert_eq!(file(&built, &f.path).bytes, f.bytes, "{}", f.path);
-    }
-    // Same header and payload bytes as OPA's JWT; only the key behind the signature differs.
-    let (header, payload) = jwt_parts(&file(&built, "/.signatures.json").bytes);
-    assert_eq!(
-        jwt_parts(&file(&opa, "/.signatures.json").bytes),
-        (header, payload)
-    );
-    let doc: Json = serde_json::from_slice(&file(&built, "/.signatures.json").bytes).unwrap();
-    assert_eq!(doc["plugin"], "_default");
-    signing::verify(&built, &flags("rsa-public.pem", "RS256", Some("write"))).unwrap();
-    Bundle::from_files("out", "", built, LoadOptions::default()).unwrap();
-
-    // `verdict build -b` verifies a signed input bundle, with OPA's flags.
-    let signed = fixture("signed.tar.gz");
-    let signed = signed.to_str().unwrap();
-    let out = verdict(dir.path(), &["build", "-b", signed, "-o", "again.tar.gz"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("verification key not provided"),
-        "{}",
-        stderr(&out)
-    );
-    let public = fixture("public.pem");
-    let public = public.to_str().unwrap();
-    let args = [
-        "build",
-        "-b",
-        signed,
-        "-o",
-        "again.tar.gz",
-        "--verification-key",
-        public,
-    ];
-    let out = verdict(dir.path(), &args);
-    assert!(stderr(&out).contains("scope mismatch"), "{}", stderr(&out));
-    let out = verdict(dir.path(), &[&args[..], &["--scope", "write"]].concat());
-    assert!(out.status.success(), "{}", stderr(&out));
-}
-
-#[test]
-fn verdict_sign_names_directory_files_as_opa_does() {
-    let dir = tempfile::tempdir().unwrap();
-    opa_source(dir.path());
-    let key = fixture("ec256-private.pem");
-    let out = verdict(
-        dir.path(),
-        &[
-            "sign",
-            "--bundle",
-            "bundle",
-            "--signing-key",
-            key.to_str().unwrap(),
-            "--signing-alg",
-            "ES256",
-            "--claims-file",
-            "claims.json",
-            "-o",
-            "bundle",
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let signatures = std::fs::read(dir.path().join("bundle/.signatures.json")).unwrap();
-    let doc: Json = serde_json::from_slice(&signatures).unwrap();
-    assert!(
-        doc.get("plugin").is_none(),
-        "opa sign writes no plugin: {doc}"
-    );
-    let (header, payload) = jwt_parts(&signatures);
-    assert_eq!(header, br#"{"alg":"ES256","typ":"JWT"}"#);
-    let payload: Json = serde_json::from_slice(&payload).unwrap();
-    let names: Vec<&str> = payload["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["name"].as_str().unwrap())
-        .collect();
-    assert!(
-        names.contains(&"bundle/data.json") && names.contains(&"bundle/.manifest"),
-        "{names:?}"
-    );
-
-    let files = read_dir(&dir.path().join("bundle"), LIMIT).unwrap();
-    let config = flags("ec256-public.pem", "ES256", Some("write"));
-    signing::verify_in(&files, "bundle", &config).unwrap();
-    let err = signing::verify(&files, &config).unwrap_err().to_string();
-    assert!(err.starts_with("file .manifest not included"), "{err}");
-}
-
-#[test]
-fn cli_flag_mistakes_exit_64() {
-    let dir = tempfile::tempdir().unwrap();
-    opa_source(dir.path());
-    let key = fixture("rsa-private.pem");
-    let key = key.to_str().unwrap();
-    let cases: [(&[&str], &str); 5] = [
-        (
-            &["build", "bundle", "--signing-key", key],
-            "enable bundle mode (ie. --bundle) to verify or sign",
-        ),
-        (
-            &["build", "-b", "bundle", "--claims-file", "claims.json"],
-            "specify the secret (HMAC) or path of the PEM file",
-        ),
-        (
-            &[
-                "build",
-                "-b",
-                "bundle",
-                "--signing-key",
-                key,
-                "--signing-alg",
-                "XS256",
-            ],
-            "unknown signature algorithm: XS256",
-        ),
-        (
-            &["sign", "bundle", "--signing-key", key],
-            "enable bundle mode (ie. --bundle) to sign",
-        ),
-        (
-            &["sign", "-b", "bundle"],
-            "specify the secret (HMAC) or path of the PEM file",
-        ),
-    ];
-    for (args, want) in cases {
-        let out = verdict(dir.path(), args);
-        assert_eq!(out.status.code(), Some(64), "{args:?}: {}", stderr(&out));
-        assert!(stderr(&out).contains(want), "{args:?}: {}", stderr(&out));
-    }
-    assert!(!dir.path().join("bundle.tar.gz").exists());
 }
