@@ -15,6 +15,7 @@ mod api_service;
 mod batch;
 mod builtins;
 mod bundles;
+mod bundles_layout;
 mod cli;
 mod cli_bundles;
 mod cli_habits;
