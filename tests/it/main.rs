@@ -41,6 +41,7 @@ mod opa_habits;
 mod policy_api;
 mod pushed_data;
 mod remote;
+mod remote_faults;
 mod remote_trust;
 mod signing;
 mod signing_cli;
