@@ -40,6 +40,7 @@ mod metrics;
 mod opa_habits;
 mod policy_api;
 mod pushed_data;
+mod pushed_data_lifecycle;
 mod remote;
 mod remote_faults;
 mod remote_trust;
