@@ -228,21 +228,10 @@ impl PushedStore {
 
     /// The whole pushed tree.
     fn load(&self, conn: &Connection) -> Result<Value, StoreError> {
-        let sqlite = |error| StoreError::Sqlite {
-            path: self.path.clone(),
-            error,
-        };
-        let mut statement = conn
-            .prepare("SELECT key, value FROM documents ORDER BY key")
-            .map_err(sqlite)?;
-        let rows = statement
-            .query_map([], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-            })
-            .map_err(sqlite)?;
+        let rows: Vec<(String, String)> =
+            self.text_pairs(conn, "SELECT key, value FROM documents ORDER BY key")?;
         let mut tree = Value::new_object();
-        for row in rows {
-            let (key, text) = row.map_err(sqlite)?;
+        for (key, text) in rows {
             let value: Value =
                 serde_json::from_str(&text).map_err(|error| StoreError::Document {
                     path: self.path.clone(),
@@ -254,6 +243,26 @@ impl PushedStore {
             }
         }
         Ok(tree)
+    }
+
+    /// Every row of a query selecting two text columns, in its order: the pushed documents
+    /// and the policies put over the API are both stored so.
+    fn text_pairs<C: FromIterator<(String, String)>>(
+        &self,
+        conn: &Connection,
+        sql: &str,
+    ) -> Result<C, StoreError> {
+        let sqlite = |error| StoreError::Sqlite {
+            path: self.path.clone(),
+            error,
+        };
+        let mut statement = conn.prepare(sql).map_err(sqlite)?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })
+            .map_err(sqlite)?;
+        rows.collect::<Result<_, _>>().map_err(sqlite)
     }
 }
 

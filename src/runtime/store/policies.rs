@@ -29,19 +29,7 @@ impl PushedStore {
     }
 
     pub(super) fn load_policies(&self, conn: &Connection) -> Result<StoredPolicies, StoreError> {
-        let sqlite = |error| StoreError::Sqlite {
-            path: self.path.clone(),
-            error,
-        };
-        let mut statement = conn
-            .prepare("SELECT id, raw FROM policies ORDER BY id")
-            .map_err(sqlite)?;
-        let rows = statement
-            .query_map([], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-            })
-            .map_err(sqlite)?;
-        rows.collect::<Result<_, _>>().map_err(sqlite)
+        self.text_pairs(conn, "SELECT id, raw FROM policies ORDER BY id")
     }
 }
 
