@@ -107,3 +107,54 @@ fn certificates(pem: &[u8], path: &Path) -> Result<Vec<CertificateDer<'static>>,
             message: e.to_string(),
         })
 }
+
+/// What a TLS connection's client showed: the name it asked for and its certificate, in the
+/// forms Envoy gives an ext_authz server.
+#[derive(Debug, Clone, Default)]
+pub struct TlsPeer {
+    pub sni: Option<String>,
+    /// The client certificate (the leaf), PEM.
+    pub certificate_pem: Option<String>,
+    /// Its identity, Envoy's way: the first URI SAN, else the first DNS SAN, else the subject.
+    pub principal: Option<String>,
+}
+
+impl TlsPeer {
+    pub fn of(connection: &rustls::ServerConnection) -> TlsPeer {
+        let leaf = connection.peer_certificates().and_then(|c| c.first());
+        TlsPeer {
+            sni: connection.server_name().map(str::to_string),
+            certificate_pem: leaf.map(|der| {
+                let block = pem::Pem::new("CERTIFICATE", der.as_ref().to_vec());
+                pem::encode_config(
+                    &block,
+                    pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+                )
+            }),
+            principal: leaf.and_then(|der| principal(der.as_ref())),
+        }
+    }
+}
+
+fn principal(der: &[u8]) -> Option<String> {
+    use x509_parser::extensions::GeneralName;
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let names = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|san| san.value.general_names.clone())
+        .unwrap_or_default();
+    let uri = names.iter().find_map(|n| match n {
+        GeneralName::URI(u) => Some(u.to_string()),
+        _ => None,
+    });
+    let dns = || {
+        names.iter().find_map(|n| match n {
+            GeneralName::DNSName(d) => Some(d.to_string()),
+            _ => None,
+        })
+    };
+    uri.or_else(dns)
+        .or_else(|| Some(cert.subject().to_string()))
+}

@@ -1,7 +1,8 @@
 //! The service assembled: `App::bind` turns a configuration into bound listeners and started
 //! background work (the reloader, its watcher, bundle pollers, status and decision log
-//! uploads); `Bound::run` serves every listener (HTTP API, diagnostics, gRPC, admission) until
-//! one shutdown token is cancelled, then drains them all within one grace period.
+//! uploads); `Bound::run` serves every listener (HTTP API, diagnostics, gRPC, admission, the
+//! authorizing proxy) until one shutdown token is cancelled, then drains them all within one
+//! grace period.
 //!
 //! `main` and the tests start verdict the same way; the CLI only turns flags into a `Config`.
 
@@ -24,6 +25,7 @@ use crate::remote::{self, StatusUploader};
 use crate::runtime::admission::AdmissionLoader;
 use crate::runtime::{memory, watcher::Watcher, AppState, Reloader, StartupError, Trigger};
 use crate::server::conn::{ConnLimits, Serve, TlsSource};
+use crate::server::proxy::tls::CurrentTls;
 use crate::server::{self, Listener, ServerError};
 use crate::tls::TlsError;
 pub use sources::sources;
@@ -43,6 +45,8 @@ pub enum AppError {
     DecisionLog(#[from] DecisionLogError),
     #[error("admission TLS: {0}")]
     AdmissionTls(#[from] TlsError),
+    #[error("proxy {addr} TLS: {error}")]
+    ProxyTls { addr: String, error: TlsError },
     #[error("{0} stopped unexpectedly")]
     Lost(&'static str),
     #[error("pushed data store {} is locked by a running {process} (pid {pid}): stop it, or give this one another persistence_directory", path.display())]
@@ -61,6 +65,7 @@ impl AppError {
         match self {
             AppError::Config(_) | AppError::Client(_) => true,
             AppError::DecisionLog(e) => matches!(e, DecisionLogError::Config { .. }),
+            AppError::ProxyTls { .. } => true,
             AppError::Server(ServerError::Bind { error, .. }) => {
                 error.kind() == std::io::ErrorKind::InvalidInput
             }
@@ -84,7 +89,15 @@ pub struct Bound {
     diagnostic: Vec<Listener>,
     grpc: Option<(Listener, server::grpc::Services)>,
     admission: Option<(Listener, AdmissionConfig)>,
+    proxies: Vec<ProxyListener>,
     grace: Duration,
+}
+
+/// A bound authorizing proxy listener: its routes and, for HTTPS, its current certificate.
+struct ProxyListener {
+    listener: Listener,
+    router: axum::Router,
+    tls: Option<Arc<CurrentTls>>,
 }
 
 impl App {
@@ -183,6 +196,7 @@ impl App {
                 Some(c) => Some((Listener::bind(&c.addr).await?, c.clone())),
                 None => None,
             },
+            proxies: bind_proxies(&state, &config.verdict.proxy).await?,
             grace: Duration::from_secs(config.verdict.shutdown_grace_period_seconds),
             state: state.clone(),
             triggers: tx.clone(),
@@ -238,6 +252,14 @@ impl Bound {
         self.grpc.as_ref().map(|(l, _)| l.local_addr())
     }
 
+    /// The proxy listeners' addresses, in configuration order.
+    pub fn proxy_addrs(&self) -> Vec<String> {
+        self.proxies
+            .iter()
+            .map(|p| p.listener.local_addr())
+            .collect()
+    }
+
     pub fn admission_addr(&self) -> Option<std::net::SocketAddr> {
         self.admission
             .as_ref()
@@ -268,6 +290,7 @@ impl Bound {
             diagnostic,
             grpc,
             admission,
+            proxies,
             grace,
             ..
         } = self;
@@ -301,6 +324,14 @@ impl Bound {
             let tls: TlsSource = Arc::new(move || current.admission().map(|a| a.tls.clone()));
             http_listener(listener, router, Some(tls), "admission");
         }
+        for proxy in proxies {
+            tracing::info!(addr = %proxy.listener.local_addr(), tls = proxy.tls.is_some(), "authorizing proxy serving");
+            let tls: Option<TlsSource> = proxy.tls.map(|current| {
+                tokio::spawn(current.clone().follow(shutdown.clone()));
+                Arc::new(move || current.get()) as TlsSource
+            });
+            http_listener(proxy.listener, proxy.router, tls, "proxy");
+        }
         if let Some((listener, routes)) = grpc {
             serving.spawn(server::grpc::serve(
                 vec![listener],
@@ -332,6 +363,36 @@ fn compile_options(config: &Config) -> CompileOptions {
         compile_timeout: Duration::from_millis(config.verdict.compile_timeout_ms),
         ..CompileOptions::default()
     }
+}
+
+/// Binds each proxy listener with its routes and TLS files: a bad upstream, decision path or
+/// certificate is a start error.
+async fn bind_proxies(
+    state: &Arc<AppState>,
+    configs: &[crate::config::ProxyConfig],
+) -> Result<Vec<ProxyListener>, AppError> {
+    let mut proxies = Vec::with_capacity(configs.len());
+    for config in configs {
+        let router = server::proxy::router(state.clone(), config)?;
+        let tls = match config.tls_files() {
+            Some(files) => {
+                let addr = config.addr.clone();
+                Some(
+                    blocking("proxy TLS", move || {
+                        CurrentTls::load(files).map_err(|error| AppError::ProxyTls { addr, error })
+                    })
+                    .await?,
+                )
+            }
+            None => None,
+        };
+        proxies.push(ProxyListener {
+            listener: Listener::bind(&config.addr).await?,
+            router,
+            tls,
+        });
+    }
+    Ok(proxies)
 }
 
 async fn bind_all(addrs: &[String]) -> Result<Vec<Listener>, ServerError> {

@@ -24,6 +24,11 @@ pub struct RunArgs {
     /// unix:///path.sock. Same as plugins.envoy_ext_authz_grpc.addr in the config.
     #[arg(long = "grpc-addr", value_name = "ADDR")]
     pub grpc_addr: Option<String>,
+    /// Front an upstream as an authorizing reverse proxy: ADDR=UPSTREAM, e.g.
+    /// `:8080=http://127.0.0.1:9000` or `:8080=unix:///run/gateway.sock` (repeatable). Every
+    /// request is decided as ext_authz decides it and only allowed ones are forwarded.
+    #[arg(long = "proxy", value_name = "ADDR=UPSTREAM")]
+    pub proxy: Vec<String>,
     /// A bundle directory or .tar.gz (repeatable). Without one, the built-in example payment
     /// bundle (bundles/payment) is served.
     #[arg(short = 'b', long = "bundle", value_name = "PATH")]
@@ -173,6 +178,13 @@ fn load_config(args: &RunArgs) -> anyhow::Result<Config> {
     }
     if !args.diagnostic_addr.is_empty() {
         v.diagnostic_addr = args.diagnostic_addr.clone();
+    }
+    for proxy in &args.proxy {
+        let (addr, upstream) = proxy
+            .split_once('=')
+            .with_context(|| format!("--proxy {proxy:?}: want ADDR=UPSTREAM"))?;
+        v.proxy
+            .push(crate::config::ProxyConfig::new(addr, upstream));
     }
     if !args.bundle.is_empty() || !args.paths.is_empty() {
         v.bundles = args.bundle.iter().chain(&args.paths).cloned().collect();

@@ -14,6 +14,7 @@ use serde_json::Value as Json;
 mod admission;
 mod decision_logs;
 mod plugins;
+mod proxy;
 mod remote;
 mod server;
 mod sources;
@@ -21,6 +22,7 @@ mod verdict;
 pub use admission::{AdmissionConfig, FailurePolicy};
 pub use decision_logs::{DecisionLogsConfig, ReportingConfig, SpoolConfig, Synchronous, WhenFull};
 pub use plugins::{ExtAuthzConfig, PluginsConfig};
+pub use proxy::{ProxyConfig, ProxyTls};
 pub use remote::{
     BearerConfig, ClientTlsConfig, PollingConfig, RemoteBundleConfig, RemoteConfig, ServiceConfig,
     StatusConfig, TlsConfig,

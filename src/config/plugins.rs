@@ -78,6 +78,12 @@ pub struct ExtAuthzConfig {
     pub grpc_max_send_msg_size: usize,
     #[serde(default, rename = "enable-performance-metrics")]
     pub enable_performance_metrics: bool,
+    /// verdict's own: normalise the request path (dot segments, merged slashes, unreserved
+    /// escapes decoded) before the policy sees it, and deny ambiguous paths (an encoded `/` or
+    /// `\`) with 400. Envoy must forward the same path: set its `normalize_path`,
+    /// `merge_slashes` and `path_with_escaped_slashes_action: REJECT_REQUEST` too.
+    #[serde(default, rename = "normalize-path")]
+    pub normalize_path: bool,
     #[serde(
         default,
         rename = "grpc-request-duration-seconds-buckets",
@@ -104,6 +110,7 @@ impl Default for ExtAuthzConfig {
             grpc_max_recv_msg_size: default_grpc_max_recv(),
             grpc_max_send_msg_size: default_grpc_max_send(),
             enable_performance_metrics: false,
+            normalize_path: false,
             grpc_request_duration_seconds_buckets: None,
             proto_descriptor: String::new(),
         }

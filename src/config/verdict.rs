@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{AdmissionConfig, SpoolConfig};
+use super::{AdmissionConfig, ProxyConfig, SpoolConfig};
 
 /// verdict's own settings; each has a command-line flag that wins over it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -68,6 +68,9 @@ pub struct VerdictConfig {
     /// The Gatekeeper-style admission webhook (HTTPS); off unless configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admission: Option<AdmissionConfig>,
+    /// Authorizing reverse proxy listeners in front of an upstream; none unless configured.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub proxy: Vec<ProxyConfig>,
     /// The decision log spool (OPA's `decision_logs` says what is logged and where to).
     #[serde(default)]
     pub decision_logs: SpoolConfig,
@@ -103,6 +106,7 @@ impl Default for VerdictConfig {
             max_request_bytes_in_flight: default_max_request_bytes_in_flight(),
             compile_timeout_ms: default_compile_timeout_ms(),
             admission: None,
+            proxy: Vec::new(),
             decision_logs: SpoolConfig::default(),
         }
     }

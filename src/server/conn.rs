@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Listener;
 use crate::runtime::AppState;
+pub use crate::tls::TlsPeer;
 
 /// A client that connects and never finishes its TLS handshake must not hold a task forever.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -122,12 +123,12 @@ pub async fn serve(serve: Serve, shutdown: CancellationToken, grace: Duration) {
                 .layer(axum::Extension(axum::extract::ConnectInfo(peer))),
             None => router.clone(),
         };
-        let service = TowerToHyperService::new(router);
         let (watcher, builder, tls) = (graceful.watcher(), builder.clone(), tls.clone());
         tokio::spawn(async move {
             let _open = permit;
             let result = match tls {
                 None => {
+                    let service = TowerToHyperService::new(router);
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
                     watcher.watch(conn.into_owned()).await
                 }
@@ -135,6 +136,8 @@ pub async fn serve(serve: Serve, shutdown: CancellationToken, grace: Duration) {
                     let Some(stream) = handshake(io, &tls, peer).await else {
                         return;
                     };
+                    let client = TlsPeer::of(stream.get_ref().1);
+                    let service = TowerToHyperService::new(router.layer(axum::Extension(client)));
                     let conn =
                         builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                     watcher.watch(conn.into_owned()).await

@@ -9,6 +9,7 @@ pub mod admission;
 pub mod conn;
 pub mod grpc;
 pub mod http;
+pub mod proxy;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -22,6 +22,7 @@ const EVAL_BUCKETS: &[f64] = &[
 ];
 
 pub use super::connections::ConnMetrics;
+pub use super::proxy::{ProxyMetrics, ProxyOutcome};
 pub use super::spool::{SpoolMetrics, DROP_REASONS};
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +45,7 @@ pub struct Metrics {
     plugins: IntGaugeVec,
     spool: SpoolMetrics,
     connections: ConnMetrics,
+    proxy: ProxyMetrics,
     /// Serialises scrapes and bundle updates, so that a scrape never sees a family half
     /// written.
     scrape: Mutex<()>,
@@ -157,6 +159,7 @@ impl Metrics {
             )?,
             spool: SpoolMetrics::new()?,
             connections: ConnMetrics::new()?,
+            proxy: ProxyMetrics::new()?,
             registry,
             scrape: Mutex::new(()),
         };
@@ -174,6 +177,7 @@ impl Metrics {
         r.register(Box::new(metrics.plugins.clone()))?;
         metrics.spool.register(r)?;
         metrics.connections.register(r)?;
+        metrics.proxy.register(r)?;
         let info = IntGaugeVec::new(
             Opts::new("verdict_info", "Information about the verdict build."),
             &["version"],
@@ -214,6 +218,11 @@ impl Metrics {
     /// The listeners' families: refused connections and failed accepts.
     pub fn connections(&self) -> &ConnMetrics {
         &self.connections
+    }
+
+    /// The authorizing proxy's families.
+    pub fn proxy(&self) -> &ProxyMetrics {
+        &self.proxy
     }
 
     /// The decision log's families, for the spool and the uploader to update.

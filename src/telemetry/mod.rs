@@ -4,6 +4,7 @@
 
 mod connections;
 pub mod metrics;
+mod proxy;
 mod spool;
 
 use tracing_subscriber::EnvFilter;

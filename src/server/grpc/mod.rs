@@ -44,8 +44,11 @@ pub fn routes(state: Arc<AppState>, config: &ExtAuthzConfig) -> Result<Services,
     let authz = ext_authz::ExtAuthz::new(
         state.clone(),
         config.decision_path()?,
-        config.dry_run,
-        config.skip_request_body_parse,
+        ext_authz::CheckOptions {
+            dry_run: config.dry_run,
+            skip_body: config.skip_request_body_parse,
+            normalize_path: config.normalize_path,
+        },
     );
     let authz = AuthorizationServer::new(authz)
         .max_decoding_message_size(config.grpc_max_recv_msg_size)

@@ -24,6 +24,7 @@ pub mod grpc;
 pub mod pki;
 pub mod remote;
 pub mod running;
+pub mod upstream;
 
 /// How long any test waits for an event before failing.
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -78,6 +79,8 @@ pub struct Server {
     pub diagnostic_addr: Option<String>,
     /// The admission webhook's HTTPS address, when `verdict.admission` is configured.
     pub admission_addr: Option<std::net::SocketAddr>,
+    /// The authorizing proxy listeners, in configuration order.
+    pub proxy_addrs: Vec<String>,
     pub state: Arc<AppState>,
     pub triggers: mpsc::UnboundedSender<Trigger>,
     stop: CancellationToken,
@@ -99,6 +102,7 @@ impl Server {
             bound.admission_addr(),
         );
         let diagnostic_addr = bound.diagnostic_addrs().first().cloned();
+        let proxy_addrs = bound.proxy_addrs();
         let (state, triggers) = (bound.state().clone(), bound.triggers());
         let stop = CancellationToken::new();
         let task = tokio::spawn(bound.run(stop.clone()));
@@ -107,6 +111,7 @@ impl Server {
             grpc_addr,
             diagnostic_addr,
             admission_addr,
+            proxy_addrs,
             state,
             triggers,
             stop,

@@ -20,6 +20,9 @@ pub enum ExtAuthzError {
     MediaType(String),
     #[error("multipart: {0}")]
     Multipart(String),
+    /// A path refused by `normalize-path` (verdict's; opa-envoy-plugin has no such option).
+    #[error(transparent)]
+    Path(#[from] super::normalize::PathError),
     /// A JSON body (or JSON form part) that Go's decoder refuses, in its words.
     #[error("{0}")]
     Json(String),

@@ -12,6 +12,7 @@ mod error;
 mod fields;
 pub mod input;
 mod metadata;
+pub mod normalize;
 pub mod response;
 pub mod url;
 
@@ -36,32 +37,57 @@ pub fn request_info<T>(request: &Request<T>) -> RequestInfo {
     }
 }
 
-/// The Authorization service over the shared state.
+/// How Checks are answered, beyond the decision path.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CheckOptions {
+    /// Answer OK whatever the decision (it is still evaluated and logged).
+    pub dry_run: bool,
+    /// Leave `parsed_body` and `truncated_body` out of the input.
+    pub skip_body: bool,
+    /// Normalise the path first (`normalize`), denying ambiguous ones with 400.
+    pub normalize_path: bool,
+}
+
+/// The Authorization service over the shared state; the authorizing proxy asks it too.
 #[derive(Debug, Clone)]
 pub struct ExtAuthz {
     state: Arc<AppState>,
     path: Arc<DataPath>,
-    dry_run: bool,
-    skip_body: bool,
+    options: CheckOptions,
 }
 
 impl ExtAuthz {
-    pub fn new(state: Arc<AppState>, path: DataPath, dry_run: bool, skip_body: bool) -> Self {
+    pub fn new(state: Arc<AppState>, path: DataPath, options: CheckOptions) -> Self {
         ExtAuthz {
             state,
             path: Arc::new(path),
-            dry_run,
-            skip_body,
+            options,
         }
     }
 
-    async fn decide(
+    /// The CheckResponse for `request`, or the gRPC error to answer instead: an evaluation
+    /// error, an undefined decision or one of the wrong shape.
+    pub async fn decide(
         &self,
         request: &CheckRequest,
         info: &RequestInfo,
     ) -> Result<CheckResponse, Status> {
         let started = Instant::now();
-        let input = match input::from_check_request(request, self.skip_body).await {
+        let normalized;
+        let request = match self.options.normalize_path {
+            false => request,
+            true => match with_normalized_path(request) {
+                Ok(r) => {
+                    normalized = r;
+                    &normalized
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "ext_authz request path refused; denied");
+                    return Ok(response::parse_error(&error));
+                }
+            },
+        };
+        let input = match input::from_check_request(request, self.options.skip_body).await {
             Ok(input) => input,
             Err(error) => {
                 tracing::debug!(%error, "ext_authz request could not be parsed; denied");
@@ -94,15 +120,31 @@ impl ExtAuthz {
             decision_id = %decided.decision_id,
             path = %self.path.slashed(),
             allowed,
-            dry_run = self.dry_run,
+            dry_run = self.options.dry_run,
             "ext_authz decision"
         );
-        if self.dry_run {
+        if self.options.dry_run {
             response::dry_run(&mut answer);
         }
         response::add_decision_id(&mut answer, &decided.decision_id);
         Ok(answer)
     }
+}
+
+/// `request` with its HTTP path in normal form.
+fn with_normalized_path(request: &CheckRequest) -> Result<CheckRequest, ExtAuthzError> {
+    let mut request = request.clone();
+    let http = request
+        .attributes
+        .as_mut()
+        .and_then(|a| a.request.as_mut())
+        .and_then(|r| r.http.as_mut());
+    if let Some(http) = http {
+        if !http.path.is_empty() {
+            http.path = normalize::normalize_target(&http.path)?;
+        }
+    }
+    Ok(request)
 }
 
 #[tonic::async_trait]
