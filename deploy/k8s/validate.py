@@ -31,6 +31,7 @@ SCHEMAS = DEPLOY / "k8s" / "schemas"
 TARGETS = {
     "k8s/overlays/daemonset": [],
     "k8s/overlays/sidecar": [],
+    "k8s/overlays/proxy": [],
     "k8s/overlays/daemonset+prometheus-operator+remote-bundle": [
         "k8s/overlays/daemonset",
         "k8s/components/prometheus-operator",
@@ -177,8 +178,12 @@ def check_layout(objects, where):
     ports = {p["containerPort"] for p in container.get("ports", [])}
     grpc_port = int(str(config["plugins"]["envoy_ext_authz_grpc"]["addr"]).rsplit(":", 1)[1])
     http_port = int(str(config["verdict"]["addr"][0]).rsplit(":", 1)[1])
-    if ports != {grpc_port, http_port}:
-        problems.append(f"{where}: container ports {sorted(ports)} vs config {http_port}, {grpc_port}")
+    proxy_ports = {port for port, _ in proxies(container)}
+    if ports != {grpc_port, http_port} | proxy_ports:
+        problems.append(
+            f"{where}: container ports {sorted(ports)} vs config {http_port}, {grpc_port}"
+            f" and proxies {sorted(proxy_ports)}"
+        )
     probes = {
         "livenessProbe": ("httpGet", "/health/live"),
         "readinessProbe": ("httpGet", "/health?bundles"),
@@ -210,6 +215,44 @@ def check_layout(objects, where):
     wanted = {config["persistence_directory"], "/etc/verdict", *config["verdict"].get("bundles", [])}
     if not wanted <= mounts:
         problems.append(f"{where}: nothing mounted at {sorted(wanted - mounts)}")
+    return problems
+
+
+def proxies(container):
+    """The `--proxy ADDR=UPSTREAM` arguments as (listen port, upstream)."""
+    args = container.get("args", [])
+    found = []
+    for flag, value in zip(args, args[1:]):
+        if flag == "--proxy":
+            addr, upstream = value.split("=", 1)
+            found.append((int(addr.rsplit(":", 1)[1]), upstream))
+    return found
+
+
+def check_proxy(objects, where):
+    """verdict fronts the gateway: the Service reaches verdict's proxy listener, the proxy's
+    upstream is the gateway on loopback, and the gateway exposes no port around verdict."""
+    problems = []
+    spec, container = verdict_container(objects)
+    listeners = proxies(container or {})
+    if len(listeners) != 1:
+        return [f"{where}: want one --proxy on verdict, found {len(listeners)}"]
+    port, upstream = listeners[0]
+    named = {p.get("name"): p["containerPort"] for p in container.get("ports", [])}
+    service = next((o for o in objects if o["kind"] == "Service"), None)
+    if service is None:
+        return [f"{where}: no Service for the gateway"]
+    for p in service["spec"]["ports"]:
+        target = p.get("targetPort")
+        if named.get(target, target) != port:
+            problems.append(f"{where}: Service port {p['port']} reaches {target}, not verdict's proxy {port}")
+    gateway = next(c for c in spec["containers"] if c["name"] == "gateway")
+    if gateway.get("ports"):
+        problems.append(f"{where}: the gateway exposes {gateway['ports']}: requests could go around verdict")
+    env = {e["name"]: e.get("value") for e in gateway.get("env", [])}
+    listen = env.get("LISTEN_ADDR", "")
+    if not listen.startswith("127.0.0.1:") or upstream != f"http://{listen}":
+        problems.append(f"{where}: proxy upstream {upstream} vs gateway LISTEN_ADDR {listen!r} (loopback only)")
     return problems
 
 
@@ -356,6 +399,8 @@ def main(argv):
             found = [p for o in objects for p in check_object(o, target)]
             if target.startswith("k8s/overlays/"):
                 found += check_layout(objects, target)
+            if target.startswith("k8s/overlays/proxy"):
+                found += check_proxy(objects, target)
             elif target == "k8s/admission":
                 found += check_admission(objects, target)
             kinds = ", ".join(sorted({o["kind"] for o in objects}))

@@ -120,3 +120,32 @@ fn default_response_header_timeout_ms() -> u64 {
 fn default_idle_timeout_ms() -> u64 {
     60_000
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn proxy_listeners_are_read_with_defaults_and_typos_fail() {
+        let tree = serde_json::json!({"verdict": {"proxy": [
+            {"addr": ":8080", "upstream": "http://127.0.0.1:9000", "max_body_bytes": 1024},
+            {"addr": ":8443", "upstream": "unix:///run/gw.sock",
+             "tls": {"cert_file": "/c", "private_key_file": "/k"}}
+        ]}});
+        let (config, _) = super::super::Config::from_tree(tree).unwrap();
+        let proxies = &config.verdict.proxy;
+        assert_eq!(proxies.len(), 2);
+        assert_eq!(proxies[0].max_body_bytes, 1024);
+        assert_eq!(proxies[0].response_header_timeout_ms, 15_000);
+        assert!(proxies[0].tls_files().is_none());
+        let tls = proxies[1].tls_files().unwrap();
+        assert_eq!(tls.cert, std::path::PathBuf::from("/c"));
+        assert!(tls.client_ca.is_none());
+
+        let typo = serde_json::json!({"verdict": {"proxy": [
+            {"addr": ":8080", "upstream": "http://x:1", "max_body": 1}
+        ]}});
+        let err = super::super::Config::from_tree(typo)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_body"), "{err}");
+    }
+}

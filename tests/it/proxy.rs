@@ -46,6 +46,12 @@ pub fn authz_bundle(rego: &str) -> (tempfile::TempDir, Source) {
     (dir, source)
 }
 
+/// The server's `/metrics` page.
+pub async fn metrics_text(server: &Server) -> String {
+    let response = http().get(server.url("/metrics")).send().await.unwrap();
+    response.text().await.unwrap()
+}
+
 pub fn url(server: &Server, path: &str) -> String {
     format!("http://{}{path}", server.proxy_addrs[0])
 }
@@ -116,14 +122,7 @@ async fn an_allowed_payment_is_forwarded_with_the_policys_changes_and_logged() {
     assert_eq!(event["input"]["parsed_path"], json!(["api", "payment"]));
     assert_eq!(event["result"]["allowed"], true);
 
-    let metrics = http()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&server).await;
     let line = |needle: &str| {
         metrics
             .lines()

@@ -9,7 +9,7 @@ use verdict::app::App;
 
 use crate::common::upstream::{raw_peer, refusing, Upstream};
 use crate::common::{self, http, payment_sources, test_config, Server, WAIT};
-use crate::proxy::{authz_bundle, proxy_config, url};
+use crate::proxy::{authz_bundle, metrics_text, proxy_config, url};
 
 /// Sends raw bytes to the proxy and reads the whole answer.
 async fn raw(server: &Server, bytes: &[u8]) -> common::RawResponse {
@@ -106,14 +106,7 @@ async fn an_upstream_that_refuses_hangs_or_resets_gets_a_clear_status() {
         );
         let health = http().get(server.url("/health")).send().await.unwrap();
         assert_eq!(health.status(), 200);
-        let metrics = http()
-            .get(server.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = metrics_text(&server).await;
         let failure = format!(
             "verdict_proxy_upstream_failures_total{{listener=\"127.0.0.1:0\",reason=\"{code}\"}} 1"
         );
