@@ -166,6 +166,10 @@ fn compile_unguarded(
 
     let mut modules = Vec::new();
     let mut parts: Vec<usize> = Vec::new(); // How many engine modules each module became.
+    let sources = refs
+        .iter()
+        .flat_map(|b| b.modules.iter().map(|m| m.source.as_str()));
+    let mocked = super::rewrite::mocks::mocked(sources);
     let mut errors = Vec::new();
     for b in &refs {
         for m in &b.modules {
@@ -187,7 +191,9 @@ fn compile_unguarded(
             let added = std::iter::once(rewritten.module)
                 .chain(rewritten.split.into_iter().map(Cow::Owned))
                 .map(|text| {
-                    let text = super::rewrite::module(&m.file, &text, m.rego_v0).into_owned();
+                    let text =
+                        super::rewrite::module_with_mocks(&m.file, &text, m.rego_v0, &mocked)
+                            .into_owned();
                     engine.add_policy(m.file.clone(), text)
                 })
                 .try_fold(0, |n, added| added.map(|_| n + 1));
@@ -210,6 +216,13 @@ fn compile_unguarded(
     }
     // Queries (the Query API, `eval`) are Rego v1, whatever the last module was.
     engine.set_rego_v0(false);
+    // Last, so that the modules above keep their places in `parts`.
+    if let Some(shims) = super::rewrite::mocks::shim_module(&mocked) {
+        let file = format!("{}.rego", super::rewrite::mocks::PACKAGE);
+        engine
+            .add_policy(file, shims)
+            .map_err(|e| CompileError::Modules(vec![error::parse_error(&format!("{e:#}"))]))?;
+    }
     // Recursive rules would overflow the stack when run (validation runs every rule next).
     guard::recursion::check(engine.get_modules()).map_err(CompileError::Modules)?;
 

@@ -193,8 +193,13 @@ impl PolicySet {
         });
         let eval_time = started.elapsed();
         match outcome {
-            Ok(Ok(value)) => Ok(Decision {
-                result: (value != Value::Undefined).then_some(value),
+            Ok(Ok(mut value)) => Ok(Decision {
+                result: {
+                    if query.path.segments().is_empty() {
+                        hide_mocks(&mut value);
+                    }
+                    (value != Value::Undefined).then_some(value)
+                },
                 eval_time,
                 prepared,
             }),
@@ -326,3 +331,13 @@ fn first_value(results: Vec<regorus::QueryResult>) -> Value {
 /// The path as plain keys, or `None` when it has array indexes (no rule lives there).
 #[cfg(test)]
 mod tests;
+
+/// The package `rewrite::mocks` adds is verdict's, not the policy's: not part of `data`.
+fn hide_mocks(root: &mut Value) {
+    if let Value::Object(fields) = root {
+        let key = Value::from(rewrite::mocks::PACKAGE);
+        if fields.contains_key(&key) {
+            std::sync::Arc::make_mut(fields).remove(&key);
+        }
+    }
+}

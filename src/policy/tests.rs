@@ -147,3 +147,53 @@ fn a_rule_inside_a_generic_ref_head_is_part_of_its_document() {
         members(&["b", "c"])
     );
 }
+
+#[test]
+fn verdicts_own_builtins_can_be_mocked_with_with_everywhere_they_are_called() {
+    let s = set(r#"package p
+
+mock_verify("myjot", _) := [true, {}, {"owner": "alice"}]
+
+payload := p if {
+	[true, _, p] := io.jwt.decode_verify(input.token, {"cert": "c"})
+}
+
+allow if payload.owner == "alice"
+
+test_allow if {
+	allow with io.jwt.decode_verify as mock_verify with input.token as "myjot"
+}
+
+test_value if {
+	payload == {"v": 1} with io.jwt.decode_verify as [true, {}, {"v": 1}] with input.token as "t"
+}
+
+# jwt.io's example token, HS256 with the secret "your-256-bit-secret".
+unmocked := io.jwt.decode_verify("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c", {"secret": "your-256-bit-secret"})
+"#);
+    assert_eq!(
+        eval(&s, "p.test_allow", None, false).unwrap(),
+        Some(Value::Bool(true))
+    );
+    assert_eq!(
+        eval(&s, "p.test_value", None, false).unwrap(),
+        Some(Value::Bool(true))
+    );
+    // Without the mock the real builtin answers.
+    let unmocked = eval(&s, "p.unmocked", None, false).unwrap().unwrap();
+    assert_eq!(
+        unmocked[0],
+        Value::Bool(true),
+        "the real io.jwt.decode_verify"
+    );
+    assert_eq!(unmocked[2]["name"], Value::from("John Doe"));
+    // The functions the mock goes through are verdict's, not part of `data`.
+    let data = eval(&s, "", None, false).unwrap().unwrap();
+    let keys: Vec<String> = data
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.to_string())
+        .collect();
+    assert_eq!(keys, ["\"p\""]);
+}

@@ -18,12 +18,15 @@
 //! - `heads`: a partial set's key that is a reference is evaluated in the body, as OPA's
 //!   `RewriteRefsInHead` does: a missing path makes the set empty, not the document an error;
 //! - `with`: a builtin named as the replacement in `with f as count` is called through a
-//!   function of the module (regorus read it as an unsafe variable).
+//!   function of the module (regorus read it as an unsafe variable);
+//! - `mocks`: where a module set mocks one of verdict's own builtins (`with io.jwt.decode_verify
+//!   as m`), its calls and the `with` go through a function regorus accepts as a target.
 
 mod bodies;
 mod edits;
 mod heads;
 mod imports;
+pub mod mocks;
 mod negation;
 mod newline;
 mod outform;
@@ -37,6 +40,7 @@ mod with;
 pub mod keywords;
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 
 use regorus::unstable::{Module, Parser, Source};
 
@@ -45,6 +49,16 @@ use super::guard;
 /// The text regorus should parse for `source`, or `source` itself when nothing differs. A text
 /// that does not parse is returned as it is: the engine reports the error where it is.
 pub fn module<'a>(file: &str, source: &'a str, rego_v0: bool) -> Cow<'a, str> {
+    module_with_mocks(file, source, rego_v0, &BTreeSet::new())
+}
+
+/// `module`, with the calls of the builtins in `mocked` sent through `mocks`' functions.
+pub fn module_with_mocks<'a>(
+    file: &str,
+    source: &'a str,
+    rego_v0: bool,
+    mocked: &BTreeSet<String>,
+) -> Cow<'a, str> {
     let mut text = Cow::Borrowed(source);
     let mut parsed = None;
     if rego_v0 {
@@ -76,6 +90,11 @@ pub fn module<'a>(file: &str, source: &'a str, rego_v0: bool) -> Cow<'a, str> {
                 text = Cow::Owned(edited);
                 current = module;
             }
+        }
+    }
+    if let Some(edited) = edits::apply(&text, mocks::edits(&current, mocked)) {
+        if parse(file, &edited, rego_v0).is_some() {
+            text = Cow::Owned(edited);
         }
     }
     text
