@@ -137,7 +137,7 @@ pub struct StatusConfig {
     /// Also log each report.
     #[serde(default)]
     pub console: bool,
-    /// Prometheus metrics in the report: accepted, the metrics themselves are on /metrics.
+    /// Every metric family in the report (`metrics.prometheus`), in OPA's JSON form.
     #[serde(default)]
     pub prometheus: bool,
 }

@@ -172,12 +172,11 @@ pub fn compare(got: common::RawResponse, case: &Case) -> Option<String> {
     } else {
         got.body.clone()
     };
+    let opa_type = case.headers.get("content-type").map(String::as_str);
+    let families = normalize::family_names(opa_type, &case.body);
     let (ours, theirs) = (
-        normalize::body(got.header("content-type"), &body),
-        normalize::body(
-            case.headers.get("content-type").map(String::as_str),
-            &case.body,
-        ),
+        normalize::body(got.header("content-type"), &body, Some(&families)),
+        normalize::body(opa_type, &case.body, Some(&families)),
     );
     if ours != theirs {
         problems.push(format!(

@@ -9,6 +9,8 @@
 //! listed one starts matching, so the list can only shrink. What may differ without being a
 //! difference is in `normalize`.
 //!
+//! `VERDICT_GOLDEN_VERBOSE=1` prints how each listed exchange still differs.
+//!
 //! The recordings are found through `VERDICT_GOLDEN_DIR` (`.ci/run` sets it), else beside the
 //! repository; without them the test says it skipped, and fails under `CI=true`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -134,7 +136,11 @@ async fn every_recorded_opa_exchange_against_the_ledger() {
             (None, Some(_)) => failures.push(format!(
                 "{name}: now matches OPA; remove it from tests/golden/KNOWN-GAPS.md"
             )),
-            (Some(_), Some(_)) => {}
+            (Some(problem), Some(_)) => {
+                if std::env::var_os("VERDICT_GOLDEN_VERBOSE").is_some() {
+                    println!("listed: {name}: {problem}");
+                }
+            }
         }
     }
     println!(

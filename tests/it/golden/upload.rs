@@ -93,6 +93,7 @@ fn event_text(mut event: Json) -> String {
     normalize::body(
         None,
         serde_json::to_string_pretty(&event).unwrap().as_bytes(),
+        None,
     )
 }
 
