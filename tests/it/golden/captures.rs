@@ -27,7 +27,15 @@ pub async fn replay(dir: &Path, names: &[String]) -> Vec<(String, Option<String>
         } else {
             match name.as_str() {
                 "envoy-authz-descriptors" => descriptors(dir).await,
-                "E-startup-bundle-errors" | "E-bundle-signing" => commands(dir, name).await,
+                "E-startup-bundle-errors" => commands(dir, name).await,
+                "E-bundle-signing" => {
+                    let problems: Vec<String> =
+                        [commands(dir, name).await, super::signed::service(dir).await]
+                            .into_iter()
+                            .flatten()
+                            .collect();
+                    (!problems.is_empty()).then(|| problems.join("\n  "))
+                }
                 other => panic!("no replay for the capture {other}"),
             }
         };
@@ -185,7 +193,76 @@ async fn commands(dir: &Path, name: &str) -> Option<String> {
         }
     }
     assert!(compared > 0, "{name}: no command lines");
+    if let Some(problem) = signed_build(&text, work.path()) {
+        problems.push(problem);
+    }
     (!problems.is_empty()).then(|| problems.join("\n  "))
+}
+
+/// The capture's `# build: ... opa build ... --claims-file <(echo 'CLAIMS')` run as `verdict
+/// build` (with a key of the tests', OPA's was not kept): the same files in the same order,
+/// and the same JWT header and payload (only the signature depends on the key).
+fn signed_build(text: &str, work: &Path) -> Option<String> {
+    let line = text.lines().find(|l| l.starts_with("# build: "))?;
+    let claims = line.split("<(echo '").nth(1)?.trim_end_matches("')");
+    std::fs::write(work.join("claims.json"), claims).unwrap();
+    let key = crate::common::fixture("sign/rsa-private.pem");
+    let out = Command::new(BIN)
+        .args([
+            "build",
+            "-b",
+            "bundle",
+            "-o",
+            "built.tar.gz",
+            "--signing-key",
+        ])
+        .arg(&key)
+        .args(["--signing-alg", "RS256", "--claims-file", "claims.json"])
+        .current_dir(work)
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        return Some(format!(
+            "verdict build: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let built = std::fs::read(work.join("built.tar.gz")).unwrap();
+    let files = verdict::bundle::reader::read_tarball(built.as_slice(), u64::MAX).unwrap();
+    let listing: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    let section = |title: &str| -> String {
+        let after = text.split(title).nth(1).unwrap_or_default();
+        let after = after.split_once('\n').map_or("", |(_, rest)| rest);
+        after
+            .split("\n###")
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    let opa_listing = section("### tar listing");
+    let decoded = section("### decoded JWT header + payload");
+    let (opa_header, opa_payload) = decoded.split_once('\n').unwrap_or_default();
+    let signatures: serde_json::Value =
+        serde_json::from_slice(&files.iter().find(|f| f.path == "/.signatures.json")?.bytes)
+            .unwrap();
+    let jwt = signatures["signatures"][0].as_str().unwrap_or_default();
+    let part = |i: usize| -> serde_json::Value {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(jwt.split('.').nth(i).unwrap_or_default())
+            .unwrap_or_default();
+        serde_json::from_slice(&bytes).unwrap_or_default()
+    };
+    let want = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap();
+    let mut problems = Vec::new();
+    if listing.join("\n") != opa_listing {
+        problems.push(format!("files {listing:?}, OPA's {opa_listing:?}"));
+    }
+    if part(0) != want(opa_header) || part(1) != want(opa_payload) {
+        problems.push(format!("JWT {} {}", part(0), part(1)));
+    }
+    (!problems.is_empty()).then(|| format!("verdict build: {}", problems.join("; ")))
 }
 
 /// Runs `verdict run ARGS`: `want` is the error line it must exit 1 with; `None`, it must

@@ -19,6 +19,7 @@ mod captures;
 mod http;
 mod normalize;
 mod remote;
+mod signed;
 mod upload;
 
 use std::collections::{BTreeMap, BTreeSet};
