@@ -133,12 +133,7 @@ impl Parser {
             }
             Some('.') => {
                 let inner = data.entry(name).or_insert_with(|| Json::Object(Map::new()));
-                let inner = mapping(inner)?;
-                self.key(inner, &path)?;
-                if inner.is_empty() {
-                    return Err(format!("key map {path:?} has no value"));
-                }
-                Ok(())
+                self.nested(inner, &path)
             }
             Some(_) => {
                 let index = self.index(&path)?;
@@ -146,6 +141,16 @@ impl Parser {
                 self.list_item(list, index, &format!("{path}[{index}]"))
             }
         }
+    }
+
+    /// The keys after `path.`, set in `node`, which becomes a mapping if it is not one.
+    fn nested(&mut self, node: &mut Json, path: &str) -> Result<(), String> {
+        let inner = mapping(node)?;
+        self.key(inner, path)?;
+        if inner.is_empty() {
+            return Err(format!("key map {path:?} has no value"));
+        }
+        Ok(())
     }
 
     /// `N]` after a `[`.
@@ -182,14 +187,7 @@ impl Parser {
                 *item = self.value(path)?;
                 Ok(())
             }
-            Some('.') => {
-                let inner = mapping(item)?;
-                self.key(inner, path)?;
-                if inner.is_empty() {
-                    return Err(format!("key map {path:?} has no value"));
-                }
-                Ok(())
-            }
+            Some('.') => self.nested(item, path),
             Some(_) => {
                 let inner = self.index(path)?;
                 self.list_item(item, inner, &format!("{path}[{inner}]"))
