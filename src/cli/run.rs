@@ -47,6 +47,9 @@ pub struct RunArgs {
     /// Override a configuration value, OPA's --set syntax (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// Override a configuration value with a file's contents, OPA's --set-file (repeatable).
+    #[arg(long = "set-file", value_name = "KEY=PATH")]
+    pub set_file: Vec<String>,
     /// Reload bundles when their files change (the default).
     #[arg(short = 'w', long = "watch", conflicts_with = "no_watch")]
     pub watch: bool,
@@ -148,7 +151,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
 /// Config file, then `--set`, then flags: each later one wins.
 fn load_config(args: &RunArgs) -> anyhow::Result<Config> {
-    let (mut config, warnings) = Config::load(args.config.as_deref(), &args.set)?;
+    let (mut config, warnings) =
+        Config::load_with_files(args.config.as_deref(), &args.set, &args.set_file)?;
     for warning in warnings {
         tracing::warn!(%warning, "configuration");
     }

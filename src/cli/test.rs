@@ -27,6 +27,13 @@ pub struct TestArgs {
     /// Treat modules without a declared Rego version as v0.
     #[arg(long)]
     v0_compatible: bool,
+    /// Print the lines the tests ran and did not run, as `opa test --coverage`'s JSON report,
+    /// instead of the test report (which is printed when a test fails).
+    #[arg(short = 'c', long)]
+    coverage: bool,
+    /// With --coverage, fail when the overall coverage is below this percentage.
+    #[arg(long, value_name = "PERCENT", default_value_t = 0.0)]
+    threshold: f64,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -43,6 +50,9 @@ pub fn main(args: TestArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if args.coverage {
+        return coverage(&set, &args);
+    }
     let results = testing::run(&set, args.run.as_ref());
     match args.format {
         Format::Pretty => print!("{}", report(&results, args.verbose)),
@@ -56,6 +66,42 @@ pub fn main(args: TestArgs) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// `--coverage`: the report when every test passes and the threshold is met, as `opa test`.
+fn coverage(set: &PolicySet, args: &TestArgs) -> ExitCode {
+    let (results, coverage) = testing::run_with_coverage(set, args.run.as_ref());
+    let failed = results
+        .iter()
+        .any(|r| matches!(r.outcome, Outcome::Fail | Outcome::Error(_)));
+    if results.is_empty() || failed {
+        print!("{}", report(&results, args.verbose));
+        return ExitCode::FAILURE;
+    }
+    let report = coverage.report();
+    if report.coverage < args.threshold {
+        eprintln!(
+            "Code coverage threshold not met: got {:.2} instead of {:.2}",
+            report.coverage, args.threshold
+        );
+        if args.verbose {
+            eprintln!("Lines not covered:");
+            for (file, f) in &report.files {
+                for r in &f.not_covered {
+                    match r.start.row == r.end.row {
+                        true => eprintln!("\t{file}:{}", r.start.row),
+                        false => eprintln!("\t{file}:{}-{}", r.start.row, r.end.row),
+                    }
+                }
+            }
+        }
+        return ExitCode::FAILURE;
+    }
+    print!(
+        "{}",
+        String::from_utf8_lossy(&crate::gojson::to_body(&report, true))
+    );
+    ExitCode::SUCCESS
 }
 
 /// OPA's layout: results grouped by file, a rule, then the counts.

@@ -122,8 +122,7 @@ impl DecisionLogsConfig {
         let Some(section) = section else {
             return Ok(None);
         };
-        let config: DecisionLogsConfig = serde_json::from_value(section.clone())
-            .map_err(|e| ConfigError::Invalid(format!("decision_logs: {e}")))?;
+        let config: DecisionLogsConfig = super::typed(section.clone(), "decision_logs")?;
         config.validate()?;
         Ok(Some(config))
     }

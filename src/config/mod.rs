@@ -17,6 +17,7 @@ mod plugins;
 mod proxy;
 mod remote;
 mod server;
+mod set;
 mod sources;
 mod verdict;
 pub use admission::{AdmissionConfig, FailurePolicy};
@@ -30,7 +31,7 @@ pub use remote::{
 pub use server::{
     DecodingConfig, EncodingConfig, GzipDecodingConfig, GzipEncodingConfig, ServerConfig,
 };
-pub use sources::apply_set;
+pub use set::{apply_set, apply_set_file};
 use sources::read_tree;
 pub use verdict::VerdictConfig;
 
@@ -123,13 +124,28 @@ impl Config {
         path: Option<&Path>,
         sets: &[String],
     ) -> Result<(Config, Vec<String>), ConfigError> {
+        Self::load_with_files(path, sets, &[])
+    }
+
+    /// `load` with `--set-file key=path` overrides too. As in OPA, every `--set` and then
+    /// every `--set-file` goes into one overrides tree, merged over the file's at the end.
+    pub fn load_with_files(
+        path: Option<&Path>,
+        sets: &[String],
+        set_files: &[String],
+    ) -> Result<(Config, Vec<String>), ConfigError> {
         let mut tree = match path {
             Some(path) => read_tree(path)?,
             None => Json::Object(Default::default()),
         };
+        let mut overrides = Json::Object(Default::default());
         for arg in sets {
-            apply_set(&mut tree, arg)?;
+            apply_set(&mut overrides, arg)?;
         }
+        for arg in set_files {
+            apply_set_file(&mut overrides, arg)?;
+        }
+        set::merge(&mut tree, overrides);
         Self::from_tree(tree)
     }
 
@@ -164,11 +180,9 @@ impl Config {
                 "the configuration must be a mapping".into(),
             ));
         }
-        let mut config: Config =
-            serde_json::from_value(tree).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let mut config: Config = typed(tree, "")?;
         if let Some(plugins) = config.not_implemented.get("plugins") {
-            config.plugins = serde_json::from_value(plugins.clone())
-                .map_err(|e| ConfigError::Invalid(format!("plugins: {e}")))?;
+            config.plugins = typed(plugins.clone(), "plugins")?;
         }
         config.remote = RemoteConfig::from_sections(&config.not_implemented)?;
         config.decision_logs =
@@ -238,6 +252,28 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Deserializes a section, naming the key a value was refused at (`server.encoding.gzip`),
+/// so that a mistyped `--set` or file key is found without guessing.
+pub(super) fn typed<T: serde::de::DeserializeOwned>(
+    tree: Json,
+    section: &str,
+) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(tree).map_err(|e| {
+        let inner = e.path().to_string();
+        let at = match (section, inner.as_str()) {
+            (s, ".") => s.to_string(),
+            ("", i) => i.to_string(),
+            (s, i) => format!("{s}.{i}"),
+        };
+        let message = e.into_inner().to_string();
+        ConfigError::Invalid(if at.is_empty() {
+            message
+        } else {
+            format!("{at}: {message}")
+        })
+    })
 }
 
 const KNOWN_KEYS: &[&str] = &[

@@ -137,7 +137,7 @@ pub struct StatusConfig {
     /// Also log each report.
     #[serde(default)]
     pub console: bool,
-    /// Prometheus metrics in the report: accepted, the metrics themselves are on /metrics.
+    /// Every metric family in the report (`metrics.prometheus`), in OPA's JSON form.
     #[serde(default)]
     pub prometheus: bool,
 }
@@ -155,26 +155,24 @@ pub struct RemoteConfig {
 
 impl RemoteConfig {
     pub fn from_sections(sections: &BTreeMap<String, Json>) -> Result<RemoteConfig, ConfigError> {
-        let invalid =
-            |section: &str, e: serde_json::Error| ConfigError::Invalid(format!("{section}: {e}"));
+        use super::typed;
         let services = match sections.get("services") {
             None | Some(Json::Null) => Vec::new(),
             // OPA takes both forms: a list of named services, or a mapping by name.
             Some(Json::Array(list)) => list
                 .iter()
-                .map(|s| serde_json::from_value::<ServiceConfig>(s.clone()))
-                .collect::<Result<_, _>>()
-                .map_err(|e| invalid("services", e))?,
+                .enumerate()
+                .map(|(i, s)| typed::<ServiceConfig>(s.clone(), &format!("services[{i}]")))
+                .collect::<Result<_, _>>()?,
             Some(Json::Object(map)) => map
                 .iter()
                 .map(|(name, s)| {
-                    serde_json::from_value::<ServiceConfig>(s.clone()).map(|mut s| {
+                    typed::<ServiceConfig>(s.clone(), &format!("services.{name}")).map(|mut s| {
                         s.name = name.clone();
                         s
                     })
                 })
-                .collect::<Result<_, _>>()
-                .map_err(|e| invalid("services", e))?,
+                .collect::<Result<_, _>>()?,
             Some(_) => {
                 return Err(ConfigError::Invalid(
                     "services: expected a list or a mapping".into(),
@@ -183,11 +181,11 @@ impl RemoteConfig {
         };
         let bundles = match sections.get("bundles") {
             None | Some(Json::Null) => BTreeMap::new(),
-            Some(b) => serde_json::from_value(b.clone()).map_err(|e| invalid("bundles", e))?,
+            Some(b) => typed(b.clone(), "bundles")?,
         };
         let keys = match sections.get("keys") {
             None | Some(Json::Null) => BTreeMap::new(),
-            Some(k) => serde_json::from_value(k.clone()).map_err(|e| invalid("keys", e))?,
+            Some(k) => typed(k.clone(), "keys")?,
         };
         let persistence_directory = match sections.get("persistence_directory") {
             Some(Json::String(dir)) => PathBuf::from(dir),
@@ -200,7 +198,7 @@ impl RemoteConfig {
         };
         let status = match sections.get("status") {
             None | Some(Json::Null) => None,
-            Some(s) => Some(serde_json::from_value(s.clone()).map_err(|e| invalid("status", e))?),
+            Some(s) => Some(typed(s.clone(), "status")?),
         };
         let mut remote = RemoteConfig {
             services,

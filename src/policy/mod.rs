@@ -9,6 +9,7 @@ pub mod ast;
 pub mod builtins;
 mod checks;
 pub mod compile;
+pub mod coverage;
 pub mod engine;
 pub mod error;
 pub mod guard;
@@ -119,6 +120,12 @@ impl PolicySet {
         &self.definitions.tests
     }
 
+    /// The parsed modules, as regorus holds them.
+    pub fn parsed_modules(&self) -> Vec<regorus::unstable::Ref<regorus::unstable::Module>> {
+        let mut engine = self.base.clone();
+        engine.get_modules().clone()
+    }
+
     /// True when some rule defines the document at `path` or below it (OPA's "document
     /// undefined" rather than "document missing").
     pub fn has_rules_at(&self, path: &DataPath) -> bool {
@@ -175,31 +182,69 @@ impl PolicySet {
         let started = Instant::now();
         let plan = self.plan(query.path);
         let prepared = matches!(plan, Plan::Rule { .. });
-        let outcome = self.with_engine(|engine| {
-            engine.set_input(query.input.unwrap_or(Value::Undefined));
-            engine.set_strict_builtin_errors(query.strict_builtin_errors);
-            let _strict = builtins::strict_scope(query.strict_builtin_errors);
-            let _deadline = builtins::deadline_scope(self.eval_timeout);
-            // regorus can panic on some inputs (see ENGINE-NOTES); a panic must cost one
-            // decision, never the process or a worker thread.
-            catch_unwind(AssertUnwindSafe(|| match plan {
-                Plan::Rule { key, rest } => engine
-                    .eval_rule(key)
-                    .map(|v| navigate(v, &query.path.segments()[rest..])),
-                Plan::Query { text, rest } => engine.eval_query(text, false).map(|results| {
-                    navigate(first_value(results.result), &query.path.segments()[rest..])
-                }),
-            }))
-        });
-        let eval_time = started.elapsed();
+        let outcome = self.with_engine(|engine| self.run(engine, plan, query));
+        self.decision(outcome, started.elapsed(), prepared)
+    }
+
+    /// `evaluate` on an engine of its own that records which lines of the policy ran
+    /// (`verdict test --coverage`), with regorus's report of them.
+    pub fn evaluate_with_coverage(
+        &self,
+        query: Query<'_>,
+    ) -> (
+        Result<Decision, EvalError>,
+        Option<regorus::coverage::Report>,
+    ) {
+        let started = Instant::now();
+        let plan = self.plan(query.path);
+        let prepared = matches!(plan, Plan::Rule { .. });
+        let mut engine = self.template.clone();
+        engine.set_enable_coverage(true);
+        let outcome = self.run(&mut engine, plan, query);
+        let report = engine.get_coverage_report().ok();
+        (self.decision(outcome, started.elapsed(), prepared), report)
+    }
+
+    fn run(
+        &self,
+        engine: &mut Engine,
+        plan: Plan,
+        query: Query<'_>,
+    ) -> std::thread::Result<Result<Value, anyhow::Error>> {
+        engine.set_input(query.input.unwrap_or(Value::Undefined));
+        engine.set_strict_builtin_errors(query.strict_builtin_errors);
+        let _strict = builtins::strict_scope(query.strict_builtin_errors);
+        let _deadline = builtins::deadline_scope(self.eval_timeout);
+        // regorus can panic on some inputs (see ENGINE-NOTES); a panic must cost one
+        // decision, never the process or a worker thread.
+        let root = query.path.segments().is_empty();
+        let outcome = catch_unwind(AssertUnwindSafe(|| match plan {
+            Plan::Rule { key, rest } => engine
+                .eval_rule(key)
+                .map(|v| navigate(v, &query.path.segments()[rest..])),
+            Plan::Query { text, rest } => engine.eval_query(text, false).map(|results| {
+                navigate(first_value(results.result), &query.path.segments()[rest..])
+            }),
+        }));
+        outcome.map(|result| {
+            result.map(|mut value| {
+                if root {
+                    hide_mocks(&mut value);
+                }
+                value
+            })
+        })
+    }
+
+    fn decision(
+        &self,
+        outcome: std::thread::Result<Result<Value, anyhow::Error>>,
+        eval_time: Duration,
+        prepared: bool,
+    ) -> Result<Decision, EvalError> {
         match outcome {
-            Ok(Ok(mut value)) => Ok(Decision {
-                result: {
-                    if query.path.segments().is_empty() {
-                        hide_mocks(&mut value);
-                    }
-                    (value != Value::Undefined).then_some(value)
-                },
+            Ok(Ok(value)) => Ok(Decision {
+                result: (value != Value::Undefined).then_some(value),
                 eval_time,
                 prepared,
             }),

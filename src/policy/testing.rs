@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use regorus::Value;
 
+use super::coverage::Coverage;
 use super::path::{DataPath, Segment};
 use super::{PolicySet, Query};
 
@@ -28,6 +29,25 @@ pub struct TestResult {
 /// Runs every test whose full name (`data.pkg.test_x`) `filter` matches (all when `None`), in
 /// definition order, as `opa test --run` selects them.
 pub fn run(set: &PolicySet, filter: Option<&regex::Regex>) -> Vec<TestResult> {
+    run_tests(set, filter, None)
+}
+
+/// `run`, also gathering which lines of the modules the tests ran (`opa test --coverage`).
+pub fn run_with_coverage(
+    set: &PolicySet,
+    filter: Option<&regex::Regex>,
+) -> (Vec<TestResult>, Coverage) {
+    let mut coverage = Coverage::default();
+    let results = run_tests(set, filter, Some(&mut coverage));
+    coverage.add_unreached(&set.parsed_modules());
+    (results, coverage)
+}
+
+fn run_tests(
+    set: &PolicySet,
+    filter: Option<&regex::Regex>,
+    mut coverage: Option<&mut Coverage>,
+) -> Vec<TestResult> {
     let mut results = Vec::new();
     for case in set.tests() {
         let path = DataPath::new(case.path.iter().cloned().map(Segment::Key).collect());
@@ -44,7 +64,17 @@ pub fn run(set: &PolicySet, filter: Option<&regex::Regex>) -> Vec<TestResult> {
                 input: None,
                 strict_builtin_errors: false,
             };
-            match set.evaluate(query) {
+            let decision = match coverage.as_deref_mut() {
+                Some(coverage) => {
+                    let (decision, report) = set.evaluate_with_coverage(query);
+                    if let Some(report) = report {
+                        coverage.add(&report);
+                    }
+                    decision
+                }
+                None => set.evaluate(query),
+            };
+            match decision {
                 Ok(d) => {
                     let passed = d.result.as_ref().is_some_and(|v| *v != Value::Bool(false));
                     let outcome = if passed { Outcome::Pass } else { Outcome::Fail };

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use serde::{Serialize, Serializer};
+use serde_json::Value as Json;
 
 use super::AppState;
 use crate::policy::{CompileError, RegoError};
@@ -274,7 +275,20 @@ pub struct Report {
     pub labels: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub bundles: BTreeMap<String, BundleStatus>,
+    /// The decision-log uploader's status, present when it uploads. verdict's uploader does
+    /// not report its last failure here yet (it is counted in
+    /// `verdict_decision_log_upload_failures_total`), so this is OPA's `{}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision_logs: Option<BTreeMap<String, Json>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<ReportMetrics>,
     pub plugins: BTreeMap<&'static str, PluginState>,
+}
+
+/// `status.prometheus: true`: every metric family, as OPA's report carries them.
+#[derive(Debug, Serialize)]
+pub struct ReportMetrics {
+    pub prometheus: Json,
 }
 
 /// OPA's labels: the configured ones plus `id` (per process) and `version`.
@@ -285,10 +299,24 @@ pub fn labels(state: &AppState) -> BTreeMap<String, String> {
     labels
 }
 
-/// Plugin states as OPA names them: bundle loading is the "bundle" plugin, and the status
-/// upload is the "status" plugin.
+/// Plugin states as OPA names them: bundle loading is the "bundle" plugin, the status upload
+/// the "status" plugin, decision logging "decision_logs", the Envoy gRPC server
+/// "envoy_ext_authz_grpc". OPA always runs a "discovery" plugin, which is OK when no
+/// discovery is configured; verdict reports that state too when none is configured, so that
+/// tools waiting for OPA's set of plugins see it (a configured `discovery`, which verdict does
+/// not implement, is not reported as working).
 pub fn plugin_states(state: &AppState) -> BTreeMap<&'static str, &'static str> {
     let mut plugins = BTreeMap::new();
+    let config = &state.config;
+    if config.decision_logs.is_some() {
+        plugins.insert("decision_logs", "OK");
+    }
+    if !config.not_implemented.contains_key("discovery") {
+        plugins.insert("discovery", "OK");
+    }
+    if config.plugins.envoy_ext_authz_grpc.is_some() {
+        plugins.insert("envoy_ext_authz_grpc", "OK");
+    }
     if !state.bundle_status().is_empty() {
         let ready = if state.bundles_ready() {
             "OK"
@@ -304,6 +332,22 @@ pub fn plugin_states(state: &AppState) -> BTreeMap<&'static str, &'static str> {
 }
 
 pub fn report(state: &AppState) -> Report {
+    let plugins = plugin_states(state);
+    let config = &state.config;
+    let uploads_logs = config
+        .decision_logs
+        .as_ref()
+        .is_some_and(|d| d.service.is_some());
+    let prometheus = config.remote.status.as_ref().is_some_and(|s| s.prometheus);
+    let metrics = match (&state.metrics, prometheus) {
+        (Some(metrics), true) => {
+            let states: Vec<(&str, &str)> = plugins.iter().map(|(k, v)| (*k, *v)).collect();
+            Some(ReportMetrics {
+                prometheus: crate::telemetry::protojson::families(&metrics.gather(&states)),
+            })
+        }
+        _ => None,
+    };
     Report {
         labels: labels(state),
         bundles: state
@@ -311,7 +355,9 @@ pub fn report(state: &AppState) -> Report {
             .iter()
             .map(|b| (b.name.clone(), b.clone()))
             .collect(),
-        plugins: plugin_states(state)
+        decision_logs: uploads_logs.then(BTreeMap::new),
+        metrics,
+        plugins: plugins
             .into_iter()
             .map(|(name, state)| (name, PluginState { state }))
             .collect(),

@@ -184,6 +184,16 @@ impl Metrics {
         )?;
         info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         r.register(Box::new(info))?;
+        // OPA's dashboards and alerts select on `opa_info`; an OPA-compatible server carries it
+        // too, with its own version.
+        let opa_info = IntGaugeVec::new(
+            Opts::new("opa_info", "Information about the OPA environment."),
+            &["version"],
+        )?;
+        opa_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        r.register(Box::new(opa_info))?;
         r.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
@@ -261,16 +271,22 @@ impl Metrics {
         }
     }
 
-    /// The text exposition, with the plugins' states as `plugins` gives them.
-    pub fn render(&self, plugins: &[(&str, &str)]) -> Vec<u8> {
+    /// Every family, with the plugins' states as `plugins` gives them.
+    pub fn gather(&self, plugins: &[(&str, &str)]) -> Vec<prometheus::proto::MetricFamily> {
         let _one_at_a_time = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
         self.plugins.reset();
         for (name, status) in plugins {
             self.plugins.with_label_values(&[name, status]).set(1);
         }
+        self.registry.gather()
+    }
+
+    /// The text exposition, with the plugins' states as `plugins` gives them.
+    pub fn render(&self, plugins: &[(&str, &str)]) -> Vec<u8> {
+        let families = self.gather(plugins);
         let mut out = Vec::new();
         // Encoding into memory fails only for metric families that cannot exist here.
-        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+        if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
             tracing::warn!(error = %e, "cannot encode metrics");
         }
         out

@@ -4,6 +4,7 @@
 
 mod connections;
 pub mod metrics;
+pub mod protojson;
 mod proxy;
 mod spool;
 

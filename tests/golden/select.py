@@ -1,10 +1,12 @@
-"""Selects the OPA 1.9 golden exchanges the service-core replay uses.
+"""Selects the OPA 1.9 golden exchanges whose console decision-log lines
+tests/it/decision_log_golden.rs compares (tests/it/golden/ replays every exchange from
+../shared/opa-golden itself).
 
 Run from the repository root with the shared recordings beside it:
     python3 tests/golden/select.py ../shared/opa-golden/golden.jsonl > tests/golden/cases.jsonl
 Cases for features other issues own (metrics, status plugin, remote bundles, decision logs)
 are left out; they join when those features land. The Data API write cases
-are stateful: they keep OPA's recorded order, and tests/it/golden.rs replays them on one server.
+are stateful: they keep OPA's recorded order.
 """
 import json
 import sys

@@ -336,3 +336,56 @@ async fn a_second_verdict_on_the_same_store_names_the_one_holding_it() {
     let (_, code) = first.stop().await;
     assert_eq!(code, Some(0));
 }
+
+#[tokio::test]
+async fn set_takes_opas_lists_and_names_the_key_it_rejects() {
+    let dir = tempfile::tempdir().unwrap();
+    let label = dir.path().join("tier.txt");
+    std::fs::write(&label, "gold").unwrap();
+    let set_file = format!("labels.tier={}", label.display());
+    let args = [
+        "--addr",
+        "127.0.0.1:0",
+        "--set",
+        "services[0].name=ctl,services[0].url=http://127.0.0.1:9",
+        "--set",
+        "decision_logs.request_context.http.headers={X-Request-Id,X-Trace}",
+        "--set-file",
+        &set_file,
+    ];
+    let mut server = Running::spawn_in(dir.path(), &args, &[]);
+    let addr = server.address().await;
+    let config: Json = crate::common::get(format!("http://{addr}/v1/config"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        config["result"]["services"],
+        serde_json::json!([{"name": "ctl", "url": "http://127.0.0.1:9"}])
+    );
+    assert_eq!(
+        config["result"]["decision_logs"]["request_context"]["http"]["headers"],
+        serde_json::json!(["X-Request-Id", "X-Trace"])
+    );
+    assert_eq!(config["result"]["labels"]["tier"], "gold", "--set-file");
+    server.stop().await;
+
+    for (set, key) in [
+        ("labels.app.tier=gold", "labels.app:"),
+        (
+            "services[x].url=http://a",
+            "\"services\": index [x] is not a number",
+        ),
+        (
+            "decision_logs.console",
+            "key \"decision_logs.console\" has no value",
+        ),
+    ] {
+        let out = verdict(&["run", "--addr", "127.0.0.1:0", "--set", set]);
+        assert_eq!(out.status.code(), Some(64), "{set}");
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(key), "{set}: {stderr}");
+    }
+}

@@ -12,17 +12,22 @@ use verdict::bundle::Source;
 use verdict::config::ExtAuthzConfig;
 
 /// One recorded exchange.
-struct Exchange {
-    name: String,
-    request: String,
+pub(crate) struct Exchange {
+    pub(crate) name: String,
+    pub(crate) request: String,
     /// The CheckResponse as proto3 JSON, or the gRPC error's code name and message.
-    response: Result<Json, (String, String)>,
+    pub(crate) response: Result<Json, (String, String)>,
     /// The `input` OPA's decision log shows, when it logged one.
     logged_input: Option<Json>,
 }
 
 fn read_exchange(name: &str) -> Exchange {
     let text = std::fs::read_to_string(golden(&format!("grpc/{name}.grpc.txt"))).unwrap();
+    parse_exchange(name, &text)
+}
+
+/// One `*.grpc.txt` capture.
+pub(crate) fn parse_exchange(name: &str, text: &str) -> Exchange {
     let section = |start: &str, end: &str| -> String {
         let from = text
             .find(start)
@@ -58,7 +63,7 @@ fn read_exchange(name: &str) -> Exchange {
 }
 
 /// The server OPA answered from: its ext_authz path, dry-run, and the bundles it served.
-fn instance(name: &str) -> (&'static str, bool) {
+pub(crate) fn instance(name: &str) -> (&'static str, bool) {
     match name {
         "grpc-check-bool-variant" => ("envoy/authz/allow_bool", false),
         "grpc-check-bool-false" => ("debug/bool_false", false),
@@ -69,7 +74,7 @@ fn instance(name: &str) -> (&'static str, bool) {
     }
 }
 
-async fn start(path: &str, dry_run: bool, bundles: Vec<Source>) -> Server {
+pub(crate) async fn start(path: &str, dry_run: bool, bundles: Vec<Source>) -> Server {
     let mut config = test_config();
     config.plugins.envoy_ext_authz_grpc = Some(ExtAuthzConfig {
         addr: "127.0.0.1:0".into(),
@@ -117,6 +122,30 @@ const CASES: &[&str] = &[
     "grpc-check-string-result",
 ];
 
+/// Sends the exchange's request; `None` when verdict answers as OPA did.
+pub(crate) async fn mismatch(server: &Server, exchange: &Exchange) -> Option<String> {
+    let mut client = common::grpc::authz_client(server).await;
+    let request = common::grpc::check_request_from_json(&exchange.request);
+    let got = client.check(request).await;
+    match (&exchange.response, got) {
+        (Ok(want), Ok(response)) => {
+            let got = without_decision_id(common::grpc::response_json(response.get_ref()));
+            let want = without_decision_id(want.clone());
+            (got != want).then(|| format!("want {want}\n  got  {got}"))
+        }
+        (Err((code, message)), Err(status)) => {
+            let got_code = format!("{:?}", status.code()).to_uppercase();
+            (got_code != *code || status.message() != message).then(|| {
+                format!(
+                    "want {code} {message:?}, got {got_code} {:?}",
+                    status.message()
+                )
+            })
+        }
+        (want, got) => Some(format!("want {want:?}, got {got:?}")),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_recorded_check_gets_opas_response() {
     let mut mismatches = Vec::new();
@@ -124,27 +153,8 @@ async fn every_recorded_check_gets_opas_response() {
         let exchange = read_exchange(name);
         let (path, dry_run) = instance(name);
         let server = start(path, dry_run, golden_bundles()).await;
-        let mut client = common::grpc::authz_client(&server).await;
-        let request = common::grpc::check_request_from_json(&exchange.request);
-        let got = client.check(request).await;
-        match (&exchange.response, got) {
-            (Ok(want), Ok(response)) => {
-                let got = without_decision_id(common::grpc::response_json(response.get_ref()));
-                let want = without_decision_id(want.clone());
-                if got != want {
-                    mismatches.push(format!("{name}:\n  want {want}\n  got  {got}"));
-                }
-            }
-            (Err((code, message)), Err(status)) => {
-                let got_code = format!("{:?}", status.code()).to_uppercase();
-                if got_code != *code || status.message() != message {
-                    mismatches.push(format!(
-                        "{name}: want {code} {message:?}, got {got_code} {:?}",
-                        status.message()
-                    ));
-                }
-            }
-            (want, got) => mismatches.push(format!("{name}: want {want:?}, got {got:?}")),
+        if let Some(problem) = mismatch(&server, &exchange).await {
+            mismatches.push(format!("{name}: {problem}"));
         }
         server.stop().await;
     }

@@ -18,6 +18,7 @@ mod bundles;
 mod bundles_layout;
 mod cli;
 mod cli_bundles;
+mod cli_coverage;
 mod cli_habits;
 mod clients;
 mod decision_log;

@@ -68,7 +68,7 @@ async fn metrics_count_requests_and_decisions_with_bounded_labels() {
     assert_eq!(r.status(), 200);
     assert_eq!(
         r.headers()["content-type"],
-        "text/plain; version=0.0.4; charset=utf-8"
+        "text/plain; version=0.0.4; charset=utf-8; escaping=underscores"
     );
     let text = r.text().await.unwrap();
     let expect = [

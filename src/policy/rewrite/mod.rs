@@ -33,7 +33,7 @@ mod outform;
 mod scan;
 #[cfg(test)]
 mod tests;
-mod walk;
+pub(crate) mod walk;
 mod with;
 // Leading keywords in references; runs before the stages above, which need a text regorus
 // parses, and may split a module in several.

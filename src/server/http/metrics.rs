@@ -25,9 +25,11 @@ pub async fn get_metrics(State(state): State<Arc<AppState>>) -> Response {
     let plugins: Vec<(&str, &str)> = plugin_states(&state).into_iter().collect();
     let body = metrics.render(&plugins);
     let mut r = (StatusCode::OK, body).into_response();
+    // OPA's media type: its client library states how metric names were escaped, and
+    // verdict's names need none beyond underscores either.
     r.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8; escaping=underscores"),
     );
     r
 }
