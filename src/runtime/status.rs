@@ -60,6 +60,10 @@ pub struct BundleStatus {
     pub loaded: u64,
     #[serde(skip)]
     pub failed: u64,
+    /// Failures by message, as OPA's `bundle_failed_load_counter` counts them; at most
+    /// `MAX_FAILURE_MESSAGES` distinct texts, the rest under one.
+    #[serde(skip)]
+    pub failures: std::collections::BTreeMap<String, u64>,
     /// The error of a rejected revision (failed load or compile) not yet followed by a good
     /// one: its fix is worth a log line of its own.
     #[serde(skip)]
@@ -120,6 +124,7 @@ impl BundleStatus {
             http_code: None,
             loaded: 0,
             failed: 0,
+            failures: std::collections::BTreeMap::new(),
             rejected: None,
         }
     }
@@ -135,6 +140,7 @@ impl BundleStatus {
             revision: &self.active_revision,
             loaded: self.loaded,
             failed: self.failed,
+            failures: &self.failures,
             last_activation: self.last_successful_activation.at(),
             last_request: self.last_request,
             last_download: self.last_successful_download.at(),
@@ -186,7 +192,7 @@ impl BundleStatus {
         self.message = message;
         self.errors.clear();
         self.http_code = None;
-        self.failed += 1;
+        self.count_failure();
     }
 
     pub fn failed_compile(&mut self, error: &CompileError, at: SystemTime) {
@@ -228,7 +234,19 @@ impl BundleStatus {
         self.message = message;
         self.errors.clear();
         self.http_code = http_code;
+        self.count_failure();
+    }
+
+    /// Counts the failure now in `message`, by its text.
+    fn count_failure(&mut self) {
         self.failed += 1;
+        let known = self.failures.contains_key(&self.message);
+        let key = if known || self.failures.len() < MAX_FAILURE_MESSAGES {
+            self.message.clone()
+        } else {
+            OTHER_FAILURES.to_string()
+        };
+        *self.failures.entry(key).or_default() += 1;
     }
 }
 
@@ -239,6 +257,14 @@ impl From<Duration> for RequestMetrics {
         }
     }
 }
+
+/// Distinct failure texts counted apart per bundle: OPA counts every text apart, but a text
+/// can carry file names and digests, and each would be a series of its own for good.
+pub const MAX_FAILURE_MESSAGES: usize = 32;
+
+/// The `message` label of failures past `MAX_FAILURE_MESSAGES` distinct texts.
+pub const OTHER_FAILURES: &str =
+    "(other failures: more distinct messages than verdict counts apart)";
 
 /// Go's zero `time.Time`, as OPA prints a time that has not happened.
 const GO_ZERO_TIME: &str = "0001-01-01T00:00:00Z";

@@ -37,6 +37,7 @@ pub struct Metrics {
     eval: Histogram,
     bundle_loaded: IntCounterVec,
     bundle_failed: IntCounterVec,
+    bundle_failures: IntCounterVec,
     last_activation: GaugeVec,
     last_request: GaugeVec,
     last_download: GaugeVec,
@@ -122,7 +123,12 @@ impl Metrics {
             bundle_failed: counter(
                 "bundle_failed_load_counter",
                 "Counter for the failed bundle load.",
-                &["name", "code"],
+                &["code", "message", "name"],
+            )?,
+            bundle_failures: counter(
+                "verdict_bundle_failures_total",
+                "Failed bundle loads and downloads by bundle: bundle_failed_load_counter without its message label, present before the first failure.",
+                &["name"],
             )?,
             last_activation: gauge(
                 "last_success_bundle_activation",
@@ -169,6 +175,7 @@ impl Metrics {
         r.register(Box::new(metrics.eval.clone()))?;
         r.register(Box::new(metrics.bundle_loaded.clone()))?;
         r.register(Box::new(metrics.bundle_failed.clone()))?;
+        r.register(Box::new(metrics.bundle_failures.clone()))?;
         r.register(Box::new(metrics.last_activation.clone()))?;
         r.register(Box::new(metrics.last_request.clone()))?;
         r.register(Box::new(metrics.last_download.clone()))?;
@@ -249,10 +256,14 @@ impl Metrics {
         for b in bundles {
             let loaded = self.bundle_loaded.with_label_values(&[b.name]);
             loaded.inc_by(b.loaded.saturating_sub(loaded.get()));
-            let failed = self
-                .bundle_failed
-                .with_label_values(&[b.name, "bundle_error"]);
+            let failed = self.bundle_failures.with_label_values(&[b.name]);
             failed.inc_by(b.failed.saturating_sub(failed.get()));
+            for (message, count) in b.failures {
+                let by_text =
+                    self.bundle_failed
+                        .with_label_values(&["bundle_error", message, b.name]);
+                by_text.inc_by(count.saturating_sub(by_text.get()));
+            }
             let times = [
                 (&self.last_request, b.last_request),
                 (&self.last_download, b.last_download),
@@ -299,6 +310,7 @@ pub struct BundleFigures<'a> {
     pub revision: &'a str,
     pub loaded: u64,
     pub failed: u64,
+    pub failures: &'a std::collections::BTreeMap<String, u64>,
     pub last_activation: Option<SystemTime>,
     pub last_request: Option<SystemTime>,
     pub last_download: Option<SystemTime>,

@@ -227,7 +227,7 @@ async fn a_bad_bundle_is_refused_and_the_last_good_one_keeps_serving() {
         .await
         .unwrap();
     let failed = format!(
-        r#"bundle_failed_load_counter{{code="bundle_error",name="{}"}} "#,
+        r#"verdict_bundle_failures_total{{name="{}"}} "#,
         path.display()
     );
     let counted: f64 = metrics
@@ -237,6 +237,17 @@ async fn a_bad_bundle_is_refused_and_the_last_good_one_keeps_serving() {
         .parse()
         .unwrap();
     assert_eq!(counted, cases);
+    // OPA's family counts the same failures, apart by their message.
+    let name = format!(r#",name="{}"}} "#, path.display());
+    let by_message: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with(r#"bundle_failed_load_counter{code="bundle_error",message=""#))
+        .filter_map(|l| {
+            l.split_once(name.as_str())
+                .map(|(_, n)| n.parse::<f64>().unwrap())
+        })
+        .sum();
+    assert_eq!(by_message, cases, "{metrics}");
 
     // A good bundle again: activated, and the error is gone.
     replace_file(&path, &bundle_tar(&simple_bundle("good-2", "false")));

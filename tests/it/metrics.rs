@@ -367,7 +367,7 @@ async fn the_dashboard_queries_only_metrics_and_labels_verdict_emits() {
         "http_request_duration_seconds_bucket",
         "verdict_evaluation_duration_seconds_bucket",
         "last_success_bundle_activation",
-        "bundle_failed_load_counter",
+        "verdict_bundle_failures_total",
     ] {
         assert!(used.contains(needed), "the dashboard does not use {needed}");
     }
