@@ -22,7 +22,9 @@ pub fn available() -> usize {
 /// each CPU busy while as many evaluations again wait on a lock, a page fault or a stalled
 /// runaway policy (one that runs to its time limit holds its thread), and a few for the file
 /// I/O that shares the pool. Every thread keeps a warm engine and an allocator heap of its
-/// own, so the bound is also the bound on that memory.
+/// own, so the bound is also the bound on that memory: tokio's default of 512 let 10,000
+/// req/s on 2 CPUs start over 60 of them, 154 MB of peak RSS (26 MB with this bound; half of
+/// it saved another 0.5 MB only).
 pub fn blocking_threads(cpus: usize) -> usize {
     cpus * 4 + 4
 }
