@@ -1,8 +1,9 @@
 //! How many CPUs this process may keep busy: its cgroup's CPU quota (v2 `cpu.max`, v1
 //! `cpu.cfs_quota_us` / `cpu.cfs_period_us`), rounded up, at least one and never more than the
 //! cores the scheduler lets it run on. Async workers, the blocking pool and the ad-hoc slots
-//! are sized from it, so that a sidecar limited to 2 CPUs on a 64-core node starts threads
-//! (and their stacks and allocator heaps) for 2, not for 64.
+//! are sized from it, so that a sidecar limited to 2 CPUs on a 64-core node keeps threads
+//! (and their stacks, allocator heaps and warm engines) for 2. Rust's `available_parallelism`
+//! applies the quota too, but undocumented as to which files and ancestors: this says it.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
