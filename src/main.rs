@@ -7,5 +7,6 @@ fn main() -> ExitCode {
     // RUST_BACKTRACE is set: ~5x the cost of a swallowed builtin error on the request path.
     // Set before any thread starts; panics still honour RUST_BACKTRACE.
     std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    verdict::runtime::memory::no_huge_pages();
     verdict::cli::main()
 }

@@ -108,7 +108,11 @@ pub fn main(args: RunArgs) -> ExitCode {
         Ok(config) => config,
         Err(e) => return stop("invalid configuration", &e, super::EXIT_CONFIG),
     };
+    // Threads for the CPUs the cgroup grants, not for every core of the node.
+    let cpus = crate::runtime::cpus::available();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cpus)
+        .max_blocking_threads(crate::runtime::cpus::blocking_threads(cpus))
         .enable_all()
         .build()
     {

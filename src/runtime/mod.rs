@@ -7,6 +7,7 @@
 //! reader wait.
 
 pub mod admission;
+pub mod cpus;
 pub mod decision;
 pub mod memory;
 pub mod policies;

@@ -17,13 +17,10 @@ use tokio::sync::Semaphore;
 /// weighs any other thread about nine times as heavily.
 const NICE: i32 = 10;
 
-/// Ad-hoc work running at once: one per core the process may use. More waits its turn.
+/// Ad-hoc work running at once: one per CPU the process may use (`cpus`). More waits its turn.
 fn slots() -> &'static Arc<Semaphore> {
     static SLOTS: OnceLock<Arc<Semaphore>> = OnceLock::new();
-    SLOTS.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        Arc::new(Semaphore::new(cores))
-    })
+    SLOTS.get_or_init(|| Arc::new(Semaphore::new(super::cpus::available())))
 }
 
 /// Why ad-hoc work did not produce a value.
@@ -87,7 +84,7 @@ mod tests {
     async fn no_more_run_at_once_than_there_are_slots() {
         use std::sync::Arc;
         // All of them: another test's work may hold one for a moment, never for long.
-        let slots = std::thread::available_parallelism().map_or(1, usize::from);
+        let slots = super::super::cpus::available();
         let gate = Arc::new(tokio::sync::RwLock::new(()));
         let (started, mut seen) = tokio::sync::watch::channel(0usize);
         let started = Arc::new(started);
