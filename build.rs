@@ -13,19 +13,18 @@ fn main() {
     link_at_a_fixed_address();
 }
 
-/// The release `verdict` binary is linked at a fixed address (`-no-pie`), as Go links OPA's.
-/// A position-independent one starts by applying ~62,000 relative relocations: the loader
-/// reads 1.5 MB of relocation records and copies every page of the 1.5 MB `.data.rel.ro` it
-/// patches, which was the largest single cost between exec and the first decision and 3 MB of
-/// idle RSS. Heap, stacks, mmaps and shared libraries stay randomized; only the executable's
-/// own image does not move. `VERDICT_PIE=1` at build time keeps the position-independent
-/// link.
+/// `VERDICT_NO_PIE=1` at build time links the release binary at a fixed address (`-no-pie`,
+/// as Go links OPA's). A position-independent binary starts by applying ~62,000 relative
+/// relocations (1.5 MB of records, every page of the 1.5 MB `.data.rel.ro` copied): measured
+/// ~2-3 ms of the start and 1.5 MB of idle RSS. The default stays position-independent: the
+/// executable's own image then loads at a random address (ASLR), which hardening scanners of a
+/// payment platform check for, and a pod starts once.
 fn link_at_a_fixed_address() {
-    println!("cargo:rerun-if-env-changed=VERDICT_PIE");
+    println!("cargo:rerun-if-env-changed=VERDICT_NO_PIE");
     let release = std::env::var("PROFILE").is_ok_and(|p| p == "release");
     let linux = std::env::var("CARGO_CFG_TARGET_OS").is_ok_and(|os| os == "linux");
-    let pie = std::env::var("VERDICT_PIE").is_ok_and(|v| v == "1");
-    if release && linux && !pie {
+    let no_pie = std::env::var("VERDICT_NO_PIE").is_ok_and(|v| v == "1");
+    if release && linux && no_pie {
         println!("cargo:rustc-link-arg-bins=-no-pie");
     }
 }
