@@ -17,6 +17,7 @@ mod query;
 pub mod rewrite;
 pub mod rules;
 pub mod testing;
+pub mod vm;
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashSet};
@@ -82,6 +83,9 @@ pub struct PolicySet {
     base: Engine,
     definitions: Arc<Definitions>,
     eval_timeout: Duration,
+    /// The entrypoints the bytecode VM serves, once verified; `None` on the interpreter only.
+    fast: Option<Arc<vm::FastPath>>,
+    vm: vm::VmOptions,
 }
 
 /// What the modules define: shared by every data revision of one compilation.
@@ -107,6 +111,8 @@ impl PolicySet {
             base: Engine::new(),
             definitions: Arc::default(),
             eval_timeout: CompileOptions::default().eval_timeout,
+            fast: None,
+            vm: vm::VmOptions::default(),
         })
     }
 
@@ -175,6 +181,22 @@ impl PolicySet {
         let started = Instant::now();
         let plan = self.plan(query.path);
         let prepared = matches!(plan, Plan::Rule { .. });
+        if let (Plan::Rule { key, rest }, Some(fast), Some(input)) =
+            (&plan, &self.fast, &query.input)
+        {
+            // Strict builtin errors are not verified on the VM: the interpreter answers them.
+            let served = (!query.strict_builtin_errors)
+                .then(|| vm::serve(fast, &self.template, key, input))
+                .flatten();
+            if let Some(value) = served {
+                let value = navigate(value, &query.path.segments()[*rest..]);
+                return Ok(Decision {
+                    result: (value != Value::Undefined).then_some(value),
+                    eval_time: started.elapsed(),
+                    prepared,
+                });
+            }
+        }
         let outcome = self.with_engine(|engine| {
             engine.set_input(query.input.unwrap_or(Value::Undefined));
             engine.set_strict_builtin_errors(query.strict_builtin_errors);
@@ -201,6 +223,11 @@ impl PolicySet {
             Ok(Err(e)) => Err(error::from_engine(&e, self.eval_timeout)),
             Err(_) => Err(EvalError::EngineFault),
         }
+    }
+
+    /// The bytecode fast path of this set, when `verdict.engine` is `auto`.
+    pub fn fast_path(&self) -> Option<&vm::FastPath> {
+        self.fast.as_deref()
     }
 
     /// Runs `eval` on this thread's engine for this policy set, cloning the warmed template
