@@ -361,6 +361,10 @@ fn compile_options(config: &Config) -> CompileOptions {
     CompileOptions {
         eval_timeout: Duration::from_millis(config.verdict.eval_timeout_ms),
         compile_timeout: Duration::from_millis(config.verdict.compile_timeout_ms),
+        vm: crate::policy::vm::VmOptions {
+            engine: config.verdict.engine,
+            shadow_every: config.verdict.engine_shadow_every,
+        },
         ..CompileOptions::default()
     }
 }

@@ -275,6 +275,10 @@ pub struct Report {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub bundles: BTreeMap<String, BundleStatus>,
     pub plugins: BTreeMap<&'static str, PluginState>,
+    /// verdict's own: under `verdict.engine: auto`, the engine serving each entrypoint of the
+    /// active revision and its VM counters.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub engines: Vec<crate::policy::vm::EntryStatus>,
 }
 
 /// OPA's labels: the configured ones plus `id` (per process) and `version`.
@@ -315,5 +319,11 @@ pub fn report(state: &AppState) -> Report {
             .into_iter()
             .map(|(name, state)| (name, PluginState { state }))
             .collect(),
+        engines: state
+            .snapshot()
+            .policy
+            .fast_path()
+            .map(|f| f.status())
+            .unwrap_or_default(),
     }
 }

@@ -39,7 +39,13 @@ pub static COUNTS: ShadowCounts = ShadowCounts {
 };
 
 /// The worker's queue, started with the first sample.
-static WORKER: OnceLock<Option<SyncSender<Box<Sample>>>> = OnceLock::new();
+static WORKER: OnceLock<Option<SyncSender<Job>>> = OnceLock::new();
+
+enum Job {
+    Check(Box<Sample>),
+    /// Answered once every sample queued before it is checked.
+    Flush(SyncSender<()>),
+}
 
 /// Queues `vm`, the VM's answer for rule `key` on `input`, to be compared with the
 /// interpreter's (`engine` is a clone of the revision's warmed engine). Never blocks.
@@ -54,7 +60,7 @@ pub(super) fn submit(engine: Engine, key: &str, input: Value, vm: Value, entry: 
     let sent = WORKER
         .get_or_init(start)
         .as_ref()
-        .map(|tx| tx.try_send(sample));
+        .map(|tx| tx.try_send(Job::Check(sample)));
     match sent {
         Some(Ok(())) => {}
         Some(Err(TrySendError::Full(_) | TrySendError::Disconnected(_))) | None => {
@@ -63,14 +69,31 @@ pub(super) fn submit(engine: Engine, key: &str, input: Value, vm: Value, entry: 
     }
 }
 
-fn start() -> Option<SyncSender<Box<Sample>>> {
-    let (tx, rx) = sync_channel::<Box<Sample>>(QUEUE);
+/// Waits at most `timeout` for the samples queued so far to be checked; true when they are.
+pub fn wait_idle(timeout: std::time::Duration) -> bool {
+    let Some(Some(tx)) = WORKER.get() else {
+        return true;
+    };
+    let (done_tx, done_rx) = sync_channel(1);
+    if tx.send(Job::Flush(done_tx)).is_err() {
+        return false;
+    }
+    done_rx.recv_timeout(timeout).is_ok()
+}
+
+fn start() -> Option<SyncSender<Job>> {
+    let (tx, rx) = sync_channel::<Job>(QUEUE);
     std::thread::Builder::new()
         .name("verdict-vm-shadow".into())
         .stack_size(8 << 20)
         .spawn(move || {
-            while let Ok(sample) = rx.recv() {
-                check(*sample);
+            while let Ok(job) = rx.recv() {
+                match job {
+                    Job::Check(sample) => check(*sample),
+                    Job::Flush(done) => {
+                        let _ = done.send(());
+                    }
+                }
             }
         })
         .ok()?;

@@ -145,3 +145,74 @@ plain := input.a + 1
     // `r[k] contains v`: the VM gives wrong results (ENGINE-NOTES).
     assert_eq!(of("p/r"), Some("interpreter"));
 }
+
+#[test]
+fn a_vm_limit_falls_back_to_the_interpreter_for_that_request() {
+    let vm = payment(EngineChoice::Auto, 0);
+    assert_eq!(engine_of(&vm, "payment/decision"), "vm");
+    let input = json(r#"{"method": "POST", "path": "/api/payment", "role": "customer"}"#);
+    let expected = eval(
+        &payment(EngineChoice::Interpreter, 0),
+        "payment/decision",
+        &input,
+    );
+    // This thread's VMs are loaded with a limit no decision fits in.
+    super::run::tests::MAX_INSTRUCTIONS.with(|m| m.set(Some(10)));
+    let answered = eval(&vm, "payment/decision", &input);
+    super::run::tests::MAX_INSTRUCTIONS.with(|m| m.set(None));
+    assert!(expected.is_some());
+    assert_eq!(answered, expected);
+    let status = vm.fast_path().unwrap().status();
+    let decision = status
+        .iter()
+        .find(|s| s.path == "payment/decision")
+        .unwrap();
+    assert_eq!((decision.fallbacks, decision.vm_decisions), (1, 0));
+    // A fallback is no verdict on the entrypoint: the VM still serves it.
+    assert_eq!(decision.engine, "vm");
+}
+
+#[test]
+fn a_shadow_mismatch_turns_the_vm_off_for_that_entrypoint() {
+    let vm = payment(EngineChoice::Auto, 1);
+    assert_eq!(engine_of(&vm, "payment/allow"), "vm");
+    let input = json(r#"{"role": "admin"}"#);
+    let expected = eval(
+        &payment(EngineChoice::Interpreter, 0),
+        "payment/allow",
+        &input,
+    );
+    // An honest answer: the shadow check agrees.
+    assert_eq!(eval(&vm, "payment/allow", &input), expected);
+    assert!(super::shadow::wait_idle(WAIT));
+    assert_eq!(engine_of(&vm, "payment/allow"), "vm");
+    super::run::tests::TAMPER.with(|t| t.set(true));
+    // The answer itself is the VM's; the shadow check is handed a wrong one.
+    let answered = eval(&vm, "payment/allow", &input);
+    super::run::tests::TAMPER.with(|t| t.set(false));
+    assert_eq!(answered, expected);
+    assert!(super::shadow::wait_idle(WAIT));
+    let status = vm.fast_path().unwrap().status();
+    let allow = status.iter().find(|s| s.path == "payment/allow").unwrap();
+    assert_eq!((allow.engine, allow.shadow_mismatches), ("interpreter", 1));
+    // Served by the interpreter from now on, with the same answer; other entrypoints stay.
+    assert_eq!(eval(&vm, "payment/allow", &input), expected);
+    let status = vm.fast_path().unwrap().status();
+    let allow = status.iter().find(|s| s.path == "payment/allow").unwrap();
+    assert_eq!(allow.vm_decisions, 2);
+    assert_eq!(engine_of(&vm, "payment/decision"), "vm");
+}
+
+#[test]
+fn a_bundle_whose_test_inputs_show_a_divergence_stays_on_the_interpreter() {
+    // `input[k]` hides the field from the generated inputs: only the test's input reaches the
+    // rule body, whose two engines read the clock at different moments.
+    let rego = |tests: &str| {
+        format!("package t\n\nk := \"a\"\n\nstamp := time.now_ns() if input[k] == \"now\"\n{tests}")
+    };
+    let without = set_of(&[("/t.rego", &rego(""))], EngineChoice::Auto);
+    assert_eq!(engine_of(&without, "t/stamp"), "vm");
+    let tests = "\ntest_stamp if stamp > 0 with input as {\"a\": \"now\"}\n";
+    let with = set_of(&[("/t.rego", &rego(tests))], EngineChoice::Auto);
+    assert_eq!(engine_of(&with, "t/stamp"), "interpreter");
+}
