@@ -59,6 +59,7 @@ pub fn prepare(
 const VERIFY_STACK: usize = 64 << 20;
 
 fn verify(engine: &Engine, candidates: &[Vec<String>], fast: &Weak<FastPath>) -> Verified {
+    let started = std::time::Instant::now();
     let modules = engine.clone().get_modules().clone();
     let tests = test_inputs(engine, &modules);
     let data = engine.get_data();
@@ -89,9 +90,11 @@ fn verify(engine: &Engine, candidates: &[Vec<String>], fast: &Weak<FastPath>) ->
         verified.report.push(report);
     }
     let on_vm = verified.entries.len();
+    let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     tracing::info!(
         entrypoints = candidates.len(),
         on_vm,
+        elapsed_ms,
         "bytecode fast path verified"
     );
     verified
