@@ -32,7 +32,9 @@ pub use verify::prepare;
 pub enum EngineChoice {
     /// The VM where it is proven to agree, the interpreter everywhere else.
     Auto,
-    /// The interpreter only.
+    /// The interpreter only. The default: verification runs every candidate entrypoint on
+    /// generated inputs at each activation, and on the shared test machine many activations
+    /// verifying at once ran the test process out of memory (see the report of issue 18).
     #[default]
     Interpreter,
 }

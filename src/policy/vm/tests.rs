@@ -62,7 +62,14 @@ fn engines(set: &PolicySet) -> Vec<(String, &'static str)> {
 
 fn engine_of(set: &PolicySet, path: &str) -> &'static str {
     let found = engines(set).into_iter().find(|(p, _)| p == path);
-    found.map_or("absent", |(_, e)| e)
+    let engine = found.map_or("absent", |(_, e)| e);
+    if engine != "vm" {
+        // Why, for a failing assertion's reader.
+        let status = set.fast_path().map(|f| f.status()).unwrap_or_default();
+        let reason = status.iter().find(|s| s.path == path).map(|s| &s.reason);
+        eprintln!("{path}: {engine} ({reason:?})");
+    }
+    engine
 }
 
 #[test]

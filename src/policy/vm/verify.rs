@@ -16,6 +16,7 @@ use regorus::{Engine, Value};
 
 use super::{check, inputs, EngineChoice, Entry, EntryReport, FastPath, Verified, VmOptions};
 use crate::policy::rules::rule_key;
+use crate::policy::EvalError;
 
 /// Starts verifying `candidates` (rule paths under `data`) of the warmed `engine`. `None` when
 /// the VM is not wanted or there is nothing to verify.
@@ -43,6 +44,9 @@ pub fn prepare(
         .name("verdict-vm-verify".into())
         .stack_size(VERIFY_STACK)
         .spawn(move || {
+            // One verification at a time in the process: a burst of activations queues here,
+            // and those already replaced give up at once (`verify` checks `weak`).
+            let _one = VERIFYING.lock().unwrap_or_else(|e| e.into_inner());
             let verified = catch_unwind(AssertUnwindSafe(|| verify(&engine, &candidates, &weak)))
                 .unwrap_or_default();
             if let Some(fast) = weak.upgrade() {
@@ -57,6 +61,17 @@ pub fn prepare(
 
 /// Evaluation recurses with the nesting of rules and values, as on the compile thread.
 const VERIFY_STACK: usize = 64 << 20;
+
+static VERIFYING: Mutex<()> = Mutex::new(());
+
+/// The longest verification of one revision may take; the entrypoints not verified by then
+/// stay on the interpreter.
+const VERIFY_BUDGET: Duration = Duration::from_secs(5);
+
+/// The longest one interpreter evaluation may take during verification: generated inputs can
+/// drive a policy's loops far (`numbers.range(1, input.n)`), and an input that runs out of
+/// time decides nothing.
+const VERIFY_EVAL_LIMIT: Duration = Duration::from_millis(50);
 
 fn verify(engine: &Engine, candidates: &[Vec<String>], fast: &Weak<FastPath>) -> Verified {
     let started = std::time::Instant::now();
@@ -76,7 +91,9 @@ fn verify(engine: &Engine, candidates: &[Vec<String>], fast: &Weak<FastPath>) ->
             reason: None,
             inputs_checked: 0,
         };
-        match admit(engine, &modules, path, &key, &tests, &data, &fast, index) {
+        match admit(
+            engine, &modules, path, &key, &tests, &data, &fast, index, started,
+        ) {
             Ok((entry, checked)) => {
                 report.engine = "vm";
                 report.inputs_checked = checked;
@@ -110,6 +127,7 @@ fn admit(
     data: &Value,
     fast: &FastPath,
     index: usize,
+    started: std::time::Instant,
 ) -> Result<(Entry, usize), String> {
     let refs = check::check(modules, path).map_err(|r| r.to_string())?;
     let program = compile(engine, key).map_err(|e| format!("does not compile to the VM: {e}"))?;
@@ -128,10 +146,19 @@ fn admit(
         mismatches: AtomicU64::new(0),
     };
     let mut interpreter = engine.clone();
+    interpreter.set_execution_timer_config(regorus::utils::limits::ExecutionTimerConfig {
+        limit: VERIFY_EVAL_LIMIT,
+        check_interval: crate::policy::compile::CHECK_INTERVAL,
+    });
     let candidates = inputs::build(&refs, data, tests);
     let checked = candidates.len();
     for input in candidates {
-        let expected = interpret(&mut interpreter, key, input.clone());
+        if started.elapsed() > VERIFY_BUDGET {
+            return Err("verification ran out of its time budget".into());
+        }
+        let Ok(expected) = interpret(&mut interpreter, key, input.clone()) else {
+            continue;
+        };
         let actual = fast.run(&entry, input.clone());
         let agrees = match (&expected, &actual) {
             (Some(e), Ok(a)) => e == a,
@@ -174,13 +201,22 @@ fn compile(engine: &Engine, key: &str) -> Result<Arc<Program>, String> {
     compiled.unwrap_or_else(|_| Err("the VM compiler panicked".into()))
 }
 
-/// The interpreter's answer, `None` when it fails.
-fn interpret(engine: &mut Engine, key: &str, input: Value) -> Option<Value> {
+/// The interpreter's answer: `Ok(None)` when it fails, `Err(())` when it ran out of time or
+/// memory (a loaded machine, not the policy): such an input decides nothing.
+fn interpret(engine: &mut Engine, key: &str, input: Value) -> Result<Option<Value>, ()> {
     engine.set_input(input);
-    catch_unwind(AssertUnwindSafe(|| engine.eval_rule(key.to_string())))
-        .ok()
-        .and_then(Result::ok)
+    match catch_unwind(AssertUnwindSafe(|| engine.eval_rule(key.to_string()))) {
+        Ok(Ok(value)) => Ok(Some(value)),
+        Ok(Err(e)) => match crate::policy::error::from_engine(&e, INTERPRETER_LIMIT) {
+            EvalError::Timeout(_) | EvalError::MemoryLimit(_) => Err(()),
+            _ => Ok(None),
+        },
+        Err(_) => Ok(None),
+    }
 }
+
+/// Only names the limit in a timeout error, which `interpret` does not show.
+const INTERPRETER_LIMIT: Duration = Duration::from_secs(1);
 
 /// The inputs the bundle's `test_` rules give with `with input as <value>`, where the value
 /// can be evaluated alone (a literal, or a reference to data).
