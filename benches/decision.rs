@@ -12,6 +12,7 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, Criterion};
 use verdict::bundle::{Bundle, LoadOptions, Location, Source};
 use verdict::gojson;
+use verdict::policy::vm::{EngineChoice, VmOptions};
 use verdict::policy::{compile, CompileOptions, DataPath, PolicySet, Query};
 use verdict::server::http::request::parse_envelope;
 
@@ -24,6 +25,48 @@ fn payment_bundle() -> Arc<Bundle> {
 
 fn policy() -> PolicySet {
     compile(&[payment_bundle()], CompileOptions::default()).expect("payment bundle compiles")
+}
+
+/// The payment bundle under `verdict.engine: auto`, its entrypoints verified.
+fn policy_auto() -> PolicySet {
+    let options = CompileOptions {
+        vm: VmOptions {
+            engine: EngineChoice::Auto,
+            // Shadow checks are off the request path; left on at the default share.
+            ..VmOptions::default()
+        },
+        ..CompileOptions::default()
+    };
+    let set = compile(&[payment_bundle()], options).expect("payment bundle compiles");
+    let fast = set.fast_path().expect("auto verifies");
+    assert!(fast.wait_verified(std::time::Duration::from_secs(60)));
+    set
+}
+
+/// The same decisions on both engines: the interpreter, and the bytecode VM where verified.
+fn engines(c: &mut Criterion) {
+    let input = input();
+    let sets = [("interpreter", policy()), ("auto", policy_auto())];
+    let mut group = c.benchmark_group("engine");
+    for path in ["data.payment.decision", "data.payment.allow"] {
+        let path = DataPath::parse(path).expect("valid path");
+        for (name, set) in &sets {
+            let engine = set.fast_path().map_or("interpreter", |f| {
+                f.engine_of(path.rule_key().unwrap_or_default())
+            });
+            group.bench_function(format!("{} on {name} ({engine})", path.slashed()), |b| {
+                b.iter(|| {
+                    let query = Query {
+                        path: &path,
+                        input: Some(input.clone()),
+                        strict_builtin_errors: false,
+                    };
+                    set.evaluate(query).expect("decision")
+                })
+            });
+        }
+    }
+    group.finish();
 }
 
 fn input() -> regorus::Value {
@@ -153,6 +196,7 @@ fn ext_authz(c: &mut Criterion) {
     use futures_util::FutureExt;
     use verdict::server::grpc::ext_authz::{input, response};
     let set = policy();
+    let auto = policy_auto();
     let body = r#"{"amount": 2500, "currency": "EUR", "merchant": "m-123", "country": "DE", "velocity": 1, "timestamp": "2026-11-24T14:30:00Z"}"#;
     let request = check_request(body);
     let path = DataPath::parse("envoy/authz/allow").expect("valid path");
@@ -172,6 +216,27 @@ fn ext_authz(c: &mut Criterion) {
                 .expect("a JSON body parses without waiting")
                 .expect("input builds");
             let d = set
+                .evaluate(Query {
+                    path: &path,
+                    input: Some(input),
+                    strict_builtin_errors: false,
+                })
+                .expect("decision");
+            response::for_decision(&d.result.expect("defined")).expect("response")
+        })
+    });
+    // `envoy/authz` re-enters the payment rules `with input as`: the VM refuses it, so under
+    // auto the Check stays on the interpreter (this measures that it costs nothing more).
+    let engine = auto
+        .fast_path()
+        .map_or("interpreter", |f| f.engine_of("data.envoy.authz.allow"));
+    group.bench_function(format!("check without gRPC on auto ({engine})"), |b| {
+        b.iter(|| {
+            let input = input::from_check_request(&request, false)
+                .now_or_never()
+                .expect("a JSON body parses without waiting")
+                .expect("input builds");
+            let d = auto
                 .evaluate(Query {
                     path: &path,
                     input: Some(input),
@@ -215,5 +280,5 @@ fn check_request(body: &str) -> envoy_types::pb::envoy::service::auth::v3::Check
     }
 }
 
-criterion_group!(benches, decisions, ext_authz, activation);
+criterion_group!(benches, decisions, engines, ext_authz, activation);
 criterion_main!(benches);

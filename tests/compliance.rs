@@ -19,10 +19,16 @@
 //! Each case is judged as OPA's own runner judges it (v1/topdown/exported_test.go) and runs in
 //! a child process of this binary (see `worker`), on a thread with a large stack and a time
 //! limit: a case that aborts its process is recorded as "aborts", one that hangs as "timeout".
+//!
+//! With `VERDICT_COMPLIANCE_ENGINES=1` the cases run through both engines instead (see
+//! `compliance/engines.rs`): it fails when the bytecode VM, where verification let it serve,
+//! answers a case differently from the interpreter.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "compliance/builtins.rs"]
 mod builtins;
+#[path = "compliance/engines.rs"]
+mod engines;
 #[path = "compliance/ledger.rs"]
 mod ledger;
 #[path = "compliance/run.rs"]
@@ -83,13 +89,19 @@ fn main_inner() -> anyhow::Result<ExitCode> {
     anyhow::ensure!(!entries.is_empty(), "no cases under {}", dir.display());
 
     let started = Instant::now();
-    selfcheck::check()?;
-    println!(
-        "compliance: self-check ok: a case that aborts or hangs is recorded, the rest still run"
-    );
+    // The self-check judges the ordinary runner; the engines comparison judges no result.
+    if !engines::enabled() {
+        selfcheck::check()?;
+        println!(
+            "compliance: self-check ok: a case that aborts or hangs is recorded, the rest still run"
+        );
+    }
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
     let results = worker::run_all(&dir, &entries, workers, worker::Limits::default())?;
     let elapsed = started.elapsed();
+    if engines::enabled() {
+        return Ok(engines_report(&entries, &results, elapsed));
+    }
 
     let ledger_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compliance/ledger.tsv");
     summarize(&entries, &results, &dir, elapsed);
@@ -111,6 +123,48 @@ fn main_inner() -> anyhow::Result<ExitCode> {
         ledger_path.display()
     );
     Ok(ExitCode::FAILURE)
+}
+
+/// The engines comparison's verdict: every case where the VM served an entrypoint and
+/// answered differently from the interpreter, and the cases it could not judge.
+fn engines_report(
+    entries: &[suite::Entry],
+    results: &[Result<(), run::Failure>],
+    elapsed: std::time::Duration,
+) -> ExitCode {
+    let (mut differ, mut agreeing, mut compared) = (0, 0, 0);
+    for (entry, result) in entries.iter().zip(results) {
+        if let Err(f) = result {
+            if f.category == engines::AGREE {
+                agreeing += 1;
+                compared += f.detail.parse::<usize>().unwrap_or(0);
+                continue;
+            }
+            if f.category == "engines differ" {
+                differ += 1;
+            }
+            println!(
+                "compliance engines: {}: {} ({})",
+                f.category,
+                entry.id().replace('\t', " "),
+                f.detail
+            );
+        }
+    }
+    let judged = results.iter().filter(|r| r.is_ok()).count() + differ + agreeing;
+    println!(
+        "compliance engines: {agreeing} cases had entrypoints on the VM; {compared} evaluations agreed"
+    );
+    println!(
+        "compliance engines: {} cases ({:.1} s): {differ} where the VM answered differently from the interpreter, {} not judged",
+        entries.len(),
+        elapsed.as_secs_f64(),
+        entries.len() - judged,
+    );
+    match differ {
+        0 => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
+    }
 }
 
 fn summarize(

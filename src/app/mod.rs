@@ -6,6 +6,7 @@
 //!
 //! `main` and the tests start verdict the same way; the CLI only turns flags into a `Config`.
 
+mod proxies;
 pub mod signals;
 mod sources;
 pub mod store_lock;
@@ -25,9 +26,9 @@ use crate::remote::{self, StatusUploader};
 use crate::runtime::admission::AdmissionLoader;
 use crate::runtime::{memory, watcher::Watcher, AppState, Reloader, StartupError, Trigger};
 use crate::server::conn::{ConnLimits, Serve, TlsSource};
-use crate::server::proxy::tls::CurrentTls;
 use crate::server::{self, Listener, ServerError};
 use crate::tls::TlsError;
+use proxies::{bind_proxies, ProxyListener};
 pub use sources::sources;
 
 /// Why verdict could not start.
@@ -91,13 +92,6 @@ pub struct Bound {
     admission: Option<(Listener, AdmissionConfig)>,
     proxies: Vec<ProxyListener>,
     grace: Duration,
-}
-
-/// A bound authorizing proxy listener: its routes and, for HTTPS, its current certificate.
-struct ProxyListener {
-    listener: Listener,
-    router: axum::Router,
-    tls: Option<Arc<CurrentTls>>,
 }
 
 impl App {
@@ -361,38 +355,12 @@ fn compile_options(config: &Config) -> CompileOptions {
     CompileOptions {
         eval_timeout: Duration::from_millis(config.verdict.eval_timeout_ms),
         compile_timeout: Duration::from_millis(config.verdict.compile_timeout_ms),
+        vm: crate::policy::vm::VmOptions {
+            engine: config.verdict.engine,
+            shadow_every: config.verdict.engine_shadow_every,
+        },
         ..CompileOptions::default()
     }
-}
-
-/// Binds each proxy listener with its routes and TLS files: a bad upstream, decision path or
-/// certificate is a start error.
-async fn bind_proxies(
-    state: &Arc<AppState>,
-    configs: &[crate::config::ProxyConfig],
-) -> Result<Vec<ProxyListener>, AppError> {
-    let mut proxies = Vec::with_capacity(configs.len());
-    for config in configs {
-        let router = server::proxy::router(state.clone(), config)?;
-        let tls = match config.tls_files() {
-            Some(files) => {
-                let addr = config.addr.clone();
-                Some(
-                    blocking("proxy TLS", move || {
-                        CurrentTls::load(files).map_err(|error| AppError::ProxyTls { addr, error })
-                    })
-                    .await?,
-                )
-            }
-            None => None,
-        };
-        proxies.push(ProxyListener {
-            listener: Listener::bind(&config.addr).await?,
-            router,
-            tls,
-        });
-    }
-    Ok(proxies)
 }
 
 async fn bind_all(addrs: &[String]) -> Result<Vec<Listener>, ServerError> {

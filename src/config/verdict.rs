@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::{AdmissionConfig, ProxyConfig, SpoolConfig};
+use crate::policy::vm::EngineChoice;
 
 /// verdict's own settings; each has a command-line flag that wins over it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -65,6 +66,15 @@ pub struct VerdictConfig {
     /// refused; the reloader then goes on with the last good revision.
     #[serde(default = "default_compile_timeout_ms")]
     pub compile_timeout_ms: u64,
+    /// Which engine answers decisions: `interpreter` (regorus's tree-walking interpreter), or
+    /// `auto`: regorus's bytecode VM for each entrypoint verified to agree with the
+    /// interpreter at activation, the interpreter for everything else.
+    #[serde(default)]
+    pub engine: EngineChoice,
+    /// Under `auto`, one VM decision in this many is re-run on the interpreter off the request
+    /// path; a mismatch turns the VM off for that entrypoint. 0 turns it off.
+    #[serde(default = "default_engine_shadow_every")]
+    pub engine_shadow_every: u64,
     /// The Gatekeeper-style admission webhook (HTTPS); off unless configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admission: Option<AdmissionConfig>,
@@ -105,6 +115,8 @@ impl Default for VerdictConfig {
             max_connections: default_max_connections(),
             max_request_bytes_in_flight: default_max_request_bytes_in_flight(),
             compile_timeout_ms: default_compile_timeout_ms(),
+            engine: EngineChoice::default(),
+            engine_shadow_every: default_engine_shadow_every(),
             admission: None,
             proxy: Vec::new(),
             decision_logs: SpoolConfig::default(),
@@ -158,4 +170,8 @@ fn default_max_request_bytes_in_flight() -> u64 {
 
 fn default_compile_timeout_ms() -> u64 {
     30_000
+}
+
+fn default_engine_shadow_every() -> u64 {
+    1000
 }

@@ -9,6 +9,8 @@ use regorus::unstable::{Literal, Module, Query, Ref, Rule, RuleHead};
 use serde::Serialize;
 
 use super::rewrite::walk;
+use super::{Decision, EvalError, Plan, Query as Asked};
+use std::time::Instant;
 
 /// Lines seen so far, by file.
 #[derive(Debug, Default)]
@@ -184,6 +186,27 @@ fn expr_lines(e: &regorus::unstable::Expr, lines: &mut BTreeSet<u32>) {
             lines.insert(other.span().line);
         }
     });
+}
+
+impl super::PolicySet {
+    /// `evaluate` on an engine of its own that records which lines of the policy ran
+    /// (`verdict test --coverage`), with regorus's report of them.
+    pub fn evaluate_with_coverage(
+        &self,
+        query: Asked<'_>,
+    ) -> (
+        Result<Decision, EvalError>,
+        Option<regorus::coverage::Report>,
+    ) {
+        let started = Instant::now();
+        let plan = self.plan(query.path);
+        let prepared = matches!(plan, Plan::Rule { .. });
+        let mut engine = self.template.clone();
+        engine.set_enable_coverage(true);
+        let outcome = self.run(&mut engine, plan, query);
+        let report = engine.get_coverage_report().ok();
+        (self.decision(outcome, started.elapsed(), prepared), report)
+    }
 }
 
 #[cfg(test)]

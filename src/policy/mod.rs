@@ -18,6 +18,7 @@ mod query;
 pub mod rewrite;
 pub mod rules;
 pub mod testing;
+pub mod vm;
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashSet};
@@ -83,6 +84,9 @@ pub struct PolicySet {
     base: Engine,
     definitions: Arc<Definitions>,
     eval_timeout: Duration,
+    /// The entrypoints the bytecode VM serves, once verified; `None` on the interpreter only.
+    fast: Option<Arc<vm::FastPath>>,
+    vm: vm::VmOptions,
 }
 
 /// What the modules define: shared by every data revision of one compilation.
@@ -108,6 +112,8 @@ impl PolicySet {
             base: Engine::new(),
             definitions: Arc::default(),
             eval_timeout: CompileOptions::default().eval_timeout,
+            fast: None,
+            vm: vm::VmOptions::default(),
         })
     }
 
@@ -182,27 +188,24 @@ impl PolicySet {
         let started = Instant::now();
         let plan = self.plan(query.path);
         let prepared = matches!(plan, Plan::Rule { .. });
+        if let (Plan::Rule { key, rest }, Some(fast), Some(input)) =
+            (&plan, &self.fast, &query.input)
+        {
+            // Strict builtin errors are not verified on the VM: the interpreter answers them.
+            let served = (!query.strict_builtin_errors)
+                .then(|| vm::serve(fast, &self.template, key, input))
+                .flatten();
+            if let Some(value) = served {
+                let value = navigate(value, &query.path.segments()[*rest..]);
+                return Ok(Decision {
+                    result: (value != Value::Undefined).then_some(value),
+                    eval_time: started.elapsed(),
+                    prepared,
+                });
+            }
+        }
         let outcome = self.with_engine(|engine| self.run(engine, plan, query));
         self.decision(outcome, started.elapsed(), prepared)
-    }
-
-    /// `evaluate` on an engine of its own that records which lines of the policy ran
-    /// (`verdict test --coverage`), with regorus's report of them.
-    pub fn evaluate_with_coverage(
-        &self,
-        query: Query<'_>,
-    ) -> (
-        Result<Decision, EvalError>,
-        Option<regorus::coverage::Report>,
-    ) {
-        let started = Instant::now();
-        let plan = self.plan(query.path);
-        let prepared = matches!(plan, Plan::Rule { .. });
-        let mut engine = self.template.clone();
-        engine.set_enable_coverage(true);
-        let outcome = self.run(&mut engine, plan, query);
-        let report = engine.get_coverage_report().ok();
-        (self.decision(outcome, started.elapsed(), prepared), report)
     }
 
     fn run(
@@ -229,7 +232,7 @@ impl PolicySet {
         outcome.map(|result| {
             result.map(|mut value| {
                 if root {
-                    hide_mocks(&mut value);
+                    rewrite::mocks::hide(&mut value);
                 }
                 value
             })
@@ -251,6 +254,11 @@ impl PolicySet {
             Ok(Err(e)) => Err(error::from_engine(&e, self.eval_timeout)),
             Err(_) => Err(EvalError::EngineFault),
         }
+    }
+
+    /// The bytecode fast path of this set, when `verdict.engine` is `auto`.
+    pub fn fast_path(&self) -> Option<&vm::FastPath> {
+        self.fast.as_deref()
     }
 
     /// Runs `eval` on this thread's engine for this policy set, cloning the warmed template
@@ -376,13 +384,3 @@ fn first_value(results: Vec<regorus::QueryResult>) -> Value {
 /// The path as plain keys, or `None` when it has array indexes (no rule lives there).
 #[cfg(test)]
 mod tests;
-
-/// The package `rewrite::mocks` adds is verdict's, not the policy's: not part of `data`.
-fn hide_mocks(root: &mut Value) {
-    if let Value::Object(fields) = root {
-        let key = Value::from(rewrite::mocks::PACKAGE);
-        if fields.contains_key(&key) {
-            std::sync::Arc::make_mut(fields).remove(&key);
-        }
-    }
-}

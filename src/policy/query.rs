@@ -37,6 +37,8 @@ impl PolicySet {
             base: self.base.clone(),
             definitions: self.definitions.clone(),
             eval_timeout: self.eval_timeout,
+            fast: None,
+            vm: self.vm,
         };
         // verdict's own builtins read the switch from their thread, as in `evaluate`.
         let _strict = super::builtins::strict_scope(true);

@@ -258,8 +258,7 @@ impl From<Duration> for RequestMetrics {
     }
 }
 
-/// Distinct failure texts counted apart per bundle: OPA counts every text apart, but a text
-/// can carry file names and digests, and each would be a series of its own for good.
+/// Distinct failure texts counted apart per bundle (OPA: all): a text can carry file names.
 pub const MAX_FAILURE_MESSAGES: usize = 32;
 
 /// The `message` label of failures past `MAX_FAILURE_MESSAGES` distinct texts.
@@ -309,6 +308,10 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics: Option<ReportMetrics>,
     pub plugins: BTreeMap<&'static str, PluginState>,
+    /// verdict's own: under `verdict.engine: auto`, the engine serving each entrypoint of the
+    /// active revision and its VM counters.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub engines: Vec<crate::policy::vm::EntryStatus>,
 }
 
 /// `status.prometheus: true`: every metric family, as OPA's report carries them.
@@ -387,5 +390,11 @@ pub fn report(state: &AppState) -> Report {
             .into_iter()
             .map(|(name, state)| (name, PluginState { state }))
             .collect(),
+        engines: state
+            .snapshot()
+            .policy
+            .fast_path()
+            .map(|f| f.status())
+            .unwrap_or_default(),
     }
 }

@@ -54,7 +54,7 @@ pub fn run(case: &Case) -> Result<(), Failure> {
 }
 
 /// What verdict answered: bindings per result, or why it could not answer.
-enum Outcome {
+pub enum Outcome {
     Results(Vec<Value>),
     Refused(CompileError),
     Failed(EvalError),
@@ -90,6 +90,11 @@ fn evaluate(case: &Case) -> Outcome {
 /// The modules as OPA's runner names them (`test-<i>.rego`), the data as the bundle's
 /// `data.json`, compiled as `verdict eval -d` compiles plain files.
 fn compile(case: &Case) -> Result<policy::PolicySet, Outcome> {
+    compile_with(case, policy::vm::VmOptions::default())
+}
+
+/// `compile` with the engine choice of `vm` (the engines comparison, `engines.rs`).
+pub fn compile_with(case: &Case, vm: policy::vm::VmOptions) -> Result<policy::PolicySet, Outcome> {
     let mut files: Vec<RawFile> = case
         .modules
         .iter()
@@ -110,13 +115,14 @@ fn compile(case: &Case) -> Result<policy::PolicySet, Outcome> {
     let options = CompileOptions {
         eval_timeout: EVAL_TIMEOUT,
         check_overlap: false,
+        vm,
         ..CompileOptions::default()
     };
     policy::compile(&[Arc::new(bundle)], options).map_err(Outcome::Refused)
 }
 
 /// `input`, or `input_term` evaluated as Rego (sets and non-string keys JSON cannot hold).
-fn input(case: &Case) -> Result<Option<Value>, Outcome> {
+pub fn input(case: &Case) -> Result<Option<Value>, Outcome> {
     if let Some(term) = &case.input_term {
         let empty = policy::PolicySet::empty();
         let results = empty

@@ -85,7 +85,11 @@ pub fn serve(entries: &[Entry]) -> anyhow::Result<()> {
             .stack_size(limits.stack)
             .spawn(move || {
                 // A send to a parent that stopped waiting is of no interest.
-                let _ = tx.send(run::run(&case));
+                let result = match crate::engines::enabled() {
+                    true => crate::engines::compare(&case),
+                    false => run::run(&case),
+                };
+                let _ = tx.send(result);
             })
             .context("starting a case thread")?;
         match rx.recv_timeout(limits.timeout) {

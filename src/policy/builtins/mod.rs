@@ -73,6 +73,14 @@ pub fn arities() -> impl Iterator<Item = (&'static str, u8)> {
     table().map(|(name, nargs, _)| (name, nargs))
 }
 
+/// Calls the builtin `name` of this module exactly as the interpreter's extension does (the
+/// same wrapper: panics contained, errors under this thread's strictness). The bytecode VM
+/// reaches these through its host-await suspension. `None`: no such builtin here.
+pub(crate) fn call(name: &str, args: Vec<Value>) -> Option<anyhow::Result<Value>> {
+    let (name, _, builtin) = table().find(|(n, _, _)| *n == name)?;
+    Some(extension(name, builtin)(args))
+}
+
 /// Adds every builtin of this module to `engine`. Call it before the first evaluation; an
 /// engine cloned afterwards carries them.
 pub fn register(engine: &mut Engine) -> Result<(), RegisterError> {

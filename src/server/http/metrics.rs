@@ -23,7 +23,8 @@ pub async fn get_metrics(State(state): State<Arc<AppState>>) -> Response {
             .into_response();
     };
     let plugins: Vec<(&str, &str)> = plugin_states(&state).into_iter().collect();
-    let body = metrics.render(&plugins);
+    let mut body = metrics.render(&plugins);
+    crate::policy::vm::metrics::write(state.snapshot().policy.fast_path(), &mut body);
     let mut r = (StatusCode::OK, body).into_response();
     // OPA's media type: its client library states how metric names were escaped, and
     // verdict's names need none beyond underscores either.

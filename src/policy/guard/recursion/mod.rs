@@ -9,7 +9,10 @@
 //! own strongly connected component is recursive.
 
 mod locals;
+mod reach;
 mod refs;
+
+pub use reach::reachable;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;

@@ -1,0 +1,225 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use regorus::Value;
+
+use super::{EngineChoice, VmOptions};
+use crate::bundle::{Bundle, LoadOptions, RawFile, Source};
+use crate::policy::{compile, CompileOptions, DataPath, PolicySet, Query};
+
+const WAIT: Duration = Duration::from_secs(120);
+
+fn options(engine: EngineChoice, shadow_every: u64) -> CompileOptions {
+    CompileOptions {
+        vm: VmOptions {
+            engine,
+            shadow_every,
+        },
+        ..CompileOptions::default()
+    }
+}
+
+fn set_of(files: &[(&str, &str)], engine: EngineChoice) -> PolicySet {
+    let files = files
+        .iter()
+        .map(|(path, text)| RawFile {
+            path: path.to_string(),
+            bytes: text.as_bytes().to_vec(),
+        })
+        .collect();
+    let bundle = Bundle::from_files("b", "", files, LoadOptions::default()).unwrap();
+    compile(&[Arc::new(bundle)], options(engine, 0)).unwrap()
+}
+
+fn payment(engine: EngineChoice, shadow_every: u64) -> PolicySet {
+    let source = Source::embedded("bundles/payment", crate::EMBEDDED_BUNDLE);
+    let bundle = Bundle::load(&source, LoadOptions::default()).unwrap();
+    compile(&[Arc::new(bundle)], options(engine, shadow_every)).unwrap()
+}
+
+fn eval(set: &PolicySet, path: &str, input: &Value) -> Option<Value> {
+    let path = DataPath::parse(path).unwrap();
+    let query = Query {
+        path: &path,
+        input: Some(input.clone()),
+        strict_builtin_errors: false,
+    };
+    set.evaluate(query).unwrap().result
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap()
+}
+
+fn engines(set: &PolicySet) -> Vec<(String, &'static str)> {
+    let fast = set.fast_path().unwrap();
+    assert!(fast.wait_verified(WAIT), "verification did not finish");
+    fast.status()
+        .into_iter()
+        .map(|s| (s.path, s.engine))
+        .collect()
+}
+
+fn engine_of(set: &PolicySet, path: &str) -> &'static str {
+    let found = engines(set).into_iter().find(|(p, _)| p == path);
+    let engine = found.map_or("absent", |(_, e)| e);
+    if engine != "vm" {
+        // Why, for a failing assertion's reader.
+        let status = set.fast_path().map(|f| f.status()).unwrap_or_default();
+        let reason = status.iter().find(|s| s.path == path).map(|s| &s.reason);
+        eprintln!("{path}: {engine} ({reason:?})");
+    }
+    engine
+}
+
+#[test]
+fn interpreter_is_the_default_and_verifies_nothing() {
+    let set = payment(EngineChoice::Interpreter, 0);
+    assert!(set.fast_path().is_none());
+}
+
+#[test]
+fn the_payment_entrypoints_go_to_the_vm_and_answer_as_the_interpreter() {
+    let vm = payment(EngineChoice::Auto, 0);
+    let interpreter = payment(EngineChoice::Interpreter, 0);
+    assert_eq!(engine_of(&vm, "payment/decision"), "vm");
+    assert_eq!(engine_of(&vm, "payment/allow"), "vm");
+    // `with` in its rules: the ext_authz policy stays on the interpreter.
+    assert_eq!(engine_of(&vm, "envoy/authz/allow"), "interpreter");
+    let inputs = [
+        r#"{"method": "POST", "path": "/api/payment", "role": "customer", "amount": 2500, "currency": "EUR", "merchant": "m-123", "country": "DE", "velocity": 1, "timestamp": "2026-11-24T14:30:00Z"}"#,
+        r#"{"method": "GET", "path": "/api/payment", "role": "admin", "amount": -5, "currency": 3, "country": "ir", "velocity": 1.5}"#,
+        r#"{"method": "POST", "path": "/api/payment", "role": "merchant", "amount": 99999999, "currency": "USD", "merchant": "m-123", "country": "FR", "velocity": 100, "timestamp": "yesterday"}"#,
+        r#"{}"#,
+    ];
+    for text in inputs {
+        let input = json(text);
+        for path in [
+            "payment/decision",
+            "payment/allow",
+            "payment/decision/reasons",
+        ] {
+            let expected = eval(&interpreter, path, &input);
+            assert!(expected.is_some(), "{path} is defined for {text}");
+            assert_eq!(eval(&vm, path, &input), expected, "{path} on {text}");
+        }
+    }
+    let served = vm.fast_path().unwrap().status();
+    let decision = served
+        .iter()
+        .find(|s| s.path == "payment/decision")
+        .unwrap();
+    assert_eq!(decision.vm_decisions, inputs.len() as u64 * 2);
+    assert_eq!(decision.fallbacks, 0);
+}
+
+#[test]
+fn constructs_known_to_diverge_keep_their_entrypoints_on_the_interpreter() {
+    let set = set_of(
+        &[(
+            "/p.rego",
+            r#"package p
+
+r[k] contains v if {
+	some k, v in input.pairs
+}
+
+with_r := x if x := q with input as {"a": 1}
+
+q := input.a
+
+printed if print("x")
+
+walked := [p | walk(input, [p, _])]
+
+jwt := io.jwt.decode(input.token)
+
+plain := input.a + 1
+"#,
+        )],
+        EngineChoice::Auto,
+    );
+    let engines = engines(&set);
+    let of = |p: &str| engines.iter().find(|(q, _)| q == p).map(|(_, e)| *e);
+    assert_eq!(of("p/with_r"), Some("interpreter"));
+    assert_eq!(of("p/printed"), Some("interpreter"));
+    assert_eq!(of("p/walked"), Some("interpreter"));
+    // verdict's own builtins are called from the VM through host-await.
+    assert_eq!(of("p/jwt"), Some("vm"));
+    assert_eq!(of("p/q"), Some("vm"));
+    // Not a construct the static check knows: the differential check finds it (`null + 1`).
+    assert_eq!(of("p/plain"), Some("interpreter"));
+    // `r[k] contains v`: the VM gives wrong results (ENGINE-NOTES).
+    assert_eq!(of("p/r"), Some("interpreter"));
+}
+
+#[test]
+fn a_vm_limit_falls_back_to_the_interpreter_for_that_request() {
+    let vm = payment(EngineChoice::Auto, 0);
+    assert_eq!(engine_of(&vm, "payment/decision"), "vm");
+    let input = json(r#"{"method": "POST", "path": "/api/payment", "role": "customer"}"#);
+    let expected = eval(
+        &payment(EngineChoice::Interpreter, 0),
+        "payment/decision",
+        &input,
+    );
+    // This thread's VMs are loaded with a limit no decision fits in.
+    super::run::tests::MAX_INSTRUCTIONS.with(|m| m.set(Some(10)));
+    let answered = eval(&vm, "payment/decision", &input);
+    super::run::tests::MAX_INSTRUCTIONS.with(|m| m.set(None));
+    assert!(expected.is_some());
+    assert_eq!(answered, expected);
+    let status = vm.fast_path().unwrap().status();
+    let decision = status
+        .iter()
+        .find(|s| s.path == "payment/decision")
+        .unwrap();
+    assert_eq!((decision.fallbacks, decision.vm_decisions), (1, 0));
+    // A fallback is no verdict on the entrypoint: the VM still serves it.
+    assert_eq!(decision.engine, "vm");
+}
+
+#[test]
+fn a_shadow_mismatch_turns_the_vm_off_for_that_entrypoint() {
+    let vm = payment(EngineChoice::Auto, 1);
+    assert_eq!(engine_of(&vm, "payment/allow"), "vm");
+    let input = json(r#"{"role": "admin"}"#);
+    let expected = eval(
+        &payment(EngineChoice::Interpreter, 0),
+        "payment/allow",
+        &input,
+    );
+    // An honest answer: the shadow check agrees.
+    assert_eq!(eval(&vm, "payment/allow", &input), expected);
+    assert!(super::shadow::wait_idle(WAIT));
+    assert_eq!(engine_of(&vm, "payment/allow"), "vm");
+    super::run::tests::TAMPER.with(|t| t.set(true));
+    // The answer itself is the VM's; the shadow check is handed a wrong one.
+    let answered = eval(&vm, "payment/allow", &input);
+    super::run::tests::TAMPER.with(|t| t.set(false));
+    assert_eq!(answered, expected);
+    assert!(super::shadow::wait_idle(WAIT));
+    let status = vm.fast_path().unwrap().status();
+    let allow = status.iter().find(|s| s.path == "payment/allow").unwrap();
+    assert_eq!((allow.engine, allow.shadow_mismatches), ("interpreter", 1));
+    // Served by the interpreter from now on, with the same answer; other entrypoints stay.
+    assert_eq!(eval(&vm, "payment/allow", &input), expected);
+    let status = vm.fast_path().unwrap().status();
+    let allow = status.iter().find(|s| s.path == "payment/allow").unwrap();
+    assert_eq!(allow.vm_decisions, 2);
+    assert_eq!(engine_of(&vm, "payment/decision"), "vm");
+}
+
+#[test]
+fn a_bundle_whose_test_inputs_show_a_divergence_stays_on_the_interpreter() {
+    // `input[k]` hides the field from the generated inputs: only the test's input reaches the
+    // rule body, whose two engines read the clock at different moments.
+    let rego = |tests: &str| {
+        format!("package t\n\nk := \"a\"\n\nstamp := time.now_ns() if input[k] == \"now\"\n{tests}")
+    };
+    let without = set_of(&[("/t.rego", &rego(""))], EngineChoice::Auto);
+    assert_eq!(engine_of(&without, "t/stamp"), "vm");
+    let tests = "\ntest_stamp if stamp > 0 with input as {\"a\": \"now\"}\n";
+    let with = set_of(&[("/t.rego", &rego(tests))], EngineChoice::Auto);
+    assert_eq!(engine_of(&with, "t/stamp"), "interpreter");
+}

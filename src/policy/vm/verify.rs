@@ -1,0 +1,270 @@
+//! Deciding, per entrypoint, whether the VM may serve it: the static check, compilation to a
+//! VM program, then the differential check on every input `inputs` builds. Runs on a thread
+//! of its own after activation; the entrypoints stay on the interpreter until it is done.
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use regorus::languages::rego::compiler::Compiler;
+use regorus::rvm::program::Program;
+use regorus::rvm::Instruction;
+use regorus::unstable::{Expr, Literal, Module, Query, Ref, Rule};
+use regorus::{Engine, Value};
+
+use super::{check, inputs, EngineChoice, Entry, EntryReport, FastPath, Verified, VmOptions};
+use crate::policy::rules::rule_key;
+use crate::policy::EvalError;
+
+/// Starts verifying `candidates` (rule paths under `data`) of the warmed `engine`. `None` when
+/// the VM is not wanted or there is nothing to verify.
+pub fn prepare(
+    engine: &Engine,
+    candidates: Vec<Vec<String>>,
+    options: VmOptions,
+    eval_timeout: Duration,
+) -> Option<Arc<FastPath>> {
+    if options.engine != EngineChoice::Auto || candidates.is_empty() {
+        return None;
+    }
+    let fast = Arc::new(FastPath {
+        id: crate::policy::next_id(),
+        verified: OnceLock::new(),
+        done: (Mutex::new(false), Condvar::new()),
+        candidates: candidates.iter().map(|p| p.join("/")).collect(),
+        data: engine.get_data(),
+        budget: eval_timeout / super::VM_TIME_SHARE,
+        shadow_every: options.shadow_every,
+    });
+    let weak = Arc::downgrade(&fast);
+    let engine = engine.clone();
+    let spawned = std::thread::Builder::new()
+        .name("verdict-vm-verify".into())
+        .stack_size(VERIFY_STACK)
+        .spawn(move || {
+            // One verification at a time in the process: a burst of activations queues here,
+            // and those already replaced give up at once (`verify` checks `weak`).
+            let _one = VERIFYING.lock().unwrap_or_else(|e| e.into_inner());
+            let verified = catch_unwind(AssertUnwindSafe(|| verify(&engine, &candidates, &weak)))
+                .unwrap_or_default();
+            if let Some(fast) = weak.upgrade() {
+                fast.finish(verified);
+            }
+        });
+    if spawned.is_err() {
+        fast.finish(Verified::default());
+    }
+    Some(fast)
+}
+
+/// Evaluation recurses with the nesting of rules and values, as on the compile thread.
+const VERIFY_STACK: usize = 64 << 20;
+
+static VERIFYING: Mutex<()> = Mutex::new(());
+
+/// The longest verification of one revision may take; the entrypoints not verified by then
+/// stay on the interpreter.
+const VERIFY_BUDGET: Duration = Duration::from_secs(5);
+
+/// The longest one interpreter evaluation may take during verification: generated inputs can
+/// drive a policy's loops far (`numbers.range(1, input.n)`), and an input that runs out of
+/// time decides nothing.
+const VERIFY_EVAL_LIMIT: Duration = Duration::from_millis(50);
+
+fn verify(engine: &Engine, candidates: &[Vec<String>], fast: &Weak<FastPath>) -> Verified {
+    let started = std::time::Instant::now();
+    let modules = engine.clone().get_modules().clone();
+    let tests = test_inputs(engine, &modules);
+    let data = engine.get_data();
+    let mut verified = Verified::default();
+    for (index, path) in candidates.iter().enumerate() {
+        // A newer revision replaced this one: nobody will read the result.
+        let Some(fast) = fast.upgrade() else {
+            return verified;
+        };
+        let key = rule_key(path);
+        let mut report = EntryReport {
+            path: path.join("/"),
+            engine: "interpreter",
+            reason: None,
+            inputs_checked: 0,
+        };
+        match admit(
+            engine, &modules, path, &key, &tests, &data, &fast, index, started,
+        ) {
+            Ok((entry, checked)) => {
+                report.engine = "vm";
+                report.inputs_checked = checked;
+                verified.entries.insert(key, Arc::new(entry));
+            }
+            Err(reason) => {
+                tracing::debug!(path = %report.path, %reason, "entrypoint stays on the interpreter");
+                report.reason = Some(reason);
+            }
+        }
+        verified.report.push(report);
+    }
+    let on_vm = verified.entries.len();
+    let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    tracing::info!(
+        entrypoints = candidates.len(),
+        on_vm,
+        elapsed_ms,
+        "bytecode fast path verified"
+    );
+    verified
+}
+
+#[allow(clippy::too_many_arguments)]
+fn admit(
+    engine: &Engine,
+    modules: &[Ref<Module>],
+    path: &[String],
+    key: &str,
+    tests: &[Value],
+    data: &Value,
+    fast: &FastPath,
+    index: usize,
+    started: std::time::Instant,
+) -> Result<(Entry, usize), String> {
+    let refs = check::check(modules, path).map_err(|r| r.to_string())?;
+    let program = compile(engine, key).map_err(|e| format!("does not compile to the VM: {e}"))?;
+    let suspendable = program
+        .instructions
+        .iter()
+        .any(|i| matches!(i, Instruction::HostAwait { .. }));
+    let entry = Entry {
+        index,
+        suspendable,
+        key: path.join("/"),
+        program,
+        enabled: AtomicBool::new(true),
+        served: AtomicU64::new(0),
+        fallbacks: AtomicU64::new(0),
+        mismatches: AtomicU64::new(0),
+    };
+    let mut interpreter = engine.clone();
+    interpreter.set_execution_timer_config(regorus::utils::limits::ExecutionTimerConfig {
+        limit: VERIFY_EVAL_LIMIT,
+        check_interval: crate::policy::compile::CHECK_INTERVAL,
+    });
+    let candidates = inputs::build(&refs, data, tests);
+    let checked = candidates.len();
+    for input in candidates {
+        if started.elapsed() > VERIFY_BUDGET {
+            return Err("verification ran out of its time budget".into());
+        }
+        let Ok(expected) = interpret(&mut interpreter, key, input.clone()) else {
+            continue;
+        };
+        let actual = fast.run(&entry, input.clone());
+        let agrees = match (&expected, &actual) {
+            (Some(e), Ok(a)) => e == a,
+            // The interpreter fails: so must the VM (its error falls back to the interpreter).
+            (None, Err(_)) => true,
+            (None, Ok(_)) => false,
+            // A VM error answers from the interpreter at request time: never wrong, only slow.
+            (Some(_), Err(_)) => true,
+        };
+        if !agrees {
+            let mut shown = crate::gojson::value_to_string(&input, false);
+            if shown.len() > 200 {
+                let cut = (0..=200)
+                    .rev()
+                    .find(|&i| shown.is_char_boundary(i))
+                    .unwrap_or(0);
+                shown.truncate(cut);
+                shown.push_str("...");
+            }
+            return Err(format!("the engines disagree on input {shown}"));
+        }
+    }
+    Ok((entry, checked))
+}
+
+fn compile(engine: &Engine, key: &str) -> Result<Arc<Program>, String> {
+    let mut engine = engine.clone();
+    let compiled = catch_unwind(AssertUnwindSafe(|| {
+        let policy = engine
+            .compile_with_entrypoint(&key.into())
+            .map_err(|e| format!("{e:#}"))?;
+        // verdict's own builtins (OPA's semantics, in place of regorus's of the same name)
+        // suspend the VM, which `FastPath::run` resumes with their result.
+        let host: Vec<(&str, usize)> = crate::policy::builtins::arities()
+            .map(|(name, nargs)| (name, usize::from(nargs)))
+            .collect();
+        Compiler::compile_from_policy_with_host_await(&policy, &[key], &host)
+            .map_err(|e| format!("{e:#}"))
+    }));
+    compiled.unwrap_or_else(|_| Err("the VM compiler panicked".into()))
+}
+
+/// The interpreter's answer: `Ok(None)` when it fails, `Err(())` when it ran out of time or
+/// memory (a loaded machine, not the policy): such an input decides nothing.
+fn interpret(engine: &mut Engine, key: &str, input: Value) -> Result<Option<Value>, ()> {
+    engine.set_input(input);
+    match catch_unwind(AssertUnwindSafe(|| engine.eval_rule(key.to_string()))) {
+        Ok(Ok(value)) => Ok(Some(value)),
+        Ok(Err(e)) => match crate::policy::error::from_engine(&e, INTERPRETER_LIMIT) {
+            EvalError::Timeout(_) | EvalError::MemoryLimit(_) => Err(()),
+            _ => Ok(None),
+        },
+        Err(_) => Ok(None),
+    }
+}
+
+/// Only names the limit in a timeout error, which `interpret` does not show.
+const INTERPRETER_LIMIT: Duration = Duration::from_secs(1);
+
+/// The inputs the bundle's `test_` rules give with `with input as <value>`, where the value
+/// can be evaluated alone (a literal, or a reference to data).
+fn test_inputs(engine: &Engine, modules: &[Ref<Module>]) -> Vec<Value> {
+    let mut texts = Vec::new();
+    for module in modules {
+        for rule in &module.policy {
+            let name = super::check::rule_name(rule);
+            if !name.is_some_and(|n| n.starts_with("test_")) {
+                continue;
+            }
+            if let Rule::Spec { bodies, .. } = rule.as_ref() {
+                for body in bodies {
+                    with_inputs(&body.query, &mut texts);
+                }
+            }
+        }
+    }
+    let mut engine = engine.clone();
+    let mut out: Vec<Value> = Vec::new();
+    let mut seen = HashMap::new();
+    for text in texts {
+        if seen.insert(text.clone(), ()).is_some() || out.len() >= inputs::MAX_INPUTS / 4 {
+            continue;
+        }
+        let value = catch_unwind(AssertUnwindSafe(|| engine.eval_query(text, false)))
+            .ok()
+            .and_then(Result::ok)
+            .and_then(|r| r.result.into_iter().next())
+            .and_then(|r| r.expressions.into_iter().next())
+            .map(|e| e.value);
+        if let Some(v) = value.filter(|v| *v != Value::Undefined) {
+            out.push(v);
+        }
+    }
+    out
+}
+
+fn with_inputs(query: &Query, out: &mut Vec<String>) {
+    for stmt in &query.stmts {
+        for w in &stmt.with_mods {
+            if matches!(w.refr.as_ref(), Expr::Var { value, .. } if value.as_string().is_ok_and(|s| s.as_ref() == "input"))
+            {
+                out.push(w.r#as.span().text().to_string());
+            }
+        }
+        if let Literal::Every { query, .. } = &stmt.literal {
+            with_inputs(query, out);
+        }
+    }
+}
