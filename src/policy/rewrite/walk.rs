@@ -214,15 +214,19 @@ pub fn braced(query: &Query) -> bool {
 
 /// The first name of a rule's head (`p` of `p.q[x]`).
 pub fn rule_name(rule: &Rule) -> Option<String> {
-    let refr = match rule {
+    root_var(head_ref(rule)).map(|s| s.to_string())
+}
+
+/// The reference a rule's head names (`p.q[x]`), whatever the kind of rule.
+pub fn head_ref(rule: &Rule) -> &Expr {
+    match rule {
         Rule::Spec { head, .. } => match head {
             RuleHead::Compr { refr, .. }
             | RuleHead::Set { refr, .. }
             | RuleHead::Func { refr, .. } => refr,
         },
         Rule::Default { refr, .. } => refr,
-    };
-    root_var(refr).map(|s| s.to_string())
+    }
 }
 
 pub fn root_var(e: &Expr) -> Option<&str> {

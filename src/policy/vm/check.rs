@@ -44,14 +44,7 @@ pub fn check(modules: &[Ref<Module>], entry: &[String]) -> Result<InputRefs, Ref
 
 /// The last constant segment of a rule's name (`test_x` of `test_x if ...`).
 pub fn rule_name(rule: &Rule) -> Option<String> {
-    let refr = match rule {
-        Rule::Spec { head, .. } => match head {
-            RuleHead::Compr { refr, .. }
-            | RuleHead::Set { refr, .. }
-            | RuleHead::Func { refr, .. } => refr,
-        },
-        Rule::Default { refr, .. } => refr,
-    };
+    let refr = crate::policy::rewrite::walk::head_ref(rule);
     dotted(refr).and_then(|d| d.rsplit('.').next().map(str::to_string))
 }
 
