@@ -323,4 +323,4 @@ fn compile_unguarded(
 
 #[cfg(test)]
 #[path = "compile_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -4,7 +4,8 @@ use super::*;
 use crate::bundle::{LoadOptions, RawFile};
 use crate::policy::{DataPath, Query};
 
-fn set(files: &[(&str, &str)]) -> PolicySet {
+/// A bundle `b` of these (path, text) files, for the decision core's tests.
+pub(crate) fn bundle_of(files: &[(&str, &str)]) -> Arc<Bundle> {
     let files = files
         .iter()
         .map(|(path, text)| RawFile {
@@ -12,8 +13,11 @@ fn set(files: &[(&str, &str)]) -> PolicySet {
             bytes: text.as_bytes().to_vec(),
         })
         .collect();
-    let bundle = Bundle::from_files("b", "", files, LoadOptions::default()).unwrap();
-    compile(&[Arc::new(bundle)], CompileOptions::default()).unwrap()
+    Arc::new(Bundle::from_files("b", "", files, LoadOptions::default()).unwrap())
+}
+
+fn set(files: &[(&str, &str)]) -> PolicySet {
+    compile(&[bundle_of(files)], CompileOptions::default()).unwrap()
 }
 
 fn eval(set: &PolicySet, path: &str) -> Option<Value> {

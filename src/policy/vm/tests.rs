@@ -4,7 +4,7 @@ use std::time::Duration;
 use regorus::Value;
 
 use super::{EngineChoice, VmOptions};
-use crate::bundle::{Bundle, LoadOptions, RawFile, Source};
+use crate::bundle::{Bundle, LoadOptions, Source};
 use crate::policy::{compile, CompileOptions, DataPath, PolicySet, Query};
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -20,15 +20,8 @@ fn options(engine: EngineChoice, shadow_every: u64) -> CompileOptions {
 }
 
 fn set_of(files: &[(&str, &str)], engine: EngineChoice) -> PolicySet {
-    let files = files
-        .iter()
-        .map(|(path, text)| RawFile {
-            path: path.to_string(),
-            bytes: text.as_bytes().to_vec(),
-        })
-        .collect();
-    let bundle = Bundle::from_files("b", "", files, LoadOptions::default()).unwrap();
-    compile(&[Arc::new(bundle)], options(engine, 0)).unwrap()
+    let bundle = crate::policy::compile::tests::bundle_of(files);
+    compile(&[bundle], options(engine, 0)).unwrap()
 }
 
 fn payment(engine: EngineChoice, shadow_every: u64) -> PolicySet {
