@@ -99,20 +99,33 @@ fn compile_unguarded(doc: &TemplateDoc, data: &Value) -> Result<Template, LoadEr
         limit: COMPILE_LIMIT,
         check_interval: CHECK_INTERVAL,
     });
-    engine.set_rego_v0(!doc.rego.v1);
-    let mut add = |file: String, text: &str| {
-        // A template's text must not stall the reloader in the parser: checked first.
-        guard::check_text(&file, text).map_err(|e| rego_error(e.to_string()))?;
-        // OPA's meaning where regorus reads the text differently, as for bundle modules.
-        let text = crate::policy::rewrite::module(&file, text, !doc.rego.v1);
-        engine
-            .add_policy(file, text.into_owned())
-            .map_err(|e| rego_error(error::parse_error(&format!("{e:#}")).to_string()))
-    };
-    let package = add(format!("{}/template.rego", doc.name), &doc.rego.rego)?;
-    for (i, lib) in doc.rego.libs.iter().enumerate() {
-        add(format!("{}/lib{i}.rego", doc.name), lib)?;
+    let rego_v0 = !doc.rego.v1;
+    engine.set_rego_v0(rego_v0);
+    let texts: Vec<(String, &str)> = std::iter::once((
+        format!("{}/template.rego", doc.name),
+        doc.rego.rego.as_str(),
+    ))
+    .chain(
+        (doc.rego.libs.iter().enumerate())
+            .map(|(i, lib)| (format!("{}/lib{i}.rego", doc.name), lib.as_str())),
+    )
+    .collect();
+    // A template's text must not stall the reloader in the parser: checked first.
+    for (file, text) in &texts {
+        guard::check_text(file, text).map_err(|e| rego_error(e.to_string()))?;
     }
+    // OPA's meaning where regorus reads the text differently, as for bundle modules.
+    let context =
+        crate::policy::rewrite::Context::of(texts.iter().map(|(f, t)| (f.as_str(), *t, rego_v0)));
+    let mut package = None;
+    for (file, text) in &texts {
+        let text = crate::policy::rewrite::module_in(file, text, rego_v0, &context);
+        let added = engine
+            .add_policy(file.clone(), text.into_owned())
+            .map_err(|e| rego_error(error::parse_error(&format!("{e:#}")).to_string()))?;
+        package.get_or_insert(added);
+    }
+    let package = package.unwrap_or_default();
     // Recursion would overflow the stack in validation below or in a review.
     guard::recursion::check(engine.get_modules()).map_err(|errors| {
         let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();

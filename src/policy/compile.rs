@@ -5,7 +5,6 @@
 //! a rule first runs. So every rule is evaluated once here, off the request path, and a bundle
 //! whose rules cannot run is refused before it can replace the one serving.
 
-use std::borrow::Cow;
 use std::collections::{BTreeSet, HashSet};
 use std::num::NonZeroU32;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -18,7 +17,7 @@ use regorus::{Engine, Value};
 use super::checks::{check_packages_in_roots, check_rules_against_data, validate_rules};
 use super::error::{self, CompileError};
 use super::guard;
-use super::rewrite::keywords;
+use super::rewrite::{self, keywords};
 use super::rules::{rule_key, ModuleIndex};
 use super::vm::{self, VmOptions};
 use super::{Definitions, PolicyModule, PolicySet, TestCase};
@@ -175,11 +174,10 @@ fn compile_unguarded(
 
     let mut modules = Vec::new();
     let mut parts: Vec<usize> = Vec::new(); // How many engine modules each module became.
-    let sources = refs
-        .iter()
-        .flat_map(|b| b.modules.iter().map(|m| m.source.as_str()));
-    let mocked = super::rewrite::mocks::mocked(sources);
     let mut errors = Vec::new();
+    // The texts regorus will parse, keywords leading references rewritten as OPA reads them
+    // (a module may split in several); the rewrites below read them all first.
+    let mut prepared = Vec::new();
     for b in &refs {
         for m in &b.modules {
             // regorus's parser can take exponential time on nested literals: checked first.
@@ -187,37 +185,43 @@ fn compile_unguarded(
                 errors.push(e);
                 continue;
             }
-            // Keywords leading references, as OPA reads them: may split the module in several.
-            let rewritten = match keywords::rewrite_keyword_refs(&m.source, m.rego_v0) {
-                Ok(r) => r,
-                Err(e) => {
-                    errors.push(e.rego_error(&m.file));
-                    continue;
+            match keywords::rewrite_keyword_refs(&m.source, m.rego_v0) {
+                Ok(r) => {
+                    let texts: Vec<String> = std::iter::once(r.module.into_owned())
+                        .chain(r.split)
+                        .collect();
+                    prepared.push((*b, m, texts));
                 }
-            };
-            engine.set_rego_v0(m.rego_v0);
-            // OPA's meaning where regorus reads the module differently; `raw` stays as written.
-            let added = std::iter::once(rewritten.module)
-                .chain(rewritten.split.into_iter().map(Cow::Owned))
-                .map(|text| {
-                    let text =
-                        super::rewrite::module_with_mocks(&m.file, &text, m.rego_v0, &mocked)
-                            .into_owned();
-                    engine.add_policy(m.file.clone(), text)
-                })
-                .try_fold(0, |n, added| added.map(|_| n + 1));
-            match added {
-                Ok(n) => {
-                    parts.push(n);
-                    modules.push(PolicyModule {
-                        id: b.module_id(&m.path),
-                        file: m.file.clone(),
-                        raw: m.source.clone(),
-                        bundle: b.name.clone(),
-                    })
-                }
-                Err(e) => errors.push(error::parse_error(&format!("{e:#}"))),
+                Err(e) => errors.push(e.rego_error(&m.file)),
             }
+        }
+    }
+    let context = rewrite::Context::of(prepared.iter().flat_map(|(_, m, texts)| {
+        texts
+            .iter()
+            .map(move |t| (m.file.as_str(), t.as_str(), m.rego_v0))
+    }));
+    for (b, m, texts) in &prepared {
+        engine.set_rego_v0(m.rego_v0);
+        // OPA's meaning where regorus reads the module differently; `raw` stays as written.
+        let added = texts
+            .iter()
+            .map(|text| {
+                let text = rewrite::module_in(&m.file, text, m.rego_v0, &context).into_owned();
+                engine.add_policy(m.file.clone(), text)
+            })
+            .try_fold(0, |n, added| added.map(|_| n + 1));
+        match added {
+            Ok(n) => {
+                parts.push(n);
+                modules.push(PolicyModule {
+                    id: b.module_id(&m.path),
+                    file: m.file.clone(),
+                    raw: m.source.clone(),
+                    bundle: b.name.clone(),
+                })
+            }
+            Err(e) => errors.push(error::parse_error(&format!("{e:#}"))),
         }
     }
     if !errors.is_empty() {
@@ -226,8 +230,8 @@ fn compile_unguarded(
     // Queries (the Query API, `eval`) are Rego v1, whatever the last module was.
     engine.set_rego_v0(false);
     // Last, so that the modules above keep their places in `parts`.
-    if let Some(shims) = super::rewrite::mocks::shim_module(&mocked) {
-        let file = format!("{}.rego", super::rewrite::mocks::PACKAGE);
+    if let Some(shims) = rewrite::mocks::shim_module(context.mocked()) {
+        let file = format!("{}.rego", rewrite::mocks::PACKAGE);
         engine
             .add_policy(file, shims)
             .map_err(|e| CompileError::Modules(vec![error::parse_error(&format!("{e:#}"))]))?;
@@ -298,6 +302,7 @@ fn compile_unguarded(
             .map(|p| rule_key(p))
             .collect::<HashSet<_>>(),
         generic_keys,
+        documents: context.documents().clone(),
         rule_depth: rule_paths
             .iter()
             .chain(&function_paths)

@@ -95,6 +95,8 @@ struct Definitions {
     rule_keys: HashSet<String>,
     /// Rule keys cut at a generic head (`data.p` of `p[q].r`): queried, not looked up.
     generic_keys: HashSet<String>,
+    /// Generic documents that also hold literal rules: ad-hoc queries into them are rewritten.
+    documents: rewrite::generic::Documents,
     rule_paths: BTreeSet<Vec<String>>,
     function_paths: BTreeSet<Vec<String>>,
     /// Length of the longest rule path.

@@ -54,6 +54,8 @@ impl PolicySet {
         input: Option<Value>,
     ) -> Result<regorus::QueryResults, EvalError> {
         check_query_syntax(text)?;
+        // OPA's meaning where regorus reads a reference differently, as in the modules.
+        let text = &*super::rewrite::generic::query(text, &self.definitions.documents);
         let mut engine = self.template.clone();
         if let Some(input) = input {
             engine.set_input(input);

@@ -22,12 +22,8 @@ pub struct ModuleIndex {
 
 impl ModuleIndex {
     pub fn of(module: &Module) -> ModuleIndex {
-        let package = ref_prefix(&module.package.refr)
-            .into_iter()
-            .skip_while(|s| s == "data")
-            .collect();
         let mut index = ModuleIndex {
-            package,
+            package: package_path(module),
             ..ModuleIndex::default()
         };
         for rule in &module.policy {
@@ -55,8 +51,16 @@ impl ModuleIndex {
     }
 }
 
+/// The path of `module`'s package under `data`: `["a", "b"]` for `package a.b`.
+pub fn package_path(module: &Module) -> Vec<String> {
+    ref_prefix(&module.package.refr)
+        .into_iter()
+        .skip_while(|s| s == "data")
+        .collect()
+}
+
 /// The leading constant segments of a reference: `a.b["c"][x]` gives `[a, b, c]`.
-fn ref_prefix(expr: &Expr) -> Vec<String> {
+pub fn ref_prefix(expr: &Expr) -> Vec<String> {
     let mut out = Vec::new();
     collect(expr, &mut out);
     out

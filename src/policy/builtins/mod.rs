@@ -11,6 +11,7 @@ mod array;
 mod conversions;
 mod crypto;
 mod deprecated;
+mod graph;
 mod graphql;
 mod http;
 mod io_jwt;
@@ -61,6 +62,7 @@ fn table() -> impl Iterator<Item = (&'static str, u8, Builtin)> {
         .chain(yaml::BUILTINS)
         .chain(regex::BUILTINS)
         .chain(deprecated::BUILTINS)
+        .chain(graph::BUILTINS)
         .chain(graphql::BUILTINS)
         .chain(http::BUILTINS)
         .copied()

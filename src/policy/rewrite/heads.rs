@@ -3,7 +3,7 @@
 //! the set empty. regorus evaluated it in the head and failed the whole document with "item
 //! cannot be indexed", even when only a sibling rule was asked for.
 
-use regorus::unstable::{Expr, Module, Rule, RuleHead};
+use regorus::unstable::{Expr, Module, Rule, RuleBody, RuleHead, Span};
 
 use super::edits::Edit;
 use super::walk;
@@ -38,27 +38,34 @@ pub fn edits(module: &Module, rego_v0: bool) -> Vec<Edit> {
         }
         let name = format!("__vk{next}__");
         next += 1;
-        let binding = format!("{name} = {written}");
         out.push(Edit::replace(start, end, &name));
-        if bodies.is_empty() {
-            let keyword = if rego_v0 { "" } else { " if" };
-            out.push(Edit::insert(head.end, format!("{keyword} {{ {binding} }}")));
+        out.extend(bind(head, bodies, &format!("{name} = {written}"), rego_v0));
+    }
+    out
+}
+
+/// The edits that add `binding` as the last statement of every body of a rule whose head is
+/// `head` (a body `if { binding }` when it has none), on the line each body ends on.
+fn bind(head: &Span, bodies: &[RuleBody], binding: &str, rego_v0: bool) -> Vec<Edit> {
+    if bodies.is_empty() {
+        let head_end = walk::span_range(head).1;
+        let keyword = if rego_v0 { "" } else { " if" };
+        return vec![Edit::insert(head_end, format!("{keyword} {{ {binding} }}"))];
+    }
+    let mut out = Vec::new();
+    for body in bodies {
+        let query = &body.query;
+        if !walk::braced(query) {
+            out.push(Edit::insert(query.span.start, "{ "));
+            out.push(Edit::insert(query.span.end, format!("; {binding} }}")));
             continue;
         }
-        for body in bodies {
-            let query = &body.query;
-            if !walk::braced(query) {
-                out.push(Edit::insert(query.span.start, "{ "));
-                out.push(Edit::insert(query.span.end, format!("; {binding} }}")));
-                continue;
-            }
-            // On the line of the last statement: a `;` may not start a line.
-            let Some(last) = query.stmts.last() else {
-                continue;
-            };
-            let at = walk::span_range(&last.span).1;
-            out.push(Edit::insert(at, format!("; {binding}")));
-        }
+        // On the line of the last statement: a `;` may not start a line.
+        let Some(last) = query.stmts.last() else {
+            continue;
+        };
+        let at = walk::span_range(&last.span).1;
+        out.push(Edit::insert(at, format!("; {binding}")));
     }
     out
 }

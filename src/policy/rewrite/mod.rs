@@ -17,6 +17,9 @@
 //!   `input.x` is;
 //! - `heads`: a partial set's key that is a reference is evaluated in the body, as OPA's
 //!   `RewriteRefsInHead` does: a missing path makes the set empty, not the document an error;
+//! - `generic`: a reference into the document of a generic ref head that also holds literal
+//!   rules (`p.b.r` beside `p[q].r`) computes the key after the generic prefix, so that regorus
+//!   evaluates the whole document, not only the rules at the reference's longest literal path;
 //! - `with`: a builtin named as the replacement in `with f as count` is called through a
 //!   function of the module (regorus read it as an unsafe variable);
 //! - `mocks`: where a module set mocks one of verdict's own builtins (`with io.jwt.decode_verify
@@ -24,6 +27,7 @@
 
 mod bodies;
 mod edits;
+pub mod generic;
 mod heads;
 mod imports;
 pub mod mocks;
@@ -45,44 +49,88 @@ use std::collections::BTreeSet;
 use regorus::unstable::{Module, Parser, Source};
 
 use super::guard;
+use super::rules::ModuleIndex;
+
+/// What the rewrites of one module need to know of the others compiled with it.
+#[derive(Debug, Default)]
+pub struct Context {
+    /// verdict's builtins mocked with `with` somewhere (`mocks`).
+    mocked: BTreeSet<String>,
+    /// Generic documents that also hold literal rules (`generic`).
+    documents: generic::Documents,
+}
+
+impl Context {
+    /// The context of the modules `(file, text, rego_v0)` compiled together.
+    pub fn of<'a>(modules: impl IntoIterator<Item = (&'a str, &'a str, bool)> + Clone) -> Context {
+        let mocked = mocks::mocked(modules.clone().into_iter().map(|(_, text, _)| text));
+        let index =
+            |(file, text, rego_v0)| parsed(file, text, rego_v0).map(|(_, m)| ModuleIndex::of(&m));
+        // A generic head writes `]` before `.` or `[`: only such modules need a second parse
+        // to find one, and only when there is one do the others.
+        let generic: BTreeSet<Vec<String>> = modules
+            .clone()
+            .into_iter()
+            .filter(|(_, text, _)| text.contains("].") || text.contains("]["))
+            .filter_map(index)
+            .flat_map(|i| i.generic)
+            .collect();
+        let documents = if generic.is_empty() {
+            generic::Documents::default()
+        } else {
+            let rules: Vec<Vec<String>> = modules
+                .into_iter()
+                .filter_map(index)
+                .flat_map(|i| i.rules)
+                .collect();
+            generic::Documents::new(generic, &rules)
+        };
+        Context { mocked, documents }
+    }
+
+    /// What `generic` needs to rewrite ad-hoc queries against these modules.
+    pub fn documents(&self) -> &generic::Documents {
+        &self.documents
+    }
+
+    pub fn mocked(&self) -> &BTreeSet<String> {
+        &self.mocked
+    }
+}
 
 /// The text regorus should parse for `source`, or `source` itself when nothing differs. A text
 /// that does not parse is returned as it is: the engine reports the error where it is.
 pub fn module<'a>(file: &str, source: &'a str, rego_v0: bool) -> Cow<'a, str> {
-    module_with_mocks(file, source, rego_v0, &BTreeSet::new())
+    module_in(
+        file,
+        source,
+        rego_v0,
+        &Context::of([(file, source, rego_v0)]),
+    )
 }
 
-/// `module`, with the calls of the builtins in `mocked` sent through `mocks`' functions.
-pub fn module_with_mocks<'a>(
+/// `module`, knowing the other modules compiled with it.
+pub fn module_in<'a>(
     file: &str,
     source: &'a str,
     rego_v0: bool,
-    mocked: &BTreeSet<String>,
+    context: &Context,
 ) -> Cow<'a, str> {
-    let mut text = Cow::Borrowed(source);
-    let mut parsed = None;
-    if rego_v0 {
-        if let Some(edited) = edits::apply(&text, bodies::edits(&text)) {
-            if let Some(module) = parse(file, &edited, rego_v0) {
-                text = Cow::Owned(edited);
-                parsed = Some(module);
-            }
-        }
-    }
-    let Some(mut current) = parsed.or_else(|| parse(file, &text, rego_v0)) else {
-        return text;
+    let Some((mut text, mut current)) = parsed(file, source, rego_v0) else {
+        return Cow::Borrowed(source);
     };
-    let stages: [fn(&Module, bool) -> Vec<edits::Edit>; 6] = [
-        |m, _| newline::edits(m),
-        |m, _| imports::edits(m),
-        |m, _| outform::edits(m),
-        |m, _| negation::edits(m),
-        heads::edits,
-        |m, _| with::edits(m),
+    let stages: [&Stage; 7] = [
+        &|m| newline::edits(m),
+        &|m| imports::edits(m),
+        &|m| outform::edits(m),
+        &|m| negation::edits(m),
+        &|m| heads::edits(m, rego_v0),
+        &|m| generic::edits(m, &context.documents),
+        &|m| with::edits(m),
     ];
     // One parse for the text as it stands: a stage with nothing to edit costs no other.
     for stage in stages {
-        let changes = stage(&current, rego_v0);
+        let changes = stage(&current);
         // A stage's edits that do not parse are its mistake: the module keeps the text before
         // it rather than failing to load.
         if let Some(edited) = edits::apply(&text, changes) {
@@ -92,12 +140,28 @@ pub fn module_with_mocks<'a>(
             }
         }
     }
-    if let Some(edited) = edits::apply(&text, mocks::edits(&current, mocked)) {
+    if let Some(edited) = edits::apply(&text, mocks::edits(&current, &context.mocked)) {
         if parse(file, &edited, rego_v0).is_some() {
             text = Cow::Owned(edited);
         }
     }
     text
+}
+
+/// One stage of `module_in`: the edits it makes to a parsed module.
+type Stage<'c> = dyn Fn(&Module) -> Vec<edits::Edit> + 'c;
+
+/// `source` parsed, Rego v0 rules with several bodies first made one definition per body
+/// (regorus cannot parse them before); `None` when it does not parse.
+fn parsed<'a>(file: &str, source: &'a str, rego_v0: bool) -> Option<(Cow<'a, str>, Module)> {
+    if rego_v0 {
+        if let Some(edited) = edits::apply(source, bodies::edits(source)) {
+            if let Some(module) = parse(file, &edited, rego_v0) {
+                return Some((Cow::Owned(edited), module));
+            }
+        }
+    }
+    parse(file, source, rego_v0).map(|module| (Cow::Borrowed(source), module))
 }
 
 fn parse(file: &str, text: &str, rego_v0: bool) -> Option<Module> {

@@ -234,3 +234,57 @@ fn walk_takes_the_assignment_form() {
     let want = std::collections::BTreeMap::from([(path, Value::from("AA"))]);
     assert_eq!(eval(&s, "p/q", "{}"), Some(Value::from(want)));
 }
+
+#[test]
+fn a_rule_inside_a_generic_document_is_found_by_a_query_of_it() {
+    // The generic rule in one file, the rules inside its document in another and in a package
+    // below: OPA 1.9 reads them as one document however deep the query.
+    let s = set(&[
+        (
+            "g.rego",
+            "package test\n\np[q].r contains s if {\n\tx := [\"a\", \"b\", \"c\"]\n\tq := x[_]\n\ts := x[_]\n\tq != s\n}\n",
+        ),
+        (
+            "s.rego",
+            "package test\n\np.b.r contains \"foo\"\n\np[\"c\"].r contains v if {\n\tv := \"bar\"\n}\n\nf(x) := x\n",
+        ),        ("u.rego", "package u\n\na := data.test.p.b.r\n\nb contains x if {\n\tx := data.test.p.c.r[_]\n}\n"),
+    ]);
+    let query = |text: &str| {
+        let results = s.query(text, None).unwrap_or_else(|e| panic!("{e}"));
+        results
+            .result
+            .iter()
+            .map(|r| r.expressions[0].value.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(query("data.test.p.b.r.c"), vec![Value::from("c")]);
+    assert_eq!(query("data.test.p.b.r"), vec![strings(&["a", "c", "foo"])]);
+    assert_eq!(query("data.test.p.c.r"), vec![strings(&["a", "b", "bar"])]);
+    assert!(query("data.test.p.b.r.zzz").is_empty());
+    assert_eq!(query("data.test.f(1)"), vec![Value::from(1u64)]);
+    assert_eq!(
+        eval(&s, "test/p/b/r", "{}"),
+        Some(strings(&["a", "c", "foo"]))
+    );
+    assert_eq!(eval(&s, "u/a", "{}"), Some(strings(&["a", "c", "foo"])));
+    assert_eq!(eval(&s, "u/b", "{}"), Some(strings(&["a", "b", "bar"])));
+    // Heads stay as written: a computed package still finds the literal rule (OPA issue 7399).
+    let s = set(&[
+        (
+            "t.rego",
+            "package test\np := data[first].allow.see.something_else if first := \"primary\"\n",
+        ),
+        (
+            "p.rego",
+            "package primary\nallow[action].something if  action := \"show\"\nallow.see.something_else if true\n",
+        ),
+    ]);
+    assert_eq!(eval(&s, "test/p", "{}"), Some(Value::from(true)));
+    let see = s
+        .query("data.primary.allow.see", None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        see.result[0].expressions[0].value,
+        json(r#"{"something_else": true}"#)
+    );
+}
