@@ -303,6 +303,7 @@ fn compile_unguarded(
             .collect::<HashSet<_>>(),
         generic_keys,
         documents: context.documents().clone(),
+        plans: Default::default(),
         rule_depth: rule_paths
             .iter()
             .chain(&function_paths)

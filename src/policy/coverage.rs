@@ -9,7 +9,7 @@ use regorus::unstable::{Literal, Module, Query, Ref, Rule, RuleHead};
 use serde::Serialize;
 
 use super::rewrite::walk;
-use super::{Decision, EvalError, Plan, Query as Asked};
+use super::{Decision, EvalError, Query as Asked};
 use std::time::Instant;
 
 /// Lines seen so far, by file.
@@ -199,13 +199,18 @@ impl super::PolicySet {
         Option<regorus::coverage::Report>,
     ) {
         let started = Instant::now();
+        // Coverage runs are one-offs (`verdict test --coverage`): prepared for each.
+        let prepared = Instant::now();
         let plan = self.plan(query.path);
-        let prepared = matches!(plan, Plan::Rule { .. });
+        let prepare_time = Some(prepared.elapsed());
         let mut engine = self.template.clone();
         engine.set_enable_coverage(true);
         let outcome = self.run(&mut engine, plan, query);
         let report = engine.get_coverage_report().ok();
-        (self.decision(outcome, started.elapsed(), prepared), report)
+        (
+            self.decision(outcome, started.elapsed(), prepare_time),
+            report,
+        )
     }
 }
 

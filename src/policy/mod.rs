@@ -14,6 +14,7 @@ pub mod engine;
 pub mod error;
 pub mod guard;
 pub mod path;
+mod plans;
 mod query;
 pub mod rewrite;
 pub mod rules;
@@ -67,9 +68,9 @@ pub struct Query<'a> {
 pub struct Decision {
     pub result: Option<Value>,
     pub eval_time: Duration,
-    /// True when the path was an exact rule evaluated through the prepared fast path (OPA
-    /// reports the equivalent as a prepared-query cache hit).
-    pub prepared: bool,
+    /// The time preparing the path took, on its first decision on this compilation (OPA's
+    /// prepared-query cache miss); `None` when it was prepared already (a hit).
+    pub prepare_time: Option<Duration>,
 }
 
 /// All modules and data of the active bundles (and the pushed data beside them), compiled and
@@ -95,6 +96,8 @@ struct Definitions {
     rule_keys: HashSet<String>,
     /// Rule keys cut at a generic head (`data.p` of `p[q].r`): queried, not looked up.
     generic_keys: HashSet<String>,
+    /// How each decision path is read, worked out on its first decision.
+    plans: plans::Plans,
     /// Generic documents that also hold literal rules: ad-hoc queries into them are rewritten.
     documents: rewrite::generic::Documents,
     rule_paths: BTreeSet<Vec<String>>,
@@ -188,8 +191,10 @@ impl PolicySet {
             }
         }
         let started = Instant::now();
-        let plan = self.plan(query.path);
-        let prepared = matches!(plan, Plan::Rule { .. });
+        let (plan, prepare_time) = self
+            .definitions
+            .plans
+            .get(query.path.display_ref(), || self.plan(query.path));
         if let (Plan::Rule { key, rest }, Some(fast), Some(input)) =
             (&plan, &self.fast, &query.input)
         {
@@ -202,12 +207,12 @@ impl PolicySet {
                 return Ok(Decision {
                     result: (value != Value::Undefined).then_some(value),
                     eval_time: started.elapsed(),
-                    prepared,
+                    prepare_time,
                 });
             }
         }
         let outcome = self.with_engine(|engine| self.run(engine, plan, query));
-        self.decision(outcome, started.elapsed(), prepared)
+        self.decision(outcome, started.elapsed(), prepare_time)
     }
 
     fn run(
@@ -245,13 +250,13 @@ impl PolicySet {
         &self,
         outcome: std::thread::Result<Result<Value, anyhow::Error>>,
         eval_time: Duration,
-        prepared: bool,
+        prepare_time: Option<Duration>,
     ) -> Result<Decision, EvalError> {
         match outcome {
             Ok(Ok(value)) => Ok(Decision {
                 result: (value != Value::Undefined).then_some(value),
                 eval_time,
-                prepared,
+                prepare_time,
             }),
             Ok(Err(e)) => Err(error::from_engine(&e, self.eval_timeout)),
             Err(_) => Err(EvalError::EngineFault),
@@ -346,6 +351,7 @@ pub(crate) fn next_id() -> u64 {
 }
 
 /// How one path is evaluated; `rest` is where the walk through the result begins.
+#[derive(Debug, Clone)]
 enum Plan {
     Rule { key: String, rest: usize },
     Query { text: String, rest: usize },

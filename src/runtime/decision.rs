@@ -154,7 +154,13 @@ pub fn opa_metrics(
     let ns = |n: u128| u64::try_from(n).unwrap_or(u64::MAX);
     let mut metrics = BTreeMap::new();
     if let Some(d) = decision {
-        metrics.insert("counter_server_query_cache_hit", u64::from(d.prepared));
+        metrics.insert(
+            "counter_server_query_cache_hit",
+            u64::from(d.prepare_time.is_none()),
+        );
+        if let Some(prepared) = d.prepare_time {
+            metrics.insert("timer_rego_query_compile_ns", ns(prepared.as_nanos()));
+        }
         // regorus resolves no external data (OPA's external resolvers): no time goes there.
         metrics.insert("timer_rego_external_resolve_ns", 0);
         metrics.insert("timer_rego_query_eval_ns", ns(d.eval_time.as_nanos()));

@@ -202,8 +202,16 @@ async fn a_bad_bundle_is_refused_and_the_last_good_one_keeps_serving() {
             shown.contains("bundle_error"),
             "{what}: /v1/status shows it: {shown}"
         );
-        let health = server
+        let plain = server
             .raw(&request("GET", "/health?bundles", &[], b""))
+            .await;
+        assert_eq!(
+            (plain.status, plain.json()),
+            (200, serde_json::json!({})),
+            "OPA's body"
+        );
+        let health = server
+            .raw(&request("GET", "/health?bundles&warnings", &[], b""))
             .await;
         assert_eq!(
             health.status, 200,

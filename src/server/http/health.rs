@@ -4,9 +4,9 @@
 //! Two additions over OPA: when no policy defines `system.health.live` or `.ready`, verdict
 //! answers them itself (alive; ready once every bundle has activated), so Kubernetes probes
 //! work with any bundle; a policy that defines them decides, exactly as in OPA. And when a
-//! later update of an activated bundle was rejected, `/health?bundles` keeps OPA's 200 (the
-//! last good bundle serves, so a readiness probe must not take the node out of service) but
-//! names the rejection in the body instead of OPA's empty `{}`.
+//! later update of an activated bundle was rejected, `/health?bundles` keeps OPA's 200 and its
+//! `{}` (the last good bundle serves, so a readiness probe must not take the node out of
+//! service); `/health?bundles&warnings`, verdict's own parameter, names the rejection.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -55,7 +55,9 @@ pub async fn get_health(State(state): State<Arc<AppState>>, uri: Uri) -> Respons
         if !state.bundles_ready() {
             return failed("one or more bundles are not activated");
         }
-        warnings = rejected_updates(&state);
+        if params.flag("warnings") {
+            warnings = rejected_updates(&state);
+        }
     }
     if params.flag("plugins") {
         let excluded: Vec<&str> = params.values("exclude-plugin").collect();

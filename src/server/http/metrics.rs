@@ -35,6 +35,18 @@ pub async fn get_metrics(State(state): State<Arc<AppState>>) -> Response {
     r
 }
 
+/// `GET /metrics/alloc_bytes`: the bytes held by live allocations, as counted by the allocator
+/// regorus installs (OPA gives Go's heap `Alloc` here), as plain text.
+pub async fn get_alloc_bytes() -> Response {
+    let live = regorus_mimalloc::global_allocation_stats_snapshot().allocated;
+    let mut r = (StatusCode::OK, format!("{live}\n")).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
 /// OPA's `handler` label for a request path; `None` for paths OPA does not instrument.
 fn handler(path: &str) -> Option<&'static str> {
     let under = |prefix: &str| {

@@ -84,6 +84,7 @@ fn health_and_metrics() -> Router<Arc<AppState>> {
         .route("/health", get(health::get_health))
         .route("/health/{*path}", get(health::get_health_policy))
         .route("/metrics", get(metrics::get_metrics))
+        .route("/metrics/alloc_bytes", get(metrics::get_alloc_bytes))
 }
 
 /// Go's 404 for unknown paths, OPA's routing quirks, and every request timed.

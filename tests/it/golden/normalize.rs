@@ -67,6 +67,12 @@ pub fn body(content_type: Option<&str>, bytes: &[u8], only: Option<&BTreeSet<Str
             r#""<time>""#,
         ),
     ];
+    // A body that is one number is a measurement (`/metrics/alloc_bytes`).
+    if content_type.is_some_and(|t| t.starts_with("text/plain"))
+        && Regex::new(r"^\d+\n$").unwrap().is_match(&text)
+    {
+        return "<number>\n".to_string();
+    }
     let text = text.replace("\"0001-01-01T00:00:00Z\"", "\"<never>\"");
     rules.iter().fold(text, |t, (pattern, with)| {
         Regex::new(pattern)
