@@ -149,7 +149,7 @@ fn activation(c: &mut Criterion) {
     ] {
         group.bench_function(format!("{name} ({} KB gzipped)", bytes.len() / 1024), |b| {
             b.iter(|| {
-                let bundle = Bundle::from_download(&source, &bytes, LoadOptions::default())
+                let bundle = Bundle::from_download(&source, &bytes, LoadOptions::default(), None)
                     .expect("bundle reads");
                 compile(&[Arc::new(bundle)], CompileOptions::default()).expect("compiles")
             })

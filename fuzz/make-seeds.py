@@ -23,11 +23,15 @@ def write(target, name, data):
 
 def tar_gz(root):
     """A bundle directory packed as OPA packs it: entries named /path, gzip around a tar."""
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    return tar_gz_entries([("/" + p.relative_to(root).as_posix(), p.read_bytes()) for p in files])
+
+
+def tar_gz_entries(entries):
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.GNU_FORMAT) as tar:
-        for path in sorted(p for p in root.rglob("*") if p.is_file()):
-            data = path.read_bytes()
-            info = tarfile.TarInfo("/" + path.relative_to(root).as_posix())
+        for name, data in entries:
+            info = tarfile.TarInfo(name)
             info.size, info.mode, info.mtime = len(data), 0o644, 0
             tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
@@ -75,6 +79,15 @@ def bundle():
         write("bundle", pathlib.Path(name).name, (fixtures / name).read_bytes())
     write("bundle", "golden-bundle.tar.gz", tar_gz(fixtures / "bundle"))
     write("bundle", "debugbundle.tar.gz", tar_gz(fixtures / "debugbundle"))
+    # A delta for the fuzz target's serving bundle (roots a, b).
+    patch = (
+        b'{"data": [{"op": "upsert", "path": "/a/x/-", "value": 3},'
+        b' {"op": "remove", "path": "/a/m/k"},'
+        b' {"op": "replace", "path": "/a/x/0", "value": {"q": [1, "~1"]}},'
+        b' {"op": "upsert", "path": "/b/new~1key/deep", "value": null}]}'
+    )
+    manifest = b'{"revision": "r2", "roots": ["a", "b"]}'
+    write("bundle", "delta.tar.gz", tar_gz_entries([("/.manifest", manifest), ("/patch.json", patch)]))
 
 
 if __name__ == "__main__":

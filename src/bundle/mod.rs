@@ -6,6 +6,7 @@
 
 pub mod build;
 mod data;
+pub mod delta;
 pub mod manifest;
 mod overlap;
 pub mod persist;
@@ -75,6 +76,9 @@ pub enum BundleError {
     Signature(#[from] signing::SignatureError),
     #[error("no bundle downloaded yet and none persisted")]
     NotDownloaded,
+    /// A delta bundle that does not apply.
+    #[error("{0}")]
+    Delta(String),
 }
 /// One Rego file of a bundle.
 #[derive(Debug, Clone)]
@@ -106,6 +110,12 @@ pub struct Bundle {
     pub size: u64,
     /// Identifies the content, so an unchanged bundle is not activated again.
     pub fingerprint: u64,
+    /// A delta bundle's patches (`patch.json`): it has no modules or data of its own until
+    /// `apply_delta` makes it whole.
+    pub patch: Option<delta::Patch>,
+    /// Made by applying a delta to the bundle that served (OPA reports its type `delta`, and
+    /// does not persist it).
+    pub from_delta: bool,
 }
 
 /// How to read bundles: OPA's `size_limit_bytes` and the runtime's default Rego version.
@@ -159,9 +169,7 @@ impl Bundle {
         if !manifest.wasm.is_empty() || files.iter().any(|f| f.path.ends_with(".wasm")) {
             return Err(BundleError::Unsupported("a Wasm module"));
         }
-        if files.iter().any(|f| f.path.ends_with("/patch.json")) {
-            return Err(BundleError::Unsupported("a delta bundle (patch.json)"));
-        }
+        let patch = delta::read_patch(&files)?;
         let versions = manifest.rego_versions(options.v0_compatible)?;
         let mut modules = Vec::new();
         let mut data = Vec::new();
@@ -189,6 +197,8 @@ impl Bundle {
             data,
             size,
             fingerprint: hasher.finish(),
+            patch,
+            from_delta: false,
         };
         bundle.check_data_roots()?;
         Ok(bundle)

@@ -107,18 +107,37 @@ impl Bundle {
                 .and_then(|bytes| reader::read_tarball(bytes.as_slice(), options.size_limit)),
             Location::Remote { persist_dir: None } => Err(BundleError::NotDownloaded),
         };
-        Bundle::checked(source, files, options)
+        let bundle = Bundle::checked(source, files, options)?;
+        if bundle.is_delta() {
+            // Patches need the bundle they patch: only a bundle server's delta has one.
+            return Err(LoadError {
+                name: source.name.clone(),
+                error: BundleError::Delta(
+                    "a delta bundle patches a bundle downloaded from a bundle server; it cannot be loaded from disk".into(),
+                ),
+            });
+        }
+        Ok(bundle)
     }
 
-    /// Reads a downloaded bundle of the given source.
+    /// Reads a downloaded bundle of the given source; a delta bundle is applied to `serving`,
+    /// the bundle of that source serving now.
     pub fn from_download(
         source: &Source,
         bytes: &[u8],
         options: LoadOptions,
+        serving: Option<&Bundle>,
     ) -> Result<Bundle, LoadError> {
         let options = source.options(options);
         let files = reader::read_tarball(bytes, options.size_limit);
-        Bundle::checked(source, files, options)
+        let bundle = Bundle::checked(source, files, options)?;
+        if !bundle.is_delta() {
+            return Ok(bundle);
+        }
+        bundle.apply_delta(serving).map_err(|error| LoadError {
+            name: source.name.clone(),
+            error,
+        })
     }
 
     /// Verifies the signature (when configured) before anything in the files is parsed.

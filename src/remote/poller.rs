@@ -169,9 +169,10 @@ impl Poller {
     }
 
     async fn fetch(&self, etag: Option<&str>, wait: Option<u64>) -> Result<Fetched, DownloadError> {
+        // Delta bundles are applied to the bundle serving (`bundle::delta`), as OPA does.
         let prefer = match wait {
-            Some(w) => format!("modes=snapshot;wait={w}"),
-            None => "modes=snapshot".to_string(),
+            Some(w) => format!("modes=snapshot,delta;wait={w}"),
+            None => "modes=snapshot,delta".to_string(),
         };
         let mut request = self.client.get(&self.url).await?.header("Prefer", prefer);
         if let Some(etag) = etag {

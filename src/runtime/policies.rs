@@ -54,6 +54,8 @@ pub fn as_bundle(policies: &StoredPolicies, rego_v0: bool) -> Option<Arc<Bundle>
         data: Vec::new(),
         size: 0,
         fingerprint: 0,
+        patch: None,
+        from_delta: false,
     }))
 }
 

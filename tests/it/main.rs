@@ -47,6 +47,7 @@ mod proxy_live;
 mod pushed_data;
 mod pushed_data_lifecycle;
 mod remote;
+mod remote_delta;
 mod remote_faults;
 mod remote_trust;
 mod signing;

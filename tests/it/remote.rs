@@ -66,7 +66,7 @@ async fn downloads_with_etags_and_activates_new_revisions_without_restart() {
     let later = &requests[seen + 1];
     assert_eq!(later.headers["if-none-match"], "\"v1\"");
     assert_eq!(later.status, 304);
-    assert_eq!(later.headers["prefer"], "modes=snapshot");
+    assert_eq!(later.headers["prefer"], "modes=snapshot,delta");
     // Every request is timed in OPA's histogram, the 304s too.
     let series =
         r#"bundle_loading_duration_ns_count{name="payment",stage="timer_bundle_request_ns"}"#;
@@ -123,7 +123,7 @@ async fn long_polls_while_the_server_answers_with_opas_media_type() {
     let requests = bundles.requests();
     assert!(requests
         .iter()
-        .all(|r| r.headers["prefer"] == "modes=snapshot;wait=20"));
+        .all(|r| r.headers["prefer"] == "modes=snapshot,delta;wait=20"));
     assert_eq!(requests[1].headers["if-none-match"], "\"v1\"");
 }
 

@@ -264,13 +264,13 @@ fn a_signature_covers_files_verdict_does_not_read() {
         ..Source::path("payment")
     };
     let options = verdict::bundle::LoadOptions::default();
-    let bundle = Bundle::from_download(&source, &tarball(&files), options).unwrap();
+    let bundle = Bundle::from_download(&source, &tarball(&files), options, None).unwrap();
     assert_eq!(bundle.revision(), "payments-2025-01-01.1");
 
     // The README changed after signing: refused, as OPA refuses it.
     let readme = files.iter_mut().find(|f| f.path == "/README.md").unwrap();
     readme.bytes = b"tampered\n".to_vec();
-    let err = Bundle::from_download(&source, &tarball(&files), options).unwrap_err();
+    let err = Bundle::from_download(&source, &tarball(&files), options, None).unwrap_err();
     assert!(
         err.to_string().contains("README.md: digest mismatch"),
         "{err}"

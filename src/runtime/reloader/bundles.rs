@@ -130,7 +130,8 @@ impl Reloader {
         let now = SystemTime::now();
         let loaded = match (&source.location, download) {
             (Location::Remote { .. }, Some(d)) => {
-                let loaded = Bundle::from_download(source, &d.bytes, self.load);
+                let serving = self.active[i].as_deref();
+                let loaded = Bundle::from_download(source, &d.bytes, self.load, serving);
                 d.record(&mut self.statuses[i], &loaded);
                 loaded
             }
@@ -247,6 +248,9 @@ impl Reloader {
 
     fn activated(&mut self, c: &Candidate, now: SystemTime) -> ActiveBundle {
         self.statuses[c.index].activated(c.bundle.revision(), c.size, now);
+        if c.bundle.from_delta {
+            self.statuses[c.index].kind = "delta";
+        }
         ActiveBundle {
             name: c.bundle.name.clone(),
             revision: c.bundle.revision().to_string(),

@@ -139,6 +139,11 @@ impl Reloader {
             if !accepted.contains(&i) || self.persisted[i] == fingerprint {
                 continue;
             }
+            // A delta's bytes are patches, not a bundle to start from; as OPA, the snapshot
+            // they patched stays the persisted one.
+            if self.active[i].as_ref().is_some_and(|b| b.from_delta) {
+                continue;
+            }
             let dir = dir.clone();
             let name = source.name.clone();
             let bytes = download.bytes;

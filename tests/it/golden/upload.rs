@@ -51,6 +51,8 @@ fn poll_shape(headers: Vec<(String, String)>) -> String {
     let mut shape: Vec<String> = headers
         .into_iter()
         .filter(|(k, _)| !["host", "user-agent", "content-length"].contains(&k.as_str()))
+        // `Accept: */*` says what no Accept header says (RFC 9110 §12.5.1).
+        .filter(|(k, v)| !(k == "accept" && v == "*/*"))
         .map(|(k, v)| match k.as_str() {
             "if-none-match" => "if-none-match: <etag>".to_string(),
             _ => format!("{k}: {v}"),
