@@ -77,28 +77,51 @@ pub fn compile_with_data(
     options: CompileOptions,
     pushed: &Value,
 ) -> Result<PolicySet, CompileError> {
+    compile_timed(bundles, options, pushed).0
+}
+
+/// How long the stages of one compilation took, as far as it got: parsing the modules, then
+/// the rest (checks, data, analysis, validation). Bundle statuses report them as OPA's
+/// `timer_rego_module_parse_ns` and `timer_rego_module_compile_ns`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompileStages {
+    pub parse: Option<Duration>,
+    pub compile: Option<Duration>,
+}
+
+/// `compile_with_data`, with the time each stage took, also when it failed. A compilation
+/// given up (timeout, lost thread) reports no stage.
+pub fn compile_timed(
+    bundles: &[Arc<Bundle>],
+    options: CompileOptions,
+    pushed: &Value,
+) -> (Result<PolicySet, CompileError>, CompileStages) {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     let (bundles, pushed) = (bundles.to_vec(), pushed.clone());
     let spawned = std::thread::Builder::new()
         .name("verdict-compile".into())
         .stack_size(COMPILE_STACK)
         .spawn(move || {
+            let mut stages = CompileStages::default();
             // Parsing and merging run inside regorus too: a panic there refuses the bundles.
             let compiled = catch_unwind(AssertUnwindSafe(|| {
-                compile_unguarded(&bundles, options, &pushed)
+                compile_unguarded(&bundles, options, &pushed, &mut stages)
             }))
             .unwrap_or(Err(CompileError::EngineFault));
-            let _ = tx.send(compiled);
+            let _ = tx.send((compiled, stages));
         });
     if spawned.is_err() {
-        return Err(CompileError::EngineFault);
+        return (Err(CompileError::EngineFault), CompileStages::default());
     }
     match rx.recv_timeout(options.compile_timeout) {
         Ok(compiled) => compiled,
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-            Err(CompileError::Timeout(options.compile_timeout))
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => (
+            Err(CompileError::Timeout(options.compile_timeout)),
+            CompileStages::default(),
+        ),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            (Err(CompileError::EngineFault), CompileStages::default())
         }
-        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(CompileError::EngineFault),
     }
 }
 
@@ -156,11 +179,13 @@ fn compile_unguarded(
     bundles: &[Arc<Bundle>],
     options: CompileOptions,
     pushed: &Value,
+    stages: &mut CompileStages,
 ) -> Result<PolicySet, CompileError> {
     let refs: Vec<&Bundle> = bundles.iter().map(Arc::as_ref).collect();
     if options.check_overlap {
         bundle::check_overlap(&refs)?;
     }
+    let parsing = std::time::Instant::now();
 
     let mut engine = Engine::new();
     engine.set_policy_length_config(guard::length_config());
@@ -224,9 +249,26 @@ fn compile_unguarded(
             Err(e) => errors.push(error::parse_error(&format!("{e:#}"))),
         }
     }
+    stages.parse = Some(parsing.elapsed());
     if !errors.is_empty() {
         return Err(CompileError::Modules(errors));
     }
+    let compiling = std::time::Instant::now();
+    let compiled = compile_parsed(engine, &refs, options, pushed, modules, parts, &context);
+    stages.compile = Some(compiling.elapsed());
+    compiled
+}
+
+/// The modules parsed into `engine`: everything else a compilation does.
+fn compile_parsed(
+    mut engine: Engine,
+    refs: &[&Bundle],
+    options: CompileOptions,
+    pushed: &Value,
+    modules: Vec<PolicyModule>,
+    parts: Vec<usize>,
+    context: &rewrite::Context,
+) -> Result<PolicySet, CompileError> {
     // Queries (the Query API, `eval`) are Rego v1, whatever the last module was.
     engine.set_rego_v0(false);
     // Last, so that the modules above keep their places in `parts`.
@@ -252,9 +294,9 @@ fn compile_unguarded(
             index
         })
         .collect();
-    check_packages_in_roots(&refs, &modules, &indexes)?;
+    check_packages_in_roots(refs, &modules, &indexes)?;
 
-    for b in &refs {
+    for b in refs {
         for (file, document) in b.data_documents() {
             engine
                 .add_data(document)

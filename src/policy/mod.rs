@@ -32,7 +32,7 @@ use regorus::{Engine, Value};
 
 use crate::bundle;
 
-pub use compile::{compile, compile_with_data, CompileOptions};
+pub use compile::{compile, compile_timed, compile_with_data, CompileOptions, CompileStages};
 pub use error::{CompileError, EvalError, Location, RegoError};
 pub use path::DataPath;
 use path::Segment;

@@ -2,7 +2,12 @@
 //! bundle's status changes, and logs it when `console` is on.
 //!
 //! Only the latest report matters, so changes that arrive during an upload or a backoff are
-//! folded into the next one; a failed upload is retried with backoff and jitter.
+//! folded into the next one; a failed upload is retried with backoff and jitter. Each report
+//! that does not reach the service on its own is counted under OPA's name for it,
+//! `counter_status_dropped_buffer_limit_exceeded`: a failed upload's (its news goes in the
+//! next one), and every change but the first that arrives while an upload or a retry is under
+//! way (one waits for the next report, as in OPA's one-report buffer; the others are
+//! replaced before they are sent).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,7 +48,7 @@ impl StatusUploader {
         let mut changes = self.state.subscribe();
         let mut failures = 0u32;
         loop {
-            changes.borrow_and_update();
+            let before = changes.borrow_and_update().status_updates;
             let report = status::report(&self.state);
             if self.console {
                 match serde_json::to_string(&report) {
@@ -58,6 +63,7 @@ impl StatusUploader {
             match sent {
                 Ok(()) => {
                     failures = 0;
+                    self.dropped(changes.borrow().status_updates - before, 0);
                     if changes.changed().await.is_err() {
                         return;
                     }
@@ -65,8 +71,21 @@ impl StatusUploader {
                 Err(e) => {
                     failures = failures.saturating_add(1);
                     tracing::warn!(error = %e, "status upload failed; retrying");
+                    self.dropped(0, 1);
                     tokio::time::sleep(backoff(failures, MAX_RETRY_DELAY)).await;
+                    self.dropped(changes.borrow().status_updates - before, 0);
                 }
+            }
+        }
+    }
+
+    /// Counts the reports lost: `failed` that were not delivered, and all but the first of
+    /// `changes` that came while one was under way.
+    fn dropped(&self, changes: u64, failed: u64) {
+        if let Some(metrics) = &self.state.metrics {
+            let dropped = failed + changes.saturating_sub(1);
+            if dropped > 0 {
+                metrics.status_reports_dropped_add(dropped);
             }
         }
     }

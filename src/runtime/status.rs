@@ -1,15 +1,15 @@
 //! Per-bundle status in OPA's status-API shape: active revision, last activation, and the
 //! error of the last failed load, so a rejected bundle is visible while the old one serves.
 
-use std::collections::BTreeMap;
+mod report;
+
 use std::time::{Duration, SystemTime};
 
 use serde::{Serialize, Serializer};
-use serde_json::Value as Json;
 
-use super::AppState;
-use crate::policy::{CompileError, RegoError};
+use crate::policy::{CompileError, CompileStages, RegoError};
 use crate::telemetry::metrics::BundleFigures;
+pub use report::{labels, plugin_states, report, PluginState, Report, ReportMetrics};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BundleStatus {
@@ -55,6 +55,9 @@ pub struct BundleStatus {
     /// The HTTP status of a failed download.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_code: Option<u16>,
+    /// Downloaded from a bundle server (OPA's bundle plugin), not given with `-b`.
+    #[serde(skip)]
+    pub remote: bool,
     /// Activations and failures so far, for the Prometheus counters.
     #[serde(skip)]
     pub loaded: u64,
@@ -91,9 +94,17 @@ impl Timestamp {
     }
 }
 
+/// A bundle's `metrics`: the last request, and when it brought a bundle, the stages of
+/// reading and compiling it as far as they got (OPA's timers, in OPA's key order).
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct RequestMetrics {
     pub timer_bundle_request_ns: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timer_rego_load_bundles_ns: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timer_rego_module_compile_ns: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timer_rego_module_parse_ns: Option<u64>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -122,6 +133,7 @@ impl BundleStatus {
             errors: Vec::new(),
             metrics: None,
             http_code: None,
+            remote,
             loaded: 0,
             failed: 0,
             failures: std::collections::BTreeMap::new(),
@@ -208,6 +220,21 @@ impl BundleStatus {
         self.requested(at, request_time);
     }
 
+    /// How long reading the download just recorded took (OPA's `timer_rego_load_bundles_ns`).
+    pub fn read_in(&mut self, took: Duration) {
+        if let Some(m) = self.metrics.as_mut() {
+            m.timer_rego_load_bundles_ns = Some(nanos(took));
+        }
+    }
+
+    /// How far compiling the download just recorded got, and how long each stage took.
+    pub fn compiled_in(&mut self, stages: &CompileStages) {
+        if let Some(m) = self.metrics.as_mut() {
+            m.timer_rego_module_parse_ns = stages.parse.map(nanos);
+            m.timer_rego_module_compile_ns = stages.compile.map(nanos);
+        }
+    }
+
     /// A request whose outcome is recorded separately.
     pub fn requested(&mut self, at: SystemTime, request_time: Duration) {
         self.last_request = Some(at);
@@ -253,9 +280,16 @@ impl BundleStatus {
 impl From<Duration> for RequestMetrics {
     fn from(d: Duration) -> Self {
         RequestMetrics {
-            timer_bundle_request_ns: u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
+            timer_bundle_request_ns: nanos(d),
+            timer_rego_load_bundles_ns: None,
+            timer_rego_module_compile_ns: None,
+            timer_rego_module_parse_ns: None,
         }
     }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Distinct failure texts counted apart per bundle (OPA: all): a text can carry file names.
@@ -285,116 +319,5 @@ fn rfc3339_opt<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::
     match t {
         Some(t) => s.serialize_str(&rfc3339(*t)),
         None => s.serialize_none(),
-    }
-}
-
-/// A plugin's state in OPA's status report.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct PluginState {
-    pub state: &'static str,
-}
-
-/// OPA's status report: what `GET /v1/status` answers and the status plugin uploads.
-#[derive(Debug, Serialize)]
-pub struct Report {
-    pub labels: BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub bundles: BTreeMap<String, BundleStatus>,
-    /// The decision-log uploader's status, present when it uploads. verdict's uploader does
-    /// not report its last failure here yet (it is counted in
-    /// `verdict_decision_log_upload_failures_total`), so this is OPA's `{}`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub decision_logs: Option<BTreeMap<String, Json>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub metrics: Option<ReportMetrics>,
-    pub plugins: BTreeMap<&'static str, PluginState>,
-    /// verdict's own: under `verdict.engine: auto`, the engine serving each entrypoint of the
-    /// active revision and its VM counters.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub engines: Vec<crate::policy::vm::EntryStatus>,
-}
-
-/// `status.prometheus: true`: every metric family, as OPA's report carries them.
-#[derive(Debug, Serialize)]
-pub struct ReportMetrics {
-    pub prometheus: Json,
-}
-
-/// OPA's labels: the configured ones plus `id` (per process) and `version`.
-pub fn labels(state: &AppState) -> BTreeMap<String, String> {
-    let mut labels = state.config.labels.clone();
-    labels.insert("id".into(), state.instance_id.clone());
-    labels.insert("version".into(), env!("CARGO_PKG_VERSION").into());
-    labels
-}
-
-/// Plugin states as OPA names them: bundle loading is the "bundle" plugin, the status upload
-/// the "status" plugin, decision logging "decision_logs", the Envoy gRPC server
-/// "envoy_ext_authz_grpc". OPA always runs a "discovery" plugin, which is OK when no
-/// discovery is configured; verdict reports that state too when none is configured, so that
-/// tools waiting for OPA's set of plugins see it (a configured `discovery`, which verdict does
-/// not implement, is not reported as working).
-pub fn plugin_states(state: &AppState) -> BTreeMap<&'static str, &'static str> {
-    let mut plugins = BTreeMap::new();
-    let config = &state.config;
-    if config.decision_logs.is_some() {
-        plugins.insert("decision_logs", "OK");
-    }
-    if !config.not_implemented.contains_key("discovery") {
-        plugins.insert("discovery", "OK");
-    }
-    if config.plugins.envoy_ext_authz_grpc.is_some() {
-        plugins.insert("envoy_ext_authz_grpc", "OK");
-    }
-    if !state.bundle_status().is_empty() {
-        let ready = if state.bundles_ready() {
-            "OK"
-        } else {
-            "NOT_READY"
-        };
-        plugins.insert("bundle", ready);
-    }
-    if state.config.remote.status.is_some() {
-        plugins.insert("status", "OK");
-    }
-    plugins
-}
-
-pub fn report(state: &AppState) -> Report {
-    let plugins = plugin_states(state);
-    let config = &state.config;
-    let uploads_logs = config
-        .decision_logs
-        .as_ref()
-        .is_some_and(|d| d.service.is_some());
-    let prometheus = config.remote.status.as_ref().is_some_and(|s| s.prometheus);
-    let metrics = match (&state.metrics, prometheus) {
-        (Some(metrics), true) => {
-            let states: Vec<(&str, &str)> = plugins.iter().map(|(k, v)| (*k, *v)).collect();
-            Some(ReportMetrics {
-                prometheus: crate::telemetry::protojson::families(&metrics.gather(&states)),
-            })
-        }
-        _ => None,
-    };
-    Report {
-        labels: labels(state),
-        bundles: state
-            .bundle_status()
-            .iter()
-            .map(|b| (b.name.clone(), b.clone()))
-            .collect(),
-        decision_logs: uploads_logs.then(BTreeMap::new),
-        metrics,
-        plugins: plugins
-            .into_iter()
-            .map(|(name, state)| (name, PluginState { state }))
-            .collect(),
-        engines: state
-            .snapshot()
-            .policy
-            .fast_path()
-            .map(|f| f.status())
-            .unwrap_or_default(),
     }
 }

@@ -5,6 +5,7 @@
 //! Labels carry only bounded values: handler names, status codes, bundle names and
 //! revisions, and decision paths that the loaded policy defines. Never input values.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -47,6 +48,10 @@ pub struct Metrics {
     spool: SpoolMetrics,
     connections: ConnMetrics,
     proxy: ProxyMetrics,
+    /// Status reports that never reached the status service on their own (OPA's
+    /// `counter_status_dropped_buffer_limit_exceeded`, which is no Prometheus family: it
+    /// shows only in the status report's metrics).
+    status_dropped: AtomicU64,
     /// Serialises scrapes and bundle updates, so that a scrape never sees a family half
     /// written.
     scrape: Mutex<()>,
@@ -166,6 +171,7 @@ impl Metrics {
             spool: SpoolMetrics::new()?,
             connections: ConnMetrics::new()?,
             proxy: ProxyMetrics::new()?,
+            status_dropped: AtomicU64::new(0),
             registry,
             scrape: Mutex::new(()),
         };
@@ -230,6 +236,16 @@ impl Metrics {
         self.bundle_loading
             .with_label_values(&[name, "timer_bundle_request_ns"])
             .observe(took.as_nanos() as f64);
+    }
+
+    /// `count` status reports that the status service did not get on their own.
+    pub fn status_reports_dropped_add(&self, count: u64) {
+        self.status_dropped.fetch_add(count, Ordering::Relaxed);
+    }
+
+    /// Status reports the status service did not get on their own, so far.
+    pub fn status_reports_dropped(&self) -> u64 {
+        self.status_dropped.load(Ordering::Relaxed)
     }
 
     /// The listeners' families: refused connections and failed accepts.

@@ -52,3 +52,4 @@ mod remote_faults;
 mod remote_trust;
 mod signing;
 mod signing_cli;
+mod status_report;

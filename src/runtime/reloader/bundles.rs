@@ -6,14 +6,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use tokio::sync::oneshot;
 
 use super::remote::Download;
 use super::{present, Reloader};
 use crate::bundle::{Bundle, Location};
-use crate::policy::{self, CompileError, PolicySet};
+use crate::policy::{self, CompileError, CompileStages, PolicySet};
 use crate::runtime::watcher::Watcher;
 use crate::runtime::{pushed, ActiveBundle, AppState};
 
@@ -29,6 +29,8 @@ struct Candidate {
     index: usize,
     bundle: Arc<Bundle>,
     size: u64,
+    /// Came from a download, whose status reports how long each stage took.
+    downloaded: bool,
 }
 
 impl Reloader {
@@ -130,9 +132,10 @@ impl Reloader {
         let now = SystemTime::now();
         let loaded = match (&source.location, download) {
             (Location::Remote { .. }, Some(d)) => {
+                let reading = Instant::now();
                 let serving = self.active[i].as_deref();
                 let loaded = Bundle::from_download(source, &d.bytes, self.load, serving);
-                d.record(&mut self.statuses[i], &loaded);
+                d.record(&mut self.statuses[i], &loaded, reading.elapsed());
                 loaded
             }
             // Nothing new to read for a remote bundle on SIGHUP: its poller brings it.
@@ -181,6 +184,7 @@ impl Reloader {
             index: i,
             bundle,
             size,
+            downloaded: download.is_some(),
         })
     }
 
@@ -198,13 +202,14 @@ impl Reloader {
             active[c.index] = Some(c.bundle.clone());
             pushed = pushed::erase(&pushed, &c.bundle.manifest.root_paths());
         }
-        let set = policy::compile_with_data(
+        let (compiled, stages) = policy::compile_timed(
             &present(&active, self.api_bundle.as_ref()),
             self.compile,
             &pushed,
-        )
-        .ok()?;
+        );
+        let set = compiled.ok()?;
         let now = SystemTime::now();
+        self.timed(candidates, &stages);
         let activated = candidates.iter().map(|c| self.activated(c, now)).collect();
         accepted.extend(candidates.iter().map(|c| c.index));
         self.active = active;
@@ -227,11 +232,13 @@ impl Reloader {
             active[c.index] = Some(c.bundle.clone());
             let erased = pushed::erase(&pushed, &c.bundle.manifest.root_paths());
             let now = SystemTime::now();
-            match policy::compile_with_data(
+            let (result, stages) = policy::compile_timed(
                 &present(&active, self.api_bundle.as_ref()),
                 self.compile,
                 &erased,
-            ) {
+            );
+            self.timed(std::slice::from_ref(c), &stages);
+            match result {
                 Ok(set) => {
                     pushed = erased;
                     activated.push(self.activated(c, now));
@@ -244,6 +251,14 @@ impl Reloader {
         }
         self.keep_pushed(pushed);
         compiled.map(|(set, at)| (set, at, activated))
+    }
+
+    /// Records in the statuses of the downloads among `candidates` how long compiling them
+    /// took, as far as it got.
+    fn timed(&mut self, candidates: &[Candidate], stages: &CompileStages) {
+        for c in candidates.iter().filter(|c| c.downloaded) {
+            self.statuses[c.index].compiled_in(stages);
+        }
     }
 
     fn activated(&mut self, c: &Candidate, now: SystemTime) -> ActiveBundle {

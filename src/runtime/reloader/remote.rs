@@ -24,10 +24,16 @@ impl Download {
         self.bytes.len() as u64
     }
 
-    /// Records the request in the status. As in OPA, a download that cannot be read (not
-    /// gzip, torn, unverified, bad manifest) is a failed request, while one that reads but
-    /// does not activate (data outside its roots, a compile error) was still downloaded.
-    pub fn record(&self, status: &mut BundleStatus, loaded: &Result<Bundle, LoadError>) {
+    /// Records the request in the status, with how long reading it took (`read`). As in OPA,
+    /// a download that cannot be read (not gzip, torn, unverified, bad manifest) is a failed
+    /// request, while one that reads but does not activate (data outside its roots, a compile
+    /// error) was still downloaded.
+    pub fn record(
+        &self,
+        status: &mut BundleStatus,
+        loaded: &Result<Bundle, LoadError>,
+        read: Duration,
+    ) {
         let downloaded = match loaded {
             Ok(_) => true,
             Err(e) => matches!(e.error, BundleError::DataOutsideRoots { .. }),
@@ -37,6 +43,7 @@ impl Download {
         } else {
             status.requested(self.at, self.request_time);
         }
+        status.read_in(read);
     }
 }
 

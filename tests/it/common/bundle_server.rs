@@ -24,7 +24,7 @@ pub enum Mode {
         etag: String,
         long_poll: bool,
     },
-    /// Answer with this status and no bundle.
+    /// Answer bundle requests with this status and no bundle (report uploads are still taken).
     Status(u16),
     /// Promise the whole bundle, send half, then drop the connection.
     Truncated(Bytes),
@@ -163,14 +163,13 @@ async fn handle(State(control): State<Arc<Control>>, req: Request) -> Response {
     let path = req.uri().path().to_string();
     let headers = req.headers().clone();
     if req.method() == axum::http::Method::POST {
-        // A report upload: recorded, and answered as the mode says for failures.
+        // A report upload: recorded and taken, whatever the bundle endpoint answers, as OPA's
+        // recorded control plane took every status and decision-log upload while its bundle
+        // endpoint failed (D-bundle-polling-protocol.log, phases 6, 8 and 9).
         let body = axum::body::to_bytes(req.into_body(), 64 << 20)
             .await
             .unwrap_or_default();
-        let status = match &*control.mode.borrow() {
-            Mode::Status(code) => *code,
-            _ => 200,
-        };
+        let status = 200;
         control.seen.lock().unwrap().push(Seen {
             method: "POST".into(),
             path,

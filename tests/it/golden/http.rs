@@ -143,6 +143,8 @@ async fn instance(kind: &str, dir: &Path, pushed_data: &Path) -> Server {
         }
         other => panic!("no instance {other}"),
     };
+    // OPA was run without `--watch`; verdict watches unless told not to (`--no-watch`).
+    config.verdict.watch = false;
     // Each run starts from no pushed data, as the recorded OPA did, and leaves none behind.
     config.remote.persistence_directory = pushed_data.join(kind);
     Server::start(config, vec![source]).await

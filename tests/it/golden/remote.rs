@@ -65,6 +65,15 @@ pub async fn replay(dir: &Path, cases: &[Case]) -> Vec<(String, Option<String>)>
     let persist = tempfile::tempdir().unwrap();
     let server = start(config(dir, &bundles, persist.path())).await;
     server.wait_for_revision("payments-2025-01-01.1").await;
+    // OPA's D-status-v1 was taken after a poll answered 304 (its last successful request is
+    // later than its download): the bundle's metrics are that request's, not the download's.
+    server
+        .wait_until("a poll answered 304 after the activation", |s| {
+            s.bundle_status().iter().any(|b| {
+                b.last_successful_request.at() > b.last_successful_download.at() && b.is_activated()
+            })
+        })
+        .await;
     replay
         .ask(
             &server,
