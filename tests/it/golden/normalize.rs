@@ -34,7 +34,7 @@ pub fn family_names(content_type: Option<&str>, bytes: &[u8]) -> BTreeSet<String
 /// `only`, metric families of other names are left out: a server may expose more families
 /// than OPA's without a client of OPA's noticing.
 pub fn body(content_type: Option<&str>, bytes: &[u8], only: Option<&BTreeSet<String>>) -> String {
-    let text = String::from_utf8_lossy(bytes).into_owned();
+    let text = without_member(&String::from_utf8_lossy(bytes), "engines");
     if is_exposition(content_type) {
         return render(parse_exposition(&text), only);
     }
@@ -90,24 +90,52 @@ fn prometheus_span(text: &str) -> Option<(usize, usize)> {
     if !text[start..].starts_with('{') {
         return None;
     }
+    Some((start, start + value_len(&text[start..])?))
+}
+
+/// The length of the JSON object or array `text` starts with.
+fn value_len(text: &str) -> Option<usize> {
     let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for (i, c) in text[start..].char_indices() {
+    for (i, c) in text.char_indices() {
         match (in_string, escaped, c) {
             (true, true, _) => escaped = false,
             (true, false, '\\') => escaped = true,
             (true, false, '"') => in_string = false,
             (false, _, '"') => in_string = true,
-            (false, _, '{') => depth += 1,
-            (false, _, '}') => {
+            (false, _, '{' | '[') => depth += 1,
+            (false, _, '}' | ']') => {
                 depth -= 1;
                 if depth == 0 {
-                    return Some((start, start + i + 1));
+                    return Some(i + 1);
                 }
             }
             _ => {}
         }
     }
     None
+}
+
+/// `text` without the member `"key": [...]` that follows another member: a field verdict adds
+/// to an OPA document (the `engines` of `/v1/status`), which OPA's clients skip as unknown.
+fn without_member(text: &str, key: &str) -> String {
+    let quoted = format!("\"{key}\":");
+    let Some(at) = text.find(&quoted) else {
+        return text.to_string();
+    };
+    let Some(comma) = text[..at].trim_end().strip_suffix(',').map(str::len) else {
+        return text.to_string();
+    };
+    let after = at + quoted.len();
+    let Some(start) = text[after..]
+        .find(|c: char| !c.is_whitespace())
+        .map(|n| after + n)
+    else {
+        return text.to_string();
+    };
+    match value_len(&text[start..]) {
+        Some(len) => format!("{}{}", &text[..comma], &text[start + len..]),
+        None => text.to_string(),
+    }
 }
 
 /// A family is compared by name, help, type and label names. Its values and label values
@@ -198,6 +226,11 @@ fn normalization_keeps_everything_but_ids_times_and_values() {
     );
     let t = br#"{"a":"2026-11-24T16:38:53.7129827Z","b":"0001-01-01T00:00:00Z"}"#;
     assert_eq!(body(None, t, None), r#"{"a":"<time>","b":"<never>"}"#);
+    // verdict's own status member goes, compact or pretty; everything else stays.
+    let e = br#"{"result":{"plugins":{"a":1},"engines":[{"path":"p","x":["]"]}]}}"#;
+    assert_eq!(body(None, e, None), r#"{"result":{"plugins":{"a":1}}}"#);
+    let p = b"{\n  \"plugins\": {},\n  \"engines\": [\n    {}\n  ]\n}\n";
+    assert_eq!(body(None, p, None), "{\n  \"plugins\": {}\n}\n");
 }
 
 #[test]
