@@ -262,14 +262,12 @@ mod tests {
     use crate::bundle::LoadOptions;
 
     fn bundle(files: &[(&str, &str)]) -> Result<Bundle, BundleError> {
-        let files = files
-            .iter()
-            .map(|(path, text)| RawFile {
-                path: path.to_string(),
-                bytes: text.as_bytes().to_vec(),
-            })
-            .collect();
-        Bundle::from_files("b", "", files, LoadOptions::default())
+        Bundle::from_files(
+            "b",
+            "",
+            crate::bundle::files_of(files),
+            LoadOptions::default(),
+        )
     }
 
     fn base() -> Bundle {

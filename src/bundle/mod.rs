@@ -222,3 +222,15 @@ impl Bundle {
         )
     }
 }
+
+/// Raw files from (path, text) pairs, for the tests that build bundles in memory.
+#[cfg(test)]
+pub(crate) fn files_of(files: &[(&str, &str)]) -> Vec<RawFile> {
+    files
+        .iter()
+        .map(|(path, text)| RawFile {
+            path: path.to_string(),
+            bytes: text.as_bytes().to_vec(),
+        })
+        .collect()
+}

@@ -6,13 +6,7 @@ use crate::policy::{DataPath, Query};
 
 /// A bundle `b` of these (path, text) files, for the decision core's tests.
 pub(crate) fn bundle_of(files: &[(&str, &str)]) -> Arc<Bundle> {
-    let files = files
-        .iter()
-        .map(|(path, text)| RawFile {
-            path: path.to_string(),
-            bytes: text.as_bytes().to_vec(),
-        })
-        .collect();
+    let files = crate::bundle::files_of(files);
     Arc::new(Bundle::from_files("b", "", files, LoadOptions::default()).unwrap())
 }
 

@@ -202,25 +202,7 @@ async fn a_bad_bundle_is_refused_and_the_last_good_one_keeps_serving() {
             shown.contains("bundle_error"),
             "{what}: /v1/status shows it: {shown}"
         );
-        let plain = server
-            .raw(&request("GET", "/health?bundles", &[], b""))
-            .await;
-        assert_eq!(
-            (plain.status, plain.json()),
-            (200, serde_json::json!({})),
-            "OPA's body"
-        );
-        let health = server
-            .raw(&request("GET", "/health?bundles&warnings", &[], b""))
-            .await;
-        assert_eq!(
-            health.status, 200,
-            "{what}: still ready, the last good bundle serves"
-        );
-        let warning = health.json()["warnings"][0]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
+        let warning = common::health::rejection_warning(&server).await;
         assert!(
             warning.contains("update rejected") && warning.contains("\"good-1\" still serving"),
             "{what}: /health?bundles names the rejection: {warning}"

@@ -247,19 +247,7 @@ async fn bad_reloads_are_rejected_in_status_while_the_last_good_revision_serves(
             .await
             .json();
         assert!(report.to_string().contains(expected), "{report}");
-        let plain = server
-            .raw(&request("GET", "/health?bundles", &[], b""))
-            .await;
-        assert_eq!(
-            (plain.status, plain.json()),
-            (200, serde_json::json!({})),
-            "OPA's body"
-        );
-        let health = server
-            .raw(&request("GET", "/health?bundles&warnings", &[], b""))
-            .await;
-        assert_eq!(health.status, 200);
-        let warning = health.json()["warnings"][0].as_str().unwrap().to_string();
+        let warning = common::health::rejection_warning(&server).await;
         assert!(warning.contains(expected), "{warning}");
     }
 

@@ -4,7 +4,7 @@
 
 use regorus::Value;
 
-use crate::bundle::{Bundle, LoadOptions, RawFile};
+use crate::bundle::{Bundle, LoadOptions};
 use crate::policy::{compile, CompileOptions, DataPath, PolicySet, Query};
 
 fn rewrite(text: &str) -> String {
@@ -12,13 +12,7 @@ fn rewrite(text: &str) -> String {
 }
 
 fn set(files: &[(&str, &str)]) -> PolicySet {
-    let files = files
-        .iter()
-        .map(|(path, text)| RawFile {
-            path: path.to_string(),
-            bytes: text.as_bytes().to_vec(),
-        })
-        .collect();
+    let files = crate::bundle::files_of(files);
     let bundle = Bundle::from_files("t", "", files, LoadOptions::default())
         .unwrap_or_else(|e| panic!("{e}"));
     match compile(&[std::sync::Arc::new(bundle)], CompileOptions::default()) {

@@ -205,6 +205,10 @@ fn compile(engine: &Engine, key: &str) -> Result<Arc<Program>, String> {
 /// memory (a loaded machine, not the policy): such an input decides nothing.
 fn interpret(engine: &mut Engine, key: &str, input: Value) -> Result<Option<Value>, ()> {
     engine.set_input(input);
+    // verdict's own builtins loop outside regorus's timer (`numbers.range(1, input.n)` with a
+    // generated `n`): they read the limit from their thread, as in a decision.
+    let _deadline = crate::policy::builtins::deadline_scope(VERIFY_EVAL_LIMIT);
+    let _strict = crate::policy::builtins::strict_scope(false);
     match catch_unwind(AssertUnwindSafe(|| engine.eval_rule(key.to_string()))) {
         Ok(Ok(value)) => Ok(Some(value)),
         Ok(Err(e)) => match crate::policy::error::from_engine(&e, INTERPRETER_LIMIT) {
@@ -266,5 +270,40 @@ fn with_inputs(query: &Query, out: &mut Vec<String>) {
         if let Literal::Every { query, .. } = &stmt.literal {
             with_inputs(query, out);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use regorus::{Engine, Value};
+
+    #[test]
+    fn verdicts_own_builtins_stop_at_the_verification_limit() {
+        // A generated input can ask a builtin of verdict's own for far more than a decision
+        // would: it must stop at the verification's limit, not fill the memory.
+        let (done, finished) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut engine = Engine::new();
+            crate::policy::builtins::register(&mut engine).unwrap();
+            engine
+                .add_policy(
+                    "p.rego".into(),
+                    "package p\n\nx := count(numbers.range(1, input.n))\n".into(),
+                )
+                .unwrap();
+            engine.set_execution_timer_config(regorus::utils::limits::ExecutionTimerConfig {
+                limit: super::VERIFY_EVAL_LIMIT,
+                check_interval: crate::policy::compile::CHECK_INTERVAL,
+            });
+            let input = Value::from_json_str(r#"{"n": 1000000000000}"#).unwrap();
+            let _ = done.send(super::interpret(&mut engine, "data.p.x", input));
+        });
+        let outcome = finished
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the evaluation stops");
+        assert_eq!(outcome, Err(()), "out of time: the input decides nothing");
     }
 }

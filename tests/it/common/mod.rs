@@ -21,6 +21,7 @@ pub mod bundle_server;
 pub mod collector;
 pub mod decision_log;
 pub mod grpc;
+pub mod health;
 pub mod pki;
 pub mod remote;
 pub mod running;
