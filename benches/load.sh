@@ -69,8 +69,10 @@ for rev in a b; do
 done
 cp "$WORK/bundle-a.tar.gz" "$WORK/bundle.tar.gz"
 
+# VERDICT_ARGS adds flags to this instance, e.g. "--set verdict.engine=interpreter".
+# shellcheck disable=SC2086
 ./target/release/verdict run --addr "$VERDICT_ADDR" --grpc-addr "$VERDICT_GRPC" \
-    -b "$WORK/bundle.tar.gz" --log-level info 2>"$OUT/verdict.log" &
+    -b "$WORK/bundle.tar.gz" --log-level info ${VERDICT_ARGS:-} 2>"$OUT/verdict.log" &
 PIDS+=($!)
 ./target/release/examples/baseline "$BASELINE_ADDR" &
 PIDS+=($!)
