@@ -14,6 +14,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use p256::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 use regorus::Value;
 use verdict::bundle::{Bundle, LoadOptions, RawFile};
+use verdict::policy::vm::{EngineChoice, VmOptions};
 use verdict::policy::{compile, CompileOptions, DataPath, PolicySet, Query};
 
 /// The RSA key generated for the unit tests; its certificate carries the public half.
@@ -42,7 +43,16 @@ fn policy(key: &str) -> PolicySet {
         },
     ];
     let bundle = Bundle::from_files("bench", "", files, LoadOptions::default()).expect("bundle");
-    compile(&[Arc::new(bundle)], CompileOptions::default()).expect("bundle compiles")
+    // The interpreter, as before the VM became the default: the figure is the builtin's, and
+    // a fast path verified part-way through the samples would mix two engines in one figure.
+    let options = CompileOptions {
+        vm: VmOptions {
+            engine: EngineChoice::Interpreter,
+            ..VmOptions::default()
+        },
+        ..CompileOptions::default()
+    };
+    compile(&[Arc::new(bundle)], options).expect("bundle compiles")
 }
 
 fn token(algorithm: Algorithm, key: &EncodingKey) -> Value {

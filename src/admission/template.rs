@@ -5,14 +5,13 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
-use regorus::utils::limits::ExecutionTimerConfig;
 use regorus::{Engine, Value};
 
 use super::resources::TemplateDoc;
 use super::LoadError;
-use crate::policy::compile::CHECK_INTERVAL;
 use crate::policy::engine::run_rule;
 use crate::policy::error::EvalError;
+use crate::policy::rewrite;
 use crate::policy::rules::{rule_key, ModuleIndex};
 use crate::policy::{error, guard};
 
@@ -89,18 +88,7 @@ fn compile_unguarded(doc: &TemplateDoc, data: &Value) -> Result<Template, LoadEr
         name: doc.name.clone(),
         message,
     };
-    let mut engine = Engine::new();
-    engine.set_policy_length_config(guard::length_config());
-    crate::policy::builtins::register(&mut engine).map_err(|e| rego_error(e.to_string()))?;
-    // Gatekeeper runs OPA with its default: a failing builtin is undefined, not an error.
-    engine.set_strict_builtin_errors(false);
-    // Validation runs every rule: a loop that never ends must not hang the reloader.
-    engine.set_execution_timer_config(ExecutionTimerConfig {
-        limit: COMPILE_LIMIT,
-        check_interval: CHECK_INTERVAL,
-    });
     let rego_v0 = !doc.rego.v1;
-    engine.set_rego_v0(rego_v0);
     let texts: Vec<(String, &str)> = std::iter::once((
         format!("{}/template.rego", doc.name),
         doc.rego.rego.as_str(),
@@ -114,18 +102,30 @@ fn compile_unguarded(doc: &TemplateDoc, data: &Value) -> Result<Template, LoadEr
     for (file, text) in &texts {
         guard::check_text(file, text).map_err(|e| rego_error(e.to_string()))?;
     }
-    // OPA's meaning where regorus reads the text differently, as for bundle modules.
-    let context =
-        crate::policy::rewrite::Context::of(texts.iter().map(|(f, t)| (f.as_str(), *t, rego_v0)));
-    let mut package = None;
-    for (file, text) in &texts {
-        let text = crate::policy::rewrite::module_in(file, text, rego_v0, &context);
-        let added = engine
-            .add_policy(file.clone(), text.into_owned())
-            .map_err(|e| rego_error(error::parse_error(&format!("{e:#}")).to_string()))?;
-        package.get_or_insert(added);
+    // The template and its libs in a new engine, with OPA's meaning where regorus reads the
+    // text differently, as for bundle modules.
+    let add_all = |context: &rewrite::Context| -> Result<(Engine, String), LoadError> {
+        // Gatekeeper runs OPA with its default (a failing builtin is undefined); validation
+        // runs every rule, and a loop that never ends must not hang the reloader.
+        let mut engine = crate::policy::assemble::new_engine(COMPILE_LIMIT)
+            .map_err(|e| rego_error(e.to_string()))?;
+        engine.set_rego_v0(rego_v0);
+        let mut package = None;
+        for (file, text) in &texts {
+            let text = rewrite::module_in(file, text, rego_v0, context);
+            let added = engine
+                .add_policy(file.clone(), text.into_owned())
+                .map_err(|e| rego_error(error::parse_error(&format!("{e:#}")).to_string()))?;
+            package.get_or_insert(added);
+        }
+        Ok((engine, package.unwrap_or_default()))
+    };
+    let mut context = rewrite::Context::of(texts.iter().map(|(_, t)| *t));
+    let (mut engine, mut package) = add_all(&context)?;
+    // Known once parsed: references into generic documents that also hold literal rules.
+    if context.learn_documents(engine.get_modules()) {
+        (engine, package) = add_all(&context)?;
     }
-    let package = package.unwrap_or_default();
     // Recursion would overflow the stack in validation below or in a review.
     guard::recursion::check(engine.get_modules()).map_err(|errors| {
         let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();

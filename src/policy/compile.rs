@@ -11,9 +11,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
-use regorus::utils::limits::ExecutionTimerConfig;
 use regorus::{Engine, Value};
 
+use super::assemble;
 use super::checks::{check_packages_in_roots, check_rules_against_data, validate_rules};
 use super::error::{self, CompileError};
 use super::guard;
@@ -186,19 +186,6 @@ fn compile_unguarded(
         bundle::check_overlap(&refs)?;
     }
     let parsing = std::time::Instant::now();
-
-    let mut engine = Engine::new();
-    engine.set_policy_length_config(guard::length_config());
-    super::builtins::register(&mut engine)?;
-    // OPA's default: a failing builtin makes its expression undefined, not the query an error.
-    engine.set_strict_builtin_errors(false);
-    engine.set_execution_timer_config(ExecutionTimerConfig {
-        limit: options.eval_timeout,
-        check_interval: CHECK_INTERVAL,
-    });
-
-    let mut modules = Vec::new();
-    let mut parts: Vec<usize> = Vec::new(); // How many engine modules each module became.
     let mut errors = Vec::new();
     // The texts regorus will parse, keywords leading references rewritten as OPA reads them
     // (a module may split in several); the rewrites below read them all first.
@@ -221,34 +208,32 @@ fn compile_unguarded(
             }
         }
     }
-    let context = rewrite::Context::of(prepared.iter().flat_map(|(_, m, texts)| {
-        texts
+    let mut context = rewrite::Context::of(
+        prepared
             .iter()
-            .map(move |t| (m.file.as_str(), t.as_str(), m.rego_v0))
-    }));
-    for (b, m, texts) in &prepared {
-        engine.set_rego_v0(m.rego_v0);
-        // OPA's meaning where regorus reads the module differently; `raw` stays as written.
-        let added = texts
-            .iter()
-            .map(|text| {
-                let text = rewrite::module_in(&m.file, text, m.rego_v0, &context).into_owned();
-                engine.add_policy(m.file.clone(), text)
-            })
-            .try_fold(0, |n, added| added.map(|_| n + 1));
-        match added {
-            Ok(n) => {
-                parts.push(n);
-                modules.push(PolicyModule {
-                    id: b.module_id(&m.path),
-                    file: m.file.clone(),
-                    raw: m.source.clone(),
-                    bundle: b.name.clone(),
-                })
-            }
-            Err(e) => errors.push(error::parse_error(&format!("{e:#}"))),
-        }
+            .flat_map(|(_, _, texts)| texts.iter().map(String::as_str)),
+    );
+    let mut added = assemble::add_modules(
+        assemble::new_engine(options.eval_timeout)?,
+        &prepared,
+        &context,
+    );
+    // References into generic documents that also hold literal rules are rewritten (rare):
+    // known once the modules are parsed, they are then added again.
+    if added.errors.is_empty() && context.learn_documents(added.engine.get_modules()) {
+        added = assemble::add_modules(
+            assemble::new_engine(options.eval_timeout)?,
+            &prepared,
+            &context,
+        );
     }
+    let assemble::Added {
+        engine,
+        modules,
+        parts,
+        errors: add_errors,
+    } = added;
+    errors.extend(add_errors);
     stages.parse = Some(parsing.elapsed());
     if !errors.is_empty() {
         return Err(CompileError::Modules(errors));

@@ -5,6 +5,7 @@
 //! request; each evaluation clones a warmed engine (a few hundred nanoseconds) and runs it
 //! under a time limit, with panics contained.
 
+pub(crate) mod assemble;
 pub mod ast;
 pub mod builtins;
 mod checks;

@@ -59,6 +59,14 @@ pub fn package_path(module: &Module) -> Vec<String> {
         .collect()
 }
 
+/// The path a rule of the package at `package` defines, up to the first variable of its head
+/// (`p.q[x]` in `package a` gives `a.p.q`).
+pub fn rule_path(package: &[String], rule: &Rule) -> Vec<String> {
+    let mut path = package.to_vec();
+    path.extend(ref_prefix(crate::policy::rewrite::walk::head_ref(rule)));
+    path
+}
+
 /// The leading constant segments of a reference: `a.b["c"][x]` gives `[a, b, c]`.
 pub fn ref_prefix(expr: &Expr) -> Vec<String> {
     let mut out = Vec::new();

@@ -39,6 +39,7 @@ mod hot_swap;
 mod limits;
 mod logging;
 mod metrics;
+mod metrics_alloc;
 mod opa_habits;
 mod policy_api;
 mod proxy;

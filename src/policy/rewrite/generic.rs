@@ -12,12 +12,12 @@
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 
-use regorus::unstable::{Expr, Module, Parser, Query, Rule, RuleHead, Source};
+use regorus::unstable::{Expr, Module, Parser, Query, Ref, Rule, RuleHead, Source};
 
 use super::edits::{self, Edit};
 use super::walk;
 use crate::policy::guard;
-use crate::policy::rules::ref_prefix;
+use crate::policy::rules::{ref_prefix, ModuleIndex};
 
 /// The generic documents that also hold rules written with a literal path.
 #[derive(Debug, Default, Clone)]
@@ -30,13 +30,15 @@ pub struct Documents {
 }
 
 impl Documents {
-    /// From every module's generic documents and rule paths.
-    pub fn new<'a>(
-        generic: BTreeSet<Vec<String>>,
-        rules: impl IntoIterator<Item = &'a Vec<String>>,
-    ) -> Documents {
+    /// From the modules compiled together, as the engine parsed them.
+    pub fn of(modules: &[Ref<Module>]) -> Documents {
+        let indexes: Vec<ModuleIndex> = modules.iter().map(|m| ModuleIndex::of(m)).collect();
+        let generic: BTreeSet<Vec<String>> = indexes
+            .iter()
+            .flat_map(|i| i.generic.iter().cloned())
+            .collect();
         let mut mixed = BTreeSet::new();
-        for rule in rules {
+        for rule in indexes.iter().flat_map(|i| &i.rules) {
             if let Some(g) = outermost(&generic, rule) {
                 mixed.insert(rule[..=g].to_vec());
             }

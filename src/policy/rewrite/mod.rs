@@ -46,10 +46,9 @@ pub mod keywords;
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 
-use regorus::unstable::{Module, Parser, Source};
+use regorus::unstable::{Module, Parser, Ref, Source};
 
 use super::guard;
-use super::rules::ModuleIndex;
 
 /// What the rewrites of one module need to know of the others compiled with it.
 #[derive(Debug, Default)]
@@ -61,31 +60,21 @@ pub struct Context {
 }
 
 impl Context {
-    /// The context of the modules `(file, text, rego_v0)` compiled together.
-    pub fn of<'a>(modules: impl IntoIterator<Item = (&'a str, &'a str, bool)> + Clone) -> Context {
-        let mocked = mocks::mocked(modules.clone().into_iter().map(|(_, text, _)| text));
-        let index =
-            |(file, text, rego_v0)| parsed(file, text, rego_v0).map(|(_, m)| ModuleIndex::of(&m));
-        // A generic head writes `]` before `.` or `[`: only such modules need a second parse
-        // to find one, and only when there is one do the others.
-        let generic: BTreeSet<Vec<String>> = modules
-            .clone()
-            .into_iter()
-            .filter(|(_, text, _)| text.contains("].") || text.contains("]["))
-            .filter_map(index)
-            .flat_map(|i| i.generic)
-            .collect();
-        let documents = if generic.is_empty() {
-            generic::Documents::default()
-        } else {
-            let rules: Vec<Vec<String>> = modules
-                .into_iter()
-                .filter_map(index)
-                .flat_map(|i| i.rules)
-                .collect();
-            generic::Documents::new(generic, &rules)
-        };
-        Context { mocked, documents }
+    /// The context of the module texts compiled together. Their generic documents are known
+    /// only once parsed: see `learn_documents`.
+    pub fn of<'a>(texts: impl IntoIterator<Item = &'a str>) -> Context {
+        Context {
+            mocked: mocks::mocked(texts),
+            documents: generic::Documents::default(),
+        }
+    }
+
+    /// Learns the generic documents of `modules`, the modules added with this context as the
+    /// engine parsed them. `true` when some also hold literal rules: the modules must then be
+    /// added again with this context (rare, and only then is anything parsed twice).
+    pub fn learn_documents(&mut self, modules: &[Ref<Module>]) -> bool {
+        self.documents = generic::Documents::of(modules);
+        !self.documents.is_empty()
     }
 
     /// What `generic` needs to rewrite ad-hoc queries against these modules.
@@ -98,18 +87,19 @@ impl Context {
     }
 }
 
-/// The text regorus should parse for `source`, or `source` itself when nothing differs. A text
-/// that does not parse is returned as it is: the engine reports the error where it is.
+/// The text regorus should parse for `source`, compiled alone (the rewrites' tests).
+#[cfg(test)]
 pub fn module<'a>(file: &str, source: &'a str, rego_v0: bool) -> Cow<'a, str> {
-    module_in(
-        file,
-        source,
-        rego_v0,
-        &Context::of([(file, source, rego_v0)]),
-    )
+    let mut context = Context::of([source]);
+    if let Some((_, parsed)) = parsed(file, source, rego_v0) {
+        context.learn_documents(&[Ref::new(parsed)]);
+    }
+    module_in(file, source, rego_v0, &context)
 }
 
-/// `module`, knowing the other modules compiled with it.
+/// The text regorus should parse for `source`, or `source` itself when nothing differs, knowing
+/// the other modules compiled with it. A text that does not parse is returned as it is: the
+/// engine reports the error where it is.
 pub fn module_in<'a>(
     file: &str,
     source: &'a str,

@@ -20,7 +20,8 @@ use std::ops::Bound;
 use regorus::unstable::{Module, Ref};
 
 use super::super::error::{Location, RegoError};
-use refs::{constant_prefix, package_path, references, rule_ref, RefPath, Seg};
+use crate::policy::rules;
+use refs::{references, RefPath, Seg};
 
 /// OPA's compiler stops at 10 errors; a cycle through thousands of rules is reported as much.
 const MAX_ERRORS: usize = 10;
@@ -39,10 +40,9 @@ pub fn check(modules: &[Ref<Module>]) -> Result<(), Vec<RegoError>> {
     let mut ids: HashMap<Vec<String>, usize> = HashMap::new();
     let mut heads = Vec::new();
     for module in modules {
-        let package = package_path(module);
+        let package = rules::package_path(module);
         for rule in &module.policy {
-            let mut path = package.clone();
-            path.extend(constant_prefix(rule_ref(rule)));
+            let path = rules::rule_path(&package, rule);
             let next = ids.len();
             let node = *ids.entry(path.clone()).or_insert_with(|| {
                 paths.push(path);

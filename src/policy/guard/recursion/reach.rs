@@ -5,8 +5,9 @@ use std::collections::{BTreeSet, HashMap};
 
 use regorus::unstable::{Module, Ref};
 
-use super::refs::{constant_prefix, package_path, references, rule_ref, RefPath, Seg};
+use super::refs::{references, RefPath, Seg};
 use super::PathIndex;
+use crate::policy::rules;
 
 /// Every rule definition reachable from `entry` (a path under `data`), as (module index, rule
 /// index) pairs into `modules`, the entry's own definitions included. A variable segment
@@ -16,10 +17,9 @@ pub fn reachable(modules: &[Ref<Module>], entry: &[String]) -> Vec<(usize, usize
     let mut ids: HashMap<Vec<String>, usize> = HashMap::new();
     let mut definitions: Vec<Vec<(usize, usize)>> = Vec::new();
     for (m, module) in modules.iter().enumerate() {
-        let package = package_path(module);
+        let package = rules::package_path(module);
         for (r, rule) in module.policy.iter().enumerate() {
-            let mut path = package.clone();
-            path.extend(constant_prefix(rule_ref(rule)));
+            let path = rules::rule_path(&package, rule);
             let next = ids.len();
             let node = *ids.entry(path.clone()).or_insert_with(|| {
                 paths.push(path);

@@ -20,35 +20,6 @@ pub(super) enum Seg {
 /// A reference's path under `data`.
 pub(super) type RefPath = Vec<Seg>;
 
-pub(super) fn package_path(module: &Module) -> Vec<String> {
-    constant_prefix(&module.package.refr)
-        .into_iter()
-        .skip_while(|s| s == "data")
-        .collect()
-}
-
-pub(super) fn rule_ref(rule: &Rule) -> &Expr {
-    match rule {
-        Rule::Spec { head, .. } => match head {
-            RuleHead::Compr { refr, .. }
-            | RuleHead::Set { refr, .. }
-            | RuleHead::Func { refr, .. } => refr,
-        },
-        Rule::Default { refr, .. } => refr,
-    }
-}
-
-/// The leading constant segments of a reference.
-pub(super) fn constant_prefix(expr: &Expr) -> Vec<String> {
-    let (head, path) = chain(expr);
-    head.into_iter()
-        .chain(path.into_iter().map_while(|s| match s {
-            Seg::Key(k) => Some(k),
-            _ => None,
-        }))
-        .collect()
-}
-
 /// A reference taken apart: its head variable (if it starts with one) and its segments.
 fn chain(expr: &Expr) -> (Option<String>, RefPath) {
     match expr {
@@ -83,7 +54,7 @@ fn chain(expr: &Expr) -> (Option<String>, RefPath) {
 /// The `data` paths a rule's references and calls may read.
 pub(super) fn references(module: &Module, rule: &Rule) -> Vec<RefPath> {
     let mut scope = Scope {
-        package: package_path(module),
+        package: crate::policy::rules::package_path(module),
         imports: imports(module),
         locals: BTreeSet::new(),
         found: Vec::new(),
