@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use crate::gojson;
-use crate::policy::{CompileError, Location, RegoError};
+use crate::policy::{CompileError, Location, ParseDetails, RegoError};
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
@@ -43,6 +43,8 @@ struct OutputError {
     code: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     location: Option<Location>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<ParseDetails>,
 }
 
 #[derive(Serialize)]
@@ -97,6 +99,7 @@ impl Failure {
                 message: self.text(),
                 code: "",
                 location: None,
+                details: None,
             }],
         }
     }
@@ -107,5 +110,6 @@ fn output_error(e: &RegoError) -> OutputError {
         message: e.message.clone(),
         code: e.code,
         location: e.location.clone(),
+        details: e.details.clone(),
     }
 }

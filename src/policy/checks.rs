@@ -67,6 +67,7 @@ pub(super) fn check_rules_against_data(
                 code: "rego_compile_error",
                 message: format!("conflicting rule for data path {} found", path.join("/")),
                 location: None,
+                details: None,
             });
         }
     }

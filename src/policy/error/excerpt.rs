@@ -45,6 +45,16 @@ impl<'a> Excerpt<'a> {
         })
     }
 
+    /// The quoted source line.
+    pub fn line(&self) -> &'a str {
+        self.line
+    }
+
+    /// The caret's byte offset in the line; the line's length when it points past its end.
+    pub fn caret(&self) -> usize {
+        self.caret
+    }
+
     /// The column where the quoted line's text starts: where a rule head on it begins.
     pub fn first_column(&self) -> u32 {
         let indent = self.line.chars().take_while(|c| c.is_whitespace()).count();

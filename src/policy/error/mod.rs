@@ -6,12 +6,14 @@
 
 mod builtin;
 mod excerpt;
+mod parse;
 
 use std::time::Duration;
 
 use serde::Serialize;
 
 use excerpt::{Excerpt, Head};
+pub use parse::ParseDetails;
 
 /// A location in a Rego file, as OPA reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -28,13 +30,25 @@ pub struct RegoError {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub location: Option<Location>,
+    /// Parse errors only: the line and where in it, as OPA's parser adds them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<ParseDetails>,
 }
 
 impl std::fmt::Display for RegoError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.location {
-            Some(l) => write!(f, "{}:{}: {}: {}", l.file, l.row, self.code, self.message),
-            None => write!(f, "{}: {}", self.code, self.message),
+            // OPA names a place without a file (an ad-hoc query) by its row and column.
+            Some(l) if l.file.is_empty() => {
+                write!(f, "{}:{}: {}: {}", l.row, l.col, self.code, self.message)?
+            }
+            Some(l) => write!(f, "{}:{}: {}: {}", l.file, l.row, self.code, self.message)?,
+            None => write!(f, "{}: {}", self.code, self.message)?,
+        }
+        // OPA's text of a parse error shows the line under it, with a caret at the error.
+        match &self.details {
+            Some(d) => write!(f, "{}", d.lines()),
+            None => Ok(()),
         }
     }
 }
@@ -176,6 +190,7 @@ pub fn classify(text: &str) -> RegoError {
             code: CONFLICT_ERROR,
             message: rule_conflict(excerpt.as_ref()).into(),
             location: Some(first),
+            details: None,
         };
     }
     let (code, message) = if let Some(conflict) = conflict(message, excerpt.as_ref()) {
@@ -203,6 +218,7 @@ pub fn classify(text: &str) -> RegoError {
         code,
         message,
         location,
+        details: None,
     }
 }
 
@@ -245,16 +261,19 @@ fn rule_conflict(excerpt: Option<&Excerpt<'_>>) -> &'static str {
 /// A parse error while adding a module.
 pub fn parse_error(text: &str) -> RegoError {
     let (mut location, message) = split_rendered(text);
+    let excerpt = Excerpt::of(text);
     // A v0 rule in v1 syntax: OPA points at the rule, regorus at its body.
     if message.contains("keyword is required") {
-        if let (Some(at), Some(excerpt)) = (location.as_mut(), Excerpt::of(text)) {
+        if let (Some(at), Some(excerpt)) = (location.as_mut(), excerpt.as_ref()) {
             at.col = excerpt.first_column();
         }
     }
+    let (message, details) = parse::explain(message, excerpt.as_ref());
     RegoError {
         code: "rego_parse_error",
-        message: message.to_string(),
+        message,
         location,
+        details,
     }
 }
 

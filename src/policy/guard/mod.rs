@@ -42,6 +42,7 @@ pub fn check_text(file: &str, source: &str) -> Result<(), RegoError> {
                 row,
                 col,
             }),
+            details: None,
         }
     })
 }

@@ -60,6 +60,7 @@ impl KeywordRefError {
                 row: *row,
                 col: *col,
             }),
+            details: None,
         }
     }
 }

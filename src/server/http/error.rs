@@ -150,6 +150,7 @@ impl From<EvalError> for ApiError {
                     code: "eval_cancel_error",
                     message: e.to_string(),
                     location: None,
+                    details: None,
                 }],
                 ..ApiError::internal("error(s) occurred while evaluating query")
             },

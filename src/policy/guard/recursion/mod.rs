@@ -96,6 +96,7 @@ pub fn check(modules: &[Ref<Module>]) -> Result<(), Vec<RegoError>> {
                 names.join(" -> ")
             ),
             location: Some(d.location.clone()),
+            details: None,
         });
     }
     if errors.is_empty() {
