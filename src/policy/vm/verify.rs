@@ -76,9 +76,20 @@ const VERIFY_STACK: usize = 64 << 20;
 
 static VERIFYING: Mutex<()> = Mutex::new(());
 
-/// The longest verification of one revision may take; the entrypoints not verified by then
-/// stay on the interpreter.
+/// The most CPU time verifying one revision may use; the entrypoints not verified by then stay
+/// on the interpreter. CPU time of the verifying thread, not wall-clock time: at nice 19 on a
+/// busy machine the thread may wait for seconds, which says nothing about the policy (a
+/// wall-clock budget left the payment bundle on the interpreter while tests built beside it).
 const VERIFY_BUDGET: Duration = Duration::from_secs(5);
+
+/// The CPU time this thread has used.
+fn thread_cpu_time() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
+}
 
 /// The longest one interpreter evaluation may take during verification: generated inputs can
 /// drive a policy's loops far (`numbers.range(1, input.n)`), and an input that runs out of
@@ -87,6 +98,7 @@ const VERIFY_EVAL_LIMIT: Duration = Duration::from_millis(50);
 
 fn verify(engine: &Engine, candidates: &[Vec<String>], fast: &Weak<FastPath>) -> Verified {
     let started = std::time::Instant::now();
+    let cpu_started = thread_cpu_time();
     let modules = engine.clone().get_modules().clone();
     let tests = test_inputs(engine, &modules);
     let data = engine.get_data();
@@ -104,7 +116,15 @@ fn verify(engine: &Engine, candidates: &[Vec<String>], fast: &Weak<FastPath>) ->
             inputs_checked: 0,
         };
         match admit(
-            engine, &modules, path, &key, &tests, &data, &fast, index, started,
+            engine,
+            &modules,
+            path,
+            &key,
+            &tests,
+            &data,
+            &fast,
+            index,
+            cpu_started,
         ) {
             Ok((entry, checked)) => {
                 report.engine = "vm";
@@ -139,7 +159,7 @@ fn admit(
     data: &Value,
     fast: &FastPath,
     index: usize,
-    started: std::time::Instant,
+    cpu_started: Duration,
 ) -> Result<(Entry, usize), String> {
     let refs = check::check(modules, path).map_err(|r| r.to_string())?;
     let program = compile(engine, key).map_err(|e| format!("does not compile to the VM: {e}"))?;
@@ -163,14 +183,16 @@ fn admit(
         check_interval: crate::policy::compile::CHECK_INTERVAL,
     });
     let candidates = inputs::build(&refs, data, tests);
-    let checked = candidates.len();
+    let tried = candidates.len();
+    let mut checked = 0;
     for input in candidates {
-        if started.elapsed() > VERIFY_BUDGET {
+        if thread_cpu_time().saturating_sub(cpu_started) > VERIFY_BUDGET {
             return Err("verification ran out of its time budget".into());
         }
         let Ok(expected) = interpret(&mut interpreter, key, input.clone()) else {
             continue;
         };
+        checked += 1;
         let actual = fast.run(&entry, input.clone());
         let agrees = match (&expected, &actual) {
             (Some(e), Ok(a)) => e == a,
@@ -192,6 +214,13 @@ fn admit(
             }
             return Err(format!("the engines disagree on input {shown}"));
         }
+    }
+    // Inputs the interpreter ran out of time on decide nothing; when every one did, nothing
+    // was compared and nothing is proven.
+    if checked == 0 && tried > 0 {
+        return Err(format!(
+            "none of the {tried} inputs could be compared: the interpreter ran out of time on each"
+        ));
     }
     Ok((entry, checked))
 }
@@ -291,6 +320,24 @@ mod tests {
     use std::time::Duration;
 
     use regorus::{Engine, Value};
+
+    #[test]
+    fn the_budget_counts_work_not_waiting() {
+        // A verification thread kept waiting by a busy machine has spent none of its budget.
+        let before = super::thread_cpu_time();
+        let (_keep, idle) = mpsc::channel::<()>();
+        let _ = idle.recv_timeout(Duration::from_millis(300));
+        let waited = super::thread_cpu_time().saturating_sub(before);
+        assert!(waited < Duration::from_millis(100), "{waited:?}");
+        // Work counts.
+        let (before, wall) = (super::thread_cpu_time(), std::time::Instant::now());
+        let mut x = 0u64;
+        while wall.elapsed() < Duration::from_millis(200) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        let worked = super::thread_cpu_time().saturating_sub(before);
+        assert!(worked > Duration::from_millis(10) && x > 0, "{worked:?}");
+    }
 
     #[test]
     fn verdicts_own_builtins_stop_at_the_verification_limit() {
