@@ -201,15 +201,10 @@ impl PolicySet {
         {
             // Strict builtin errors are not verified on the VM: the interpreter answers them.
             let served = (!query.strict_builtin_errors)
-                .then(|| vm::serve(fast, &self.template, key, input))
+                .then(|| vm::serve(fast, &self.template, key, input, vm::Place::Blocking))
                 .flatten();
             if let Some(value) = served {
-                let value = navigate(value, &query.path.segments()[*rest..]);
-                return Ok(Decision {
-                    result: (value != Value::Undefined).then_some(value),
-                    eval_time: started.elapsed(),
-                    prepare_time,
-                });
+                return Ok(vm::decision(value, &query, *rest, started, prepare_time));
             }
         }
         let outcome = self.with_engine(|engine| self.run(engine, plan, query));

@@ -190,17 +190,29 @@ impl AppState {
         let snapshot = self.snapshot();
         let log = self.decision_log();
         let logged_input = log.and_then(|_| ask.input.clone());
-        let (on, path, input) = (snapshot.clone(), ask.path.clone(), ask.input);
         let strict_builtin_errors = ask.strict_builtin_errors;
-        let outcome = off_async(move || {
-            on.policy.evaluate(Query {
-                path: &path,
-                input,
-                strict_builtin_errors,
-            })
-        })
-        .await
-        .map_err(DecideError::from);
+        let query = Query {
+            path: ask.path,
+            input: ask.input,
+            strict_builtin_errors,
+        };
+        // The VM answers a verified entrypoint here, within its short inline limit; anything
+        // else is evaluated on a blocking thread.
+        let outcome = match snapshot.policy.evaluate_inline(&query) {
+            Some(decision) => Ok(decision),
+            None => {
+                let (on, path, input) = (snapshot.clone(), ask.path.clone(), query.input);
+                off_async(move || {
+                    on.policy.evaluate(Query {
+                        path: &path,
+                        input,
+                        strict_builtin_errors,
+                    })
+                })
+                .await
+                .map_err(DecideError::from)
+            }
+        };
         let settled = Settle {
             path: ask.path,
             request: ask.request,

@@ -9,11 +9,14 @@
 //! off the request path (`shadow`), and one mismatch turns the VM off for that entrypoint.
 
 pub mod check;
+mod inline;
 mod inputs;
 pub mod metrics;
 mod run;
 pub mod shadow;
 mod verify;
+
+pub(super) use inline::decision;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -66,6 +69,22 @@ pub const MAX_INSTRUCTIONS: usize = 5_000_000;
 /// run that needs more than a quarter of the limit is given up and the interpreter, which
 /// then gets the whole limit, answers. A decision never takes more than 1.25 limits.
 const VM_TIME_SHARE: u32 = 4;
+
+/// The longest a VM decision may run on the thread that asked for it (an async worker, which
+/// every listener and health probe shares): verified programs answer in tens of microseconds,
+/// and one that has not answered by then gives way to the full evaluation on a blocking
+/// thread, where the VM has its whole share of the limit and the interpreter the rest.
+pub const INLINE_BUDGET: Duration = Duration::from_millis(1);
+
+/// Where a VM decision runs, which sets its time limit and whether giving up counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// On the asking thread, within `INLINE_BUDGET`; giving up there is not a fallback, since
+    /// the full evaluation follows.
+    Inline,
+    /// On a blocking thread, with the VM's share of the evaluation limit.
+    Blocking,
+}
 
 /// The entrypoints one compiled policy set serves from the VM. Verification runs on a thread
 /// of its own after activation (a bundle starts serving at once, on the interpreter); each
@@ -135,8 +154,9 @@ pub fn serve(
     template: &regorus::Engine,
     key: &str,
     input: &Value,
+    place: Place,
 ) -> Option<Value> {
-    match fast.evaluate(key, input) {
+    match fast.evaluate(key, input, place) {
         Ok(Some((value, entry))) => {
             if fast.sampled(entry) {
                 #[cfg(test)]
@@ -198,6 +218,7 @@ impl FastPath {
         &self,
         key: &str,
         input: &Value,
+        place: Place,
     ) -> Result<Option<(Value, &Arc<Entry>)>, Fallback> {
         let Some(entry) = self.verified.get().and_then(|v| v.entries.get(key)) else {
             return Ok(None);
@@ -205,17 +226,30 @@ impl FastPath {
         if !entry.enabled.load(Ordering::Relaxed) {
             return Ok(None);
         }
-        match self.run(entry, input.clone()) {
+        let budget = match place {
+            Place::Inline => INLINE_BUDGET.min(self.budget),
+            Place::Blocking => self.budget,
+        };
+        match self.run(entry, input.clone(), budget) {
             Ok(value) => {
                 entry.served.fetch_add(1, Ordering::Relaxed);
                 Ok(Some((value, entry)))
             }
+            Err(reason) if place == Place::Inline => Err(reason),
             Err(reason) => {
                 entry.fallbacks.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(path = %entry.key, ?reason, "VM gave no answer; the interpreter answers");
                 Err(reason)
             }
         }
+    }
+
+    /// True when the VM serves the rule `key` now.
+    pub fn serves(&self, key: &str) -> bool {
+        self.verified
+            .get()
+            .and_then(|v| v.entries.get(key))
+            .is_some_and(|e| e.enabled.load(Ordering::Relaxed))
     }
 
     /// True when this VM decision should also be re-run on the interpreter.

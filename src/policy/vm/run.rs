@@ -11,8 +11,14 @@ use regorus::Value;
 use super::{Entry, Fallback, FastPath, MAX_INSTRUCTIONS};
 
 impl FastPath {
-    /// Runs `entry` on this thread's VM for it, loading one only when the thread has none.
-    pub(super) fn run(&self, entry: &Entry, input: Value) -> Result<Value, Fallback> {
+    /// Runs `entry` on this thread's VM for it, loading one only when the thread has none,
+    /// for at most `budget`.
+    pub(super) fn run(
+        &self,
+        entry: &Entry,
+        input: Value,
+        budget: std::time::Duration,
+    ) -> Result<Value, Fallback> {
         let cached = VMS.with(|slot| {
             let mut vms = slot.borrow_mut();
             let at = vms
@@ -25,7 +31,11 @@ impl FastPath {
             None => self.load(entry)?,
         };
         vm.set_input(input);
-        let _deadline = crate::policy::builtins::deadline_scope(self.budget);
+        vm.set_execution_timer_config(Some(ExecutionTimerConfig {
+            limit: budget,
+            check_interval: crate::policy::compile::CHECK_INTERVAL,
+        }));
+        let _deadline = crate::policy::builtins::deadline_scope(budget);
         let _strict = crate::policy::builtins::strict_scope(false);
         let outcome = catch_unwind(AssertUnwindSafe(|| run_to_end(&mut vm)));
         let result = match outcome {
@@ -55,10 +65,6 @@ impl FastPath {
             .map_err(|_| Fallback::Error)?;
         vm.set_strict_builtin_errors(false);
         vm.set_max_instructions(max_instructions());
-        vm.set_execution_timer_config(Some(ExecutionTimerConfig {
-            limit: self.budget,
-            check_interval: crate::policy::compile::CHECK_INTERVAL,
-        }));
         Ok(vm)
     }
 }

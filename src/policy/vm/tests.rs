@@ -216,3 +216,45 @@ fn a_bundle_whose_test_inputs_show_a_divergence_stays_on_the_interpreter() {
     let with = set_of(&[("/t.rego", &rego(tests))], EngineChoice::Auto);
     assert_eq!(engine_of(&with, "t/stamp"), "interpreter");
 }
+
+#[test]
+fn the_vm_decides_inline_and_giving_up_there_is_no_fallback() {
+    let vm = payment(EngineChoice::Auto, 0);
+    assert_eq!(engine_of(&vm, "payment/decision"), "vm");
+    let input = json(r#"{"method": "POST", "path": "/api/payment", "role": "customer"}"#);
+    let interpreter = payment(EngineChoice::Interpreter, 0);
+    let expected = eval(&interpreter, "payment/decision", &input);
+    assert!(expected.is_some());
+    let path = DataPath::parse("payment/decision").unwrap();
+    let query = |strict_builtin_errors| Query {
+        path: &path,
+        input: Some(input.clone()),
+        strict_builtin_errors,
+    };
+    let inline = vm.evaluate_inline(&query(false)).map(|d| d.result);
+    assert_eq!(inline, Some(expected));
+    // What the VM does not serve is left to `evaluate`: strict builtin errors, entrypoints
+    // on the interpreter, queries without input.
+    assert!(vm.evaluate_inline(&query(true)).is_none());
+    assert!(interpreter.evaluate_inline(&query(false)).is_none());
+    let no_input = Query {
+        path: &path,
+        input: None,
+        strict_builtin_errors: false,
+    };
+    assert!(vm.evaluate_inline(&no_input).is_none());
+    // A VM that cannot finish inline gives way to `evaluate`; that is no fallback, since the
+    // full evaluation follows. A thread of its own loads VMs with a limit nothing fits in.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            super::run::tests::MAX_INSTRUCTIONS.with(|m| m.set(Some(10)));
+            assert!(vm.evaluate_inline(&query(false)).is_none());
+        });
+    });
+    let status = vm.fast_path().unwrap().status();
+    let decision = status
+        .iter()
+        .find(|s| s.path == "payment/decision")
+        .unwrap();
+    assert_eq!((decision.fallbacks, decision.vm_decisions), (0, 1));
+}

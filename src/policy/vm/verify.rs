@@ -193,7 +193,7 @@ fn admit(
             continue;
         };
         checked += 1;
-        let actual = fast.run(&entry, input.clone());
+        let actual = fast.run(&entry, input.clone(), fast.budget);
         let agrees = match (&expected, &actual) {
             (Some(e), Ok(a)) => e == a,
             // The interpreter fails: so must the VM (its error falls back to the interpreter).
