@@ -20,6 +20,10 @@
 # answered, uploaded every 1-2 s to examples/collector.rs), measured in turns with the first,
 # which logs nothing, at 5,000 req/s and closed loop; a third logs to a collector that takes
 # every upload and never answers (5,000 req/s).
+# OPA: with OPA_BIN=path/to/opa (or opa-envoy-plugin), the same OPA serves the same bundle on
+# 127.0.0.1:18888 and takes the http runs in turn with verdict and the baseline; an
+# opa-envoy-plugin build also answers Check on 127.0.0.1:19999 and takes the grpc runs. Its
+# RSS is read at idle and after each of those suites, and the summary adds verdict / OPA ratios.
 # Machines here are shared and noisy, so verdict and the baseline take turns, each run is
 # repeated, and the summary gives medians and ratios within this one run.
 set -euo pipefail
@@ -41,6 +45,9 @@ COLLECTOR_PORT=18686
 HUNG_ADDR=127.0.0.1:18595
 HUNG_COLLECTOR_PORT=18696
 ADMISSION_HTTP=127.0.0.1:18787
+OPA_BIN=${OPA_BIN:-}
+OPA_ADDR=127.0.0.1:18888
+OPA_GRPC=127.0.0.1:19999
 OUT=benches/results/$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$OUT"
 WORK=$(mktemp -d)
@@ -51,7 +58,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for addr in "$VERDICT_ADDR" "$BASELINE_ADDR" "$VERDICT_GRPC" "$BASELINE_GRPC" "$REMOTE_ADDR" "127.0.0.1:$BUNDLE_SERVER_PORT" "$LOGGED_ADDR" "127.0.0.1:$COLLECTOR_PORT" "$HUNG_ADDR" "127.0.0.1:$HUNG_COLLECTOR_PORT" "$ADMISSION_ADDR" "$ADMISSION_HTTP"; do
+PORTS=("$VERDICT_ADDR" "$BASELINE_ADDR" "$VERDICT_GRPC" "$BASELINE_GRPC" "$REMOTE_ADDR" "127.0.0.1:$BUNDLE_SERVER_PORT" "$LOGGED_ADDR" "127.0.0.1:$COLLECTOR_PORT" "$HUNG_ADDR" "127.0.0.1:$HUNG_COLLECTOR_PORT" "$ADMISSION_ADDR" "$ADMISSION_HTTP")
+[ -z "$OPA_BIN" ] || PORTS+=("$OPA_ADDR" "$OPA_GRPC")
+for addr in "${PORTS[@]}"; do
     if (exec 3<>"/dev/tcp/${addr%:*}/${addr#*:}") 2>/dev/null; then
         echo "something already listens on $addr; stop it first" >&2
         exit 1
@@ -88,7 +97,43 @@ for addr in "$VERDICT_ADDR" "$BASELINE_ADDR"; do
     curl -sf --retry 50 --retry-connrefused --retry-delay 0 -o /dev/null -H "Content-Type: application/json" \
         -X POST -d "$BODY" "http://$addr/v1/data/payment/decision"
 done
-echo "verdict answers: $(curl -s -X POST -d "$BODY" "http://$VERDICT_ADDR/v1/data/payment/decision")"
+VERDICT_ANSWER=$(curl -s -X POST -d "$BODY" "http://$VERDICT_ADDR/v1/data/payment/decision")
+echo "verdict answers: $VERDICT_ANSWER"
+
+# OPA on the same bundle file, started as it is; its Envoy plugin only when the binary has it
+# (a plain opa would not know the plugin's configuration).
+OPA_PID=
+OPA_ENVOY=
+if [ -n "$OPA_BIN" ]; then
+    OPA_ARGS=(run -s --addr "$OPA_ADDR" --disable-telemetry --log-level error -b "$WORK/bundle.tar.gz")
+    if grep -qaF 'opa-envoy-plugin/plugin' "$OPA_BIN"; then
+        OPA_ENVOY=1
+        OPA_ARGS+=(--set "plugins.envoy_ext_authz_grpc.addr=$OPA_GRPC" --set plugins.envoy_ext_authz_grpc.path=envoy/authz/allow)
+    fi
+    "$OPA_BIN" "${OPA_ARGS[@]}" 2>"$OUT/opa.log" &
+    OPA_PID=$!
+    PIDS+=("$OPA_PID")
+    curl -sf --retry 100 --retry-connrefused --retry-delay 0 -o /dev/null "http://$OPA_ADDR/health?bundles"
+    if [ -n "$OPA_ENVOY" ]; then
+        until (exec 3<>"/dev/tcp/${OPA_GRPC%:*}/${OPA_GRPC#*:}") 2>/dev/null; do sleep 0.1; done
+    fi
+    echo "$(basename "$OPA_BIN"), $("$OPA_BIN" version | head -1)" >"$OUT/opa-version"
+    OPA_ANSWER=$(curl -s -X POST -H "Content-Type: application/json" -d "$BODY" "http://$OPA_ADDR/v1/data/payment/decision")
+    echo "OPA answers: $OPA_ANSWER"
+    # A benchmark of an OPA that answers something else (or nothing) would be meaningless.
+    python3 -c 'import json, sys; a, b = (json.loads(x).get("result") for x in sys.argv[1:]); sys.exit(a is None or a != b)' \
+        "$VERDICT_ANSWER" "$OPA_ANSWER" || {
+        echo "OPA's decision differs from verdict's; see $OUT/opa.log" >&2
+        exit 1
+    }
+fi
+
+# Appends OPA's resident memory now (VmRSS) and its high-water mark (VmHWM) to $OUT/opa-rss.
+opa_rss() { # label
+    [ -n "$OPA_PID" ] || return 0
+    echo "$1 $(awk '/^Vm(RSS|HWM):/ {printf "%s%s %.1f MB", sep, $1, $2 / 1024; sep = ", "}' "/proc/$OPA_PID/status")" >>"$OUT/opa-rss"
+}
+opa_rss idle
 
 # Replaces DEST by PREFIX-a.tar.gz and PREFIX-b.tar.gz in turn (atomic rename), every SECONDS.
 swap_loop() { # prefix dest seconds
@@ -114,15 +159,21 @@ if [[ " $SUITES " == *" http "* ]]; then
 # Warm both (connections, allocator, caches) before measuring.
 oha --no-tui -n 20000 -c "$CONNECTIONS" -m POST -H "Content-Type: application/json" -d "$BODY" "http://$VERDICT_ADDR/v1/data/payment/decision" >/dev/null
 oha --no-tui -n 20000 -c "$CONNECTIONS" -m POST -H "Content-Type: application/json" -d "$BODY" "http://$BASELINE_ADDR/v1/data/payment/decision" >/dev/null
+if [ -n "$OPA_BIN" ]; then
+    oha --no-tui -n 20000 -c "$CONNECTIONS" -m POST -H "Content-Type: application/json" -d "$BODY" "http://$OPA_ADDR/v1/data/payment/decision" >/dev/null
+fi
 
 for rep in $(seq "$REPEAT"); do
     for rate in 5000 10000; do
         load "verdict-rate$rate-$rep" "$VERDICT_ADDR" -q "$rate" --latency-correction
         load "baseline-rate$rate-$rep" "$BASELINE_ADDR" -q "$rate" --latency-correction
+        [ -z "$OPA_BIN" ] || load "opa-rate$rate-$rep" "$OPA_ADDR" -q "$rate" --latency-correction
     done
     load "verdict-closed-$rep" "$VERDICT_ADDR"
     load "baseline-closed-$rep" "$BASELINE_ADDR"
+    [ -z "$OPA_BIN" ] || load "opa-closed-$rep" "$OPA_ADDR"
 done
+opa_rss after-http
 
 # The same fixed rate while the bundle file is replaced (atomic rename) every second.
 activations_before=$(grep -c '"bundle activated"' "$OUT/verdict.log" || true)
@@ -145,12 +196,16 @@ if [[ " $SUITES " == *" grpc "* ]]; then
     # Warm both, then alternate as for HTTP.
     ./target/release/examples/grpc_load "$VERDICT_GRPC" closed 32 2 4 >/dev/null
     ./target/release/examples/grpc_load "$BASELINE_GRPC" closed 32 2 4 >/dev/null
+    [ -z "$OPA_ENVOY" ] || ./target/release/examples/grpc_load "$OPA_GRPC" closed 32 2 4 >/dev/null
     for rep in $(seq "$REPEAT"); do
         grpc_load "grpc-verdict-rate5000-$rep" "$VERDICT_GRPC" rate 5000
         grpc_load "grpc-baseline-rate5000-$rep" "$BASELINE_GRPC" rate 5000
+        [ -z "$OPA_ENVOY" ] || grpc_load "grpc-opa-rate5000-$rep" "$OPA_GRPC" rate 5000
         grpc_load "grpc-verdict-closed-$rep" "$VERDICT_GRPC" closed 32
         grpc_load "grpc-baseline-closed-$rep" "$BASELINE_GRPC" closed 32
+        [ -z "$OPA_ENVOY" ] || grpc_load "grpc-opa-closed-$rep" "$OPA_GRPC" closed 32
     done
+    [ -z "$OPA_ENVOY" ] || opa_rss after-grpc
 fi
 
 if [[ " $SUITES " == *" remote "* ]]; then
@@ -337,13 +392,14 @@ def grpc_run(name):
     with open(os.path.join(out, name + ".json")) as f:
         d = json.load(f)
     return {"p50": d["p50"], "p99": d["p99"], "p999": d["p999"], "rps": d["rps"],
-            "failed": d["failed"], "total": d["total"]}
+            "failed": d["failed"], "total": d["total"], "allowed": d["allowed"]}
 
 def median(name, read=run):
     runs = [read("%s-%d" % (name, i)) for i in range(1, repeat + 1)]
     m = {k: statistics.median(r[k] for r in runs) for k in ("p50", "p99", "p999", "rps")}
     m["failed"] = sum(r["failed"] for r in runs)
     m["total"] = sum(r["total"] for r in runs)
+    m["allowed"] = sum(r.get("allowed", 0) for r in runs)
     return m
 
 ms = lambda s: "%.3f" % (s * 1000)
@@ -356,23 +412,52 @@ def table(names, read):
         rows.append("| %s | %s | %s | %s | %.0f | %d/%d |" % (n, ms(r["p50"]), ms(r["p99"]), ms(r["p999"]), r["rps"], r["failed"], r["total"]))
     return m, rows
 
+# verdict against OPA: closed-loop throughput (higher is verdict's gain) and p99 at each fixed
+# rate (lower is verdict's gain), each as verdict / OPA.
+def against_opa(m, verdict, opa, rates):
+    rps = m[verdict + "-closed"]["rps"] / m[opa + "-closed"]["rps"]
+    said = ["closed-loop throughput, verdict / OPA: %.2fx" % rps]
+    for rate in rates:
+        v, o = m["%s-rate%d" % (verdict, rate)]["p99"], m["%s-rate%d" % (opa, rate)]["p99"]
+        said.append("p99 at %s req/s, verdict / OPA: %.3gx (%s ms / %s ms)" % (format(rate, ","), v / o, ms(v), ms(o)))
+    return said
+
 lines = []
+opa = os.path.exists(os.path.join(out, "opa-closed-1.json"))
 if os.path.exists(os.path.join(out, "activations")):
     swaps = int(open(os.path.join(out, "activations")).read())
     names = ["verdict-rate5000", "baseline-rate5000", "verdict-rate10000", "baseline-rate10000",
              "verdict-closed", "baseline-closed", "verdict-rate5000-swapping"]
+    if opa:
+        names[6:6] = ["opa-rate5000", "opa-rate10000", "opa-closed"]
     m, rows = table(names, run)
     ratio = m["verdict-closed"]["rps"] / m["baseline-closed"]["rps"]
     spike = m["verdict-rate5000-swapping"]["p99"] / m["verdict-rate5000"]["p99"]
     lines += ["HTTP (oha, %s connections)" % conns, ""] + rows + ["",
               "closed-loop throughput, verdict / baseline: %.0f%%" % (ratio * 100),
-              "p99 while swapping / p99 steady at 5,000 req/s: %.2fx (%d bundle activations during those runs)" % (spike, swaps), ""]
+              "p99 while swapping / p99 steady at 5,000 req/s: %.2fx (%d bundle activations during those runs)" % (spike, swaps)]
+    if opa:
+        lines += against_opa(m, "verdict", "opa", (5000, 10000))
+    lines += [""]
 if os.path.exists(os.path.join(out, "grpc-verdict-closed-1.json")):
+    grpc_opa = os.path.exists(os.path.join(out, "grpc-opa-closed-1.json"))
     names = ["grpc-verdict-rate5000", "grpc-baseline-rate5000", "grpc-verdict-closed", "grpc-baseline-closed"]
+    if grpc_opa:
+        names += ["grpc-opa-rate5000", "grpc-opa-closed"]
     m, rows = table(names, grpc_run)
     ratio = m["grpc-verdict-closed"]["rps"] / m["grpc-baseline-closed"]["rps"]
     lines += ["gRPC ext_authz Check (benches/grpc_load.rs, 4 HTTP/2 connections, 32 calls in flight when closed)", ""] + rows + ["",
-              "closed-loop throughput, verdict / baseline: %.0f%%" % (ratio * 100), ""]
+              "closed-loop throughput, verdict / baseline: %.0f%%" % (ratio * 100)]
+    if grpc_opa:
+        # Both answer the same policy, so both must allow every call: a denial means a wrong input.
+        tally = lambda who: "%d of %d" % tuple(sum(m["grpc-%s-%s" % (who, n)][k] for n in ("rate5000", "closed"))
+                                               for k in ("allowed", "total"))
+        lines += against_opa(m, "grpc-verdict", "grpc-opa", (5000,)) + [
+            "calls allowed, verdict: %s; OPA: %s" % (tally("verdict"), tally("opa"))]
+    lines += [""]
+if os.path.exists(os.path.join(out, "opa-rss")):
+    lines += ["OPA (%s) resident memory:" % open(os.path.join(out, "opa-version")).read().strip()]
+    lines += ["  " + l for l in open(os.path.join(out, "opa-rss")).read().splitlines()] + [""]
 if os.path.exists(os.path.join(out, "remote-activations")):
     activations = int(open(os.path.join(out, "remote-activations")).read())
     m, rows = table(["remote-steady", "remote-activating"], run)
@@ -400,7 +485,7 @@ if os.path.exists(os.path.join(out, "log-delivery")):
               "p99 at 5,000 req/s, logging to a collector that never answers / off: %.2fx (then: %s)" % (hung, " ".join(spool)),
               "closed-loop throughput, logging on / off: %.0f%%" % (rps * 100),
               "decisions answered by the logging verdict: %s; distinct decision ids at the collector: %s" % (answered, delivered), ""]
-lines += ["each run: %s; %d repetitions, verdict and baseline alternating" % (duration, repeat)]
+lines += ["each run: %s; %d repetitions, %s alternating" % (duration, repeat, "verdict, baseline and OPA" if opa else "verdict and baseline")]
 text = "\n".join(lines) + "\n"
 open(os.path.join(out, "summary.md"), "w").write(text)
 print(text)
