@@ -25,7 +25,7 @@ impl PolicySet {
         let Plan::Rule { key, .. } = self.plan(query.path) else {
             return None;
         };
-        if !fast.serves(&key) {
+        if !fast.serves_inline(&key) {
             return None;
         }
         let (plan, prepare_time) = self

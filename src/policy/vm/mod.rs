@@ -76,6 +76,12 @@ const VM_TIME_SHARE: u32 = 4;
 /// thread, where the VM has its whole share of the limit and the interpreter the rest.
 pub const INLINE_BUDGET: Duration = Duration::from_millis(1);
 
+/// Inline runs of one entrypoint that may give up at `INLINE_BUDGET` before it is no longer
+/// tried inline in this revision: inputs that drive a program past the limit (large arrays in
+/// a loop, say) would otherwise hold the async workers 1 ms each, where health probes and
+/// every listener wait, before going to a blocking thread anyway.
+pub const MAX_INLINE_GIVE_UPS: u64 = 16;
+
 /// Where a VM decision runs, which sets its time limit and whether giving up counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Place {
@@ -123,6 +129,9 @@ pub struct Entry {
     served: AtomicU64,
     fallbacks: AtomicU64,
     mismatches: AtomicU64,
+    /// Inline runs given up at their limit; past `MAX_INLINE_GIVE_UPS` the entrypoint is
+    /// decided on blocking threads only.
+    inline_give_ups: AtomicU64,
 }
 
 /// How a candidate entrypoint was decided, for status and metrics.
@@ -227,6 +236,11 @@ impl FastPath {
             return Ok(None);
         }
         let budget = match place {
+            Place::Inline
+                if entry.inline_give_ups.load(Ordering::Relaxed) >= MAX_INLINE_GIVE_UPS =>
+            {
+                return Ok(None);
+            }
             Place::Inline => INLINE_BUDGET.min(self.budget),
             Place::Blocking => self.budget,
         };
@@ -235,7 +249,15 @@ impl FastPath {
                 entry.served.fetch_add(1, Ordering::Relaxed);
                 Ok(Some((value, entry)))
             }
-            Err(reason) if place == Place::Inline => Err(reason),
+            Err(reason) if place == Place::Inline => {
+                if reason == Fallback::Limit
+                    && entry.inline_give_ups.fetch_add(1, Ordering::Relaxed) + 1
+                        == MAX_INLINE_GIVE_UPS
+                {
+                    tracing::info!(path = %entry.key, "VM decisions of this entrypoint keep running past the inline limit; they are made on blocking threads from now on");
+                }
+                Err(reason)
+            }
             Err(reason) => {
                 entry.fallbacks.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(path = %entry.key, ?reason, "VM gave no answer; the interpreter answers");
@@ -244,12 +266,15 @@ impl FastPath {
         }
     }
 
-    /// True when the VM serves the rule `key` now.
-    pub fn serves(&self, key: &str) -> bool {
+    /// True when the VM serves the rule `key` now and may still try it inline.
+    pub fn serves_inline(&self, key: &str) -> bool {
         self.verified
             .get()
             .and_then(|v| v.entries.get(key))
-            .is_some_and(|e| e.enabled.load(Ordering::Relaxed))
+            .is_some_and(|e| {
+                e.enabled.load(Ordering::Relaxed)
+                    && e.inline_give_ups.load(Ordering::Relaxed) < MAX_INLINE_GIVE_UPS
+            })
     }
 
     /// True when this VM decision should also be re-run on the interpreter.

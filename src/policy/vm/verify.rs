@@ -176,6 +176,7 @@ fn admit(
         served: AtomicU64::new(0),
         fallbacks: AtomicU64::new(0),
         mismatches: AtomicU64::new(0),
+        inline_give_ups: AtomicU64::new(0),
     };
     let mut interpreter = engine.clone();
     interpreter.set_execution_timer_config(regorus::utils::limits::ExecutionTimerConfig {
