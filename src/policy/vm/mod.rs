@@ -244,13 +244,16 @@ impl FastPath {
             Place::Inline => INLINE_BUDGET.min(self.budget),
             Place::Blocking => self.budget,
         };
+        let started = std::time::Instant::now();
         match self.run(entry, input.clone(), budget) {
             Ok(value) => {
                 entry.served.fetch_add(1, Ordering::Relaxed);
                 Ok(Some((value, entry)))
             }
             Err(reason) if place == Place::Inline => {
-                if reason == Fallback::Limit
+                // verdict's own builtins stop at the same limit with an error, not a limit.
+                let at_limit = reason == Fallback::Limit || started.elapsed() >= budget;
+                if at_limit
                     && entry.inline_give_ups.fetch_add(1, Ordering::Relaxed) + 1
                         == MAX_INLINE_GIVE_UPS
                 {
