@@ -42,8 +42,9 @@ struct PatchFile {
 struct PatchEntry {
     op: String,
     path: String,
+    /// Absent for `remove`, and `null` then, as in OPA.
     #[serde(default)]
-    value: serde_json::Value,
+    value: Option<Value>,
 }
 
 /// Why a delta does not apply; OPA's words where it has them.
@@ -97,8 +98,7 @@ pub(super) fn read_patch(files: &[RawFile]) -> Result<Option<Patch>, BundleError
                 "error parsing patch path: a patch cannot replace all of data",
             ));
         }
-        let value = Value::from_json_str(&entry.value.to_string())
-            .map_err(|e| failed(format!("patch value at {}: {e}", entry.path)))?;
+        let value = entry.value.unwrap_or(Value::Null);
         ops.push(PatchOp { kind, path, value });
     }
     Ok(Some(Patch { ops }))

@@ -22,6 +22,12 @@ pub(super) struct Plans {
 }
 
 impl Plans {
+    /// The plan for `key` when it is prepared already; nothing is prepared or counted.
+    pub fn prepared(&self, key: &str) -> Option<Plan> {
+        let known = self.known.read().unwrap_or_else(|e| e.into_inner());
+        known.get(key).cloned()
+    }
+
     /// The plan for `key`, and the time preparing it took when it was not prepared yet.
     pub fn get(&self, key: String, prepare: impl FnOnce() -> Plan) -> (Plan, Option<Duration>) {
         // A poisoned lock only means another decision panicked while holding it; the table
@@ -61,6 +67,12 @@ mod tests {
         let (plan, again) = plans.get("data.a".into(), || panic!("prepared twice"));
         assert!(again.is_none(), "a hit");
         assert!(matches!(plan, Plan::Rule { key, .. } if key == "data.a"));
+        assert!(plans.prepared("data.a").is_some());
+        assert!(
+            plans.prepared("data.b").is_none(),
+            "looking does not prepare"
+        );
+        assert!(plans.get("data.b".into(), || rule("data.b")).1.is_some());
     }
 
     #[test]

@@ -20,23 +20,15 @@ impl PolicySet {
             return None;
         }
         let started = Instant::now();
-        // Planned without the cache first: the cache counts a path's first decision as its
-        // miss, and that decision may yet be `evaluate`'s.
-        let Plan::Rule { key, .. } = self.plan(query.path) else {
-            return None;
-        };
-        if !fast.serves_inline(&key) {
-            return None;
-        }
-        let (plan, prepare_time) = self
-            .definitions
-            .plans
-            .get(query.path.display_ref(), || self.plan(query.path));
-        let Plan::Rule { key, rest } = plan else {
+        // Only paths prepared already: a path's first decision is `evaluate`'s, which counts
+        // it as OPA's prepared-query cache miss.
+        let Some(Plan::Rule { key, rest }) =
+            self.definitions.plans.prepared(&query.path.display_ref())
+        else {
             return None;
         };
         let value = serve(fast, &self.template, &key, input, Place::Inline)?;
-        Some(decision(value, query, rest, started, prepare_time))
+        Some(decision(value, query, rest, started, None))
     }
 }
 

@@ -269,17 +269,6 @@ impl FastPath {
         }
     }
 
-    /// True when the VM serves the rule `key` now and may still try it inline.
-    pub fn serves_inline(&self, key: &str) -> bool {
-        self.verified
-            .get()
-            .and_then(|v| v.entries.get(key))
-            .is_some_and(|e| {
-                e.enabled.load(Ordering::Relaxed)
-                    && e.inline_give_ups.load(Ordering::Relaxed) < MAX_INLINE_GIVE_UPS
-            })
-    }
-
     /// True when this VM decision should also be re-run on the interpreter.
     pub fn sampled(&self, entry: &Entry) -> bool {
         self.shadow_every > 0

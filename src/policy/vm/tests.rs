@@ -231,8 +231,15 @@ fn the_vm_decides_inline_and_giving_up_there_is_no_fallback() {
         input: Some(input.clone()),
         strict_builtin_errors,
     };
-    let inline = vm.evaluate_inline(&query(false)).map(|d| d.result);
-    assert_eq!(inline, Some(expected));
+    // A path's first decision is `evaluate`'s, which prepares the path (OPA's cache miss).
+    assert!(vm.evaluate_inline(&query(false)).is_none());
+    assert_eq!(vm.evaluate(query(false)).unwrap().result, expected);
+    let inline = vm.evaluate_inline(&query(false));
+    assert!(
+        inline.as_ref().is_some_and(|d| d.prepare_time.is_none()),
+        "a hit"
+    );
+    assert_eq!(inline.map(|d| d.result), Some(expected));
     // What the VM does not serve is left to `evaluate`: strict builtin errors, entrypoints
     // on the interpreter, queries without input.
     assert!(vm.evaluate_inline(&query(true)).is_none());
@@ -258,10 +265,10 @@ fn the_vm_decides_inline_and_giving_up_there_is_no_fallback() {
         let decision = status.into_iter().find(|s| s.path == "payment/decision");
         decision.map(|d| (d.fallbacks, d.vm_decisions))
     };
-    assert_eq!(counts(&vm), Some((0, 1)));
+    assert_eq!(counts(&vm), Some((0, 2)));
     // An entrypoint that keeps giving up inline is no longer tried there, even where it would
     // finish: its decisions go to blocking threads, where the VM still serves them.
     assert!(vm.evaluate_inline(&query(false)).is_none());
     assert!(vm.evaluate(query(false)).unwrap().result.is_some());
-    assert_eq!(counts(&vm), Some((0, 2)));
+    assert_eq!(counts(&vm), Some((0, 3)));
 }
