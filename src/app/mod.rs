@@ -205,6 +205,13 @@ impl App {
             false => None,
         };
         let debounce = Duration::from_millis(config.verdict.watch_debounce_ms);
+        // The status plugin starts first: its first report shows the start-up as it is before
+        // the pollers and the decision-log uploader have run (OPA's order).
+        let status = config
+            .remote
+            .status
+            .as_ref()
+            .map(|s| StatusUploader::new(status_upload, s.console, state.clone()));
         tokio::spawn(reloader.run(state.clone(), rx, debounce, watcher));
         for poller in pollers {
             tokio::spawn(poller.run());
@@ -212,13 +219,9 @@ impl App {
         if let Some(uploader) = uploader {
             tokio::spawn(uploader.run());
         }
-        if let Some(status) = &config.remote.status {
-            let uploader = StatusUploader {
-                upload: status_upload,
-                console: status.console,
-                state,
-            };
-            tokio::spawn(uploader.run());
+        state.mark_started();
+        if let Some(status) = status {
+            tokio::spawn(status.run());
         }
         Ok(bound)
     }

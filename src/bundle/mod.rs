@@ -152,6 +152,25 @@ impl Bundle {
         files: Vec<RawFile>,
         options: LoadOptions,
     ) -> Result<Bundle, BundleError> {
+        let bundle = Bundle::read_files(name, module_prefix, files, options)?;
+        bundle.check_roots()?;
+        Ok(bundle)
+    }
+
+    /// What OPA checks once every file of a bundle is read and its modules parsed: the
+    /// manifest's roots do not overlap, and the data lies inside them.
+    pub fn check_roots(&self) -> Result<(), BundleError> {
+        self.manifest.check_roots()?;
+        self.check_data_roots()
+    }
+
+    /// `from_files` without `check_roots`.
+    pub fn read_files(
+        name: &str,
+        module_prefix: &str,
+        files: Vec<RawFile>,
+        options: LoadOptions,
+    ) -> Result<Bundle, BundleError> {
         // Files keep the order they were read in (archive order, or a directory walk), which
         // is the order OPA lists modules in.
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -165,7 +184,6 @@ impl Bundle {
             Some(f) => Manifest::parse(&f.bytes)?,
             None => Manifest::default(),
         };
-        manifest.check_roots()?;
         if !manifest.wasm.is_empty() || files.iter().any(|f| f.path.ends_with(".wasm")) {
             return Err(BundleError::Unsupported("a Wasm module"));
         }
@@ -200,7 +218,6 @@ impl Bundle {
             patch,
             from_delta: false,
         };
-        bundle.check_data_roots()?;
         Ok(bundle)
     }
 

@@ -128,16 +128,37 @@ impl Bundle {
         options: LoadOptions,
         serving: Option<&Bundle>,
     ) -> Result<Bundle, LoadError> {
+        Bundle::read_download(source, bytes, options)?.finish_download(source, serving)
+    }
+
+    /// A download read as far as OPA's bundle reader goes before it parses the modules:
+    /// signature verified, every file read, the roots not checked yet.
+    pub fn read_download(
+        source: &Source,
+        bytes: &[u8],
+        options: LoadOptions,
+    ) -> Result<Bundle, LoadError> {
         let options = source.options(options);
         let files = reader::read_tarball(bytes, options.size_limit);
-        let bundle = Bundle::checked(source, files, options)?;
-        if !bundle.is_delta() {
-            return Ok(bundle);
-        }
-        bundle.apply_delta(serving).map_err(|error| LoadError {
+        Bundle::verified(source, files, options, false)
+    }
+
+    /// The rest of reading a download, once its modules parse: the roots checked, and a delta
+    /// applied to `serving`, the bundle of that source serving now.
+    pub fn finish_download(
+        self,
+        source: &Source,
+        serving: Option<&Bundle>,
+    ) -> Result<Bundle, LoadError> {
+        let failed = |error| LoadError {
             name: source.name.clone(),
             error,
-        })
+        };
+        self.check_roots().map_err(failed)?;
+        if !self.is_delta() {
+            return Ok(self);
+        }
+        self.apply_delta(serving).map_err(failed)
     }
 
     /// Verifies the signature (when configured) before anything in the files is parsed.
@@ -145,6 +166,16 @@ impl Bundle {
         source: &Source,
         files: Result<Vec<RawFile>, BundleError>,
         options: LoadOptions,
+    ) -> Result<Bundle, LoadError> {
+        Bundle::verified(source, files, options, true)
+    }
+
+    /// `checked`, with the roots checked or (`roots: false`) left for later.
+    fn verified(
+        source: &Source,
+        files: Result<Vec<RawFile>, BundleError>,
+        options: LoadOptions,
+        roots: bool,
     ) -> Result<Bundle, LoadError> {
         let module_prefix = if source.is_dir() {
             source.name.as_str()
@@ -158,7 +189,11 @@ impl Bundle {
                     Verification::Keys(keys) => signing::check(&files, module_prefix, Some(keys))?,
                     Verification::Skip => {}
                 }
-                Bundle::from_files(&source.name, module_prefix, files, options)
+                let bundle = Bundle::read_files(&source.name, module_prefix, files, options)?;
+                if roots {
+                    bundle.check_roots()?;
+                }
+                Ok(bundle)
             })
             .map_err(|error| LoadError {
                 name: source.name.clone(),
@@ -192,7 +227,13 @@ pub fn load_data_path(path: &Path, options: LoadOptions) -> Result<Bundle, LoadE
         Bundle::from_files(&name, &prefix, files, options)
     };
     let result = if file_name.ends_with(".rego") {
-        as_file(format!("/{file_name}"))
+        // OPA names a policy file by its path as given, a bare relative one too.
+        as_file(format!("/{file_name}")).map(|mut bundle| {
+            if let Some(module) = bundle.modules.first_mut() {
+                module.file = path.display().to_string();
+            }
+            bundle
+        })
     } else if file_name.ends_with(".json") {
         as_file("/data.json".into())
     } else if file_name.ends_with(".yaml") || file_name.ends_with(".yml") {

@@ -96,27 +96,54 @@ pub fn compile_timed(
     options: CompileOptions,
     pushed: &Value,
 ) -> (Result<PolicySet, CompileError>, CompileStages) {
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
     let (bundles, pushed) = (bundles.to_vec(), pushed.clone());
+    on_compile_thread(options.compile_timeout, move |stages| {
+        compile_unguarded(&bundles, options, &pushed, stages)
+    })
+}
+
+/// Parses a bundle's modules as a compilation would, with its limits: what OPA's bundle reader
+/// does before it checks a download's roots, so that a module that does not parse is the
+/// download's error. Gives the bundle back, and how long parsing took (OPA's
+/// `timer_rego_module_parse_ns`; none for a parse given up).
+pub fn parse_timed(
+    bundle: Bundle,
+    options: CompileOptions,
+) -> (Result<Bundle, CompileError>, Option<Duration>) {
+    let (parsed, stages) = on_compile_thread(options.compile_timeout, move |stages| {
+        let parsing = std::time::Instant::now();
+        let parsed = parse_modules(&[&bundle], options).map(|_| ());
+        stages.parse = Some(parsing.elapsed());
+        parsed.map(|()| bundle)
+    });
+    (parsed, stages.parse)
+}
+
+/// Runs `work` on a thread of its own with the compile stack, waiting for it at most
+/// `timeout`: past that the work is refused and its thread abandoned (it ends when regorus
+/// returns, and its result is dropped). A panic inside is the engine's fault.
+fn on_compile_thread<T: Send + 'static>(
+    timeout: Duration,
+    work: impl FnOnce(&mut CompileStages) -> Result<T, CompileError> + Send + 'static,
+) -> (Result<T, CompileError>, CompileStages) {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
     let spawned = std::thread::Builder::new()
         .name("verdict-compile".into())
         .stack_size(COMPILE_STACK)
         .spawn(move || {
             let mut stages = CompileStages::default();
             // Parsing and merging run inside regorus too: a panic there refuses the bundles.
-            let compiled = catch_unwind(AssertUnwindSafe(|| {
-                compile_unguarded(&bundles, options, &pushed, &mut stages)
-            }))
-            .unwrap_or(Err(CompileError::EngineFault));
-            let _ = tx.send((compiled, stages));
+            let done = catch_unwind(AssertUnwindSafe(|| work(&mut stages)))
+                .unwrap_or(Err(CompileError::EngineFault));
+            let _ = tx.send((done, stages));
         });
     if spawned.is_err() {
         return (Err(CompileError::EngineFault), CompileStages::default());
     }
-    match rx.recv_timeout(options.compile_timeout) {
-        Ok(compiled) => compiled,
+    match rx.recv_timeout(timeout) {
+        Ok(done) => done,
         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => (
-            Err(CompileError::Timeout(options.compile_timeout)),
+            Err(CompileError::Timeout(timeout)),
             CompileStages::default(),
         ),
         Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
@@ -186,11 +213,33 @@ fn compile_unguarded(
         bundle::check_overlap(&refs)?;
     }
     let parsing = std::time::Instant::now();
+    let parsed = parse_modules(&refs, options);
+    stages.parse = Some(parsing.elapsed());
+    let (added, context) = parsed?;
+    let compiling = std::time::Instant::now();
+    let compiled = compile_parsed(
+        added.engine,
+        &refs,
+        options,
+        pushed,
+        added.modules,
+        added.parts,
+        &context,
+    );
+    stages.compile = Some(compiling.elapsed());
+    compiled
+}
+
+/// The modules of `refs` checked, rewritten for OPA's meaning and parsed into a new engine.
+fn parse_modules(
+    refs: &[&Bundle],
+    options: CompileOptions,
+) -> Result<(assemble::Added, rewrite::Context), CompileError> {
     let mut errors = Vec::new();
     // The texts regorus will parse, keywords leading references rewritten as OPA reads them
     // (a module may split in several); the rewrites below read them all first.
     let mut prepared = Vec::new();
-    for b in &refs {
+    for b in refs {
         for m in &b.modules {
             // regorus's parser can take exponential time on nested literals: checked first.
             if let Err(e) = guard::check_text(&m.file, &m.source) {
@@ -227,21 +276,11 @@ fn compile_unguarded(
             &context,
         );
     }
-    let assemble::Added {
-        engine,
-        modules,
-        parts,
-        errors: add_errors,
-    } = added;
-    errors.extend(add_errors);
-    stages.parse = Some(parsing.elapsed());
+    errors.append(&mut added.errors);
     if !errors.is_empty() {
         return Err(CompileError::Modules(errors));
     }
-    let compiling = std::time::Instant::now();
-    let compiled = compile_parsed(engine, &refs, options, pushed, modules, parts, &context);
-    stages.compile = Some(compiling.elapsed());
-    compiled
+    Ok((added, context))
 }
 
 /// The modules parsed into `engine`: everything else a compilation does.

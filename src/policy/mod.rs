@@ -33,7 +33,9 @@ use regorus::{Engine, Value};
 
 use crate::bundle;
 
-pub use compile::{compile, compile_timed, compile_with_data, CompileOptions, CompileStages};
+pub use compile::{
+    compile, compile_timed, compile_with_data, parse_timed, CompileOptions, CompileStages,
+};
 pub use error::{CompileError, EvalError, Location, ParseDetails, RegoError};
 pub use path::DataPath;
 use path::Segment;

@@ -2,8 +2,8 @@
 //!
 //! Conditional GETs with `If-None-Match`; long polling with `Prefer: wait=N` while the server
 //! answers with OPA's bundle media type; a random delay between `min_delay_seconds` and
-//! `max_delay_seconds` after a success and an exponential backoff with jitter after a
-//! failure. The ETag moves forward only once the reloader has activated what was downloaded,
+//! `max_delay_seconds` after a success, and after a failure OPA's retries: at once, then an
+//! exponential backoff with jitter. The ETag moves forward only once the reloader has activated what was downloaded,
 //! so a bundle that fails to activate is fetched again rather than skipped.
 
 use std::time::{Duration, Instant, SystemTime};
@@ -153,7 +153,7 @@ impl Poller {
                 }
             } else {
                 failures = failures.saturating_add(1);
-                backoff(
+                download_retry(
                     failures,
                     Duration::from_secs(self.polling.max_delay_seconds),
                 )
@@ -257,6 +257,19 @@ fn between(min_seconds: u64, max_seconds: u64) -> Duration {
     min + span.mul_f64(fastrand::f64())
 }
 
+/// How long OPA's bundle downloader waits after `failures` failed downloads or activations in
+/// a row: the first retry at once (a blip costs one round trip), then 100 ms × 1.6ⁿ with ±20%
+/// jitter, capped at `max` but never below 100 ms, so that `max_delay_seconds: 0` is no busy
+/// loop.
+pub fn download_retry(failures: u32, max: Duration) -> Duration {
+    if failures <= 1 {
+        return Duration::ZERO;
+    }
+    let grown = RETRY_BASE.as_secs_f64() * 1.6f64.powi(failures.saturating_sub(1).min(64) as i32);
+    let capped = grown.min(max.max(RETRY_BASE).as_secs_f64());
+    Duration::from_secs_f64(capped).mul_f64(0.8 + 0.4 * fastrand::f64())
+}
+
 /// Exponential backoff from 100 ms, doubling per failure, capped at `max`, with ±20% jitter so
 /// that nodes that lost the server together do not come back together.
 pub fn backoff(failures: u32, max: Duration) -> Duration {
@@ -270,6 +283,21 @@ pub fn backoff(failures: u32, max: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn downloads_are_retried_at_once_then_as_opa_backs_off() {
+        let max = Duration::from_secs(3);
+        assert_eq!(download_retry(1, max), Duration::ZERO);
+        let second = download_retry(2, max);
+        assert!(second >= Duration::from_millis(128) && second <= Duration::from_millis(192));
+        let fourth = download_retry(4, max);
+        assert!(fourth >= Duration::from_millis(327) && fourth <= Duration::from_millis(492));
+        for failures in 2..80 {
+            let d = download_retry(failures, max);
+            assert!(d <= max.mul_f64(1.2), "{failures}: {d:?}");
+            assert!(download_retry(failures, Duration::ZERO) >= Duration::from_millis(80));
+        }
+    }
 
     #[test]
     fn backoff_grows_with_jitter_and_stays_under_the_cap() {

@@ -13,10 +13,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::CONTENT_TYPE;
+use tokio::sync::watch;
 
 use super::poller::backoff;
 use super::{Client, ClientError};
-use crate::runtime::{status, AppState};
+use crate::runtime::{status, AppState, ReloadProgress};
 
 /// Why a status report could not be delivered; the next change or retry sends a newer one.
 #[derive(Debug, thiserror::Error)]
@@ -38,18 +39,43 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
 
 pub struct StatusUploader {
     /// Absent when only `console` is on.
-    pub upload: Option<(Client, String)>,
-    pub console: bool,
-    pub state: Arc<AppState>,
+    upload: Option<(Client, String)>,
+    console: bool,
+    state: Arc<AppState>,
+    changes: watch::Receiver<ReloadProgress>,
+    /// The report taken when the plugin started, with the changes seen until then.
+    first: Option<(u64, status::Report)>,
 }
 
 impl StatusUploader {
-    pub async fn run(self) {
-        let mut changes = self.state.subscribe();
+    /// The plugin, with its first report taken now: the start-up creates it before the bundle
+    /// pollers and the decision-log uploader start, as OPA's status plugin starts before its
+    /// bundle and discovery plugins have news, so news that comes while the first report is
+    /// under way is folded and counted by the same rule as later.
+    pub fn new(upload: Option<(Client, String)>, console: bool, state: Arc<AppState>) -> Self {
+        let mut changes = state.subscribe();
+        let before = changes.borrow_and_update().status_updates;
+        let first = Some((before, status::report(&state)));
+        StatusUploader {
+            upload,
+            console,
+            state,
+            changes,
+            first,
+        }
+    }
+
+    pub async fn run(mut self) {
+        let mut changes = self.changes.clone();
         let mut failures = 0u32;
         loop {
-            let before = changes.borrow_and_update().status_updates;
-            let report = status::report(&self.state);
+            let (before, report) = match self.first.take() {
+                Some(first) => first,
+                None => (
+                    changes.borrow_and_update().status_updates,
+                    status::report(&self.state),
+                ),
+            };
             if self.console {
                 match serde_json::to_string(&report) {
                     Ok(text) => tracing::info!(report = %text, "status report"),

@@ -113,6 +113,9 @@ pub struct AppState {
     default_decision: Option<crate::policy::DataPath>,
     /// Numbers requests as OPA's `req_id` does, from 1.
     requests: std::sync::atomic::AtomicU64,
+    /// Set once the start-up has started every configured part (pollers, uploaders); the
+    /// status plugin's first report is taken before.
+    started: std::sync::atomic::AtomicBool,
 }
 
 impl AppState {
@@ -157,6 +160,7 @@ impl AppState {
             decision_log: OnceLock::new(),
             admission: OnceLock::new(),
             requests: std::sync::atomic::AtomicU64::new(0),
+            started: std::sync::atomic::AtomicBool::new(false),
         });
         state.count_bundles(&bundles);
         state.bundle_status.store(Arc::new(bundles));
@@ -250,6 +254,17 @@ impl AppState {
             .load()
             .iter()
             .all(BundleStatus::is_activated)
+    }
+
+    /// Marks the start-up done: every configured part is running. Only the start-up calls it.
+    pub fn mark_started(&self) {
+        self.started
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether the start-up has started every configured part.
+    pub fn started(&self) -> bool {
+        self.started.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Subscribe to reload progress; tests wait on this instead of sleeping.

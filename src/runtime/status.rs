@@ -145,6 +145,11 @@ impl BundleStatus {
         self.last_successful_activation.at().is_some()
     }
 
+    /// Whether anything happened to the bundle yet: a request, an activation or a failure.
+    pub fn has_news(&self) -> bool {
+        self.last_request.is_some() || self.is_activated() || !self.code.is_empty()
+    }
+
     /// What the bundle families of the metrics show of this bundle.
     pub fn figures(&self) -> BundleFigures<'_> {
         BundleFigures {
@@ -157,6 +162,7 @@ impl BundleStatus {
             last_request: self.last_request,
             last_download: self.last_successful_download.at(),
             last_success_request: self.last_successful_request.at(),
+            downloaded: self.remote && self.has_news(),
         }
     }
 
@@ -227,10 +233,19 @@ impl BundleStatus {
         }
     }
 
-    /// How far compiling the download just recorded got, and how long each stage took.
+    /// How long parsing the modules of the download just recorded took, when they were.
+    pub fn parsed_in(&mut self, took: Option<Duration>) {
+        if let (Some(m), Some(took)) = (self.metrics.as_mut(), took) {
+            m.timer_rego_module_parse_ns = Some(nanos(took));
+        }
+    }
+
+    /// How far compiling the download just recorded got, and how long each stage took. A
+    /// download's modules were parsed as it was read (OPA's reader parses them): that time
+    /// stays its parse time.
     pub fn compiled_in(&mut self, stages: &CompileStages) {
         if let Some(m) = self.metrics.as_mut() {
-            m.timer_rego_module_parse_ns = stages.parse.map(nanos);
+            m.timer_rego_module_parse_ns = m.timer_rego_module_parse_ns.or(stages.parse.map(nanos));
             m.timer_rego_module_compile_ns = stages.compile.map(nanos);
         }
     }

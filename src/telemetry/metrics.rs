@@ -286,14 +286,22 @@ impl Metrics {
                 (&self.last_success_request, b.last_success_request),
             ];
             for (gauge, at) in times {
-                if let Some(at) = at {
-                    gauge.with_label_values(&[b.name]).set(unix_nanos(at));
+                match at {
+                    Some(at) => gauge.with_label_values(&[b.name]).set(unix_nanos(at)),
+                    None if b.downloaded => gauge.with_label_values(&[b.name]).set(0.0),
+                    None => {}
                 }
             }
-            if let Some(at) = b.last_activation {
-                self.last_activation
+            match b.last_activation {
+                Some(at) => self
+                    .last_activation
                     .with_label_values(&[b.name, b.revision])
-                    .set(unix_nanos(at));
+                    .set(unix_nanos(at)),
+                None if b.downloaded => self
+                    .last_activation
+                    .with_label_values(&[b.name, b.revision])
+                    .set(0.0),
+                None => {}
             }
         }
     }
@@ -331,6 +339,9 @@ pub struct BundleFigures<'a> {
     pub last_request: Option<SystemTime>,
     pub last_download: Option<SystemTime>,
     pub last_success_request: Option<SystemTime>,
+    /// A downloaded bundle with news: OPA's bundle plugin sets all four time gauges on each
+    /// status it reports, those that have not happened yet at Go's zero time (here 0).
+    pub downloaded: bool,
 }
 
 /// OPA's bundle gauges hold times as Unix nanoseconds.

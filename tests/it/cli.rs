@@ -376,3 +376,22 @@ fn bad_flags_exit_2_and_bad_flag_values_exit_64() {
     assert_eq!(out.status.code(), Some(64), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--eval-timeout-ms must be positive"));
 }
+
+/// OPA names a policy file by the path as given, a bare relative one too.
+#[test]
+fn errors_name_a_relative_policy_file_as_given() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.rego"),
+        "package p\n\nallow if nope(1)\n",
+    )
+    .unwrap();
+    for args in [&["check", "bad.rego"][..], &["test", "bad.rego"]] {
+        let out = Command::new(BIN).args(args).current_dir(&dir).output();
+        let stderr = String::from_utf8_lossy(&out.unwrap().stderr).into_owned();
+        assert!(
+            stderr.contains(" bad.rego:3: rego_type_error"),
+            "{args:?}: {stderr}"
+        );
+    }
+}

@@ -216,6 +216,57 @@ async fn a_download_whose_roots_overlap_another_bundle_is_refused() {
     );
 }
 
+/// OPA's reader parses every module before it checks the manifest: a download with a module
+/// that does not parse and overlapping roots is refused for the module, as a request that
+/// failed (the last successful download stays the earlier one), with the parser's errors and
+/// the time parsing took.
+#[tokio::test]
+async fn a_download_whose_module_does_not_parse_is_refused_for_it_before_its_roots() {
+    let bundles = BundleServer::start(bundle(variant("v1"), "v1"), None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(remote_config(&bundles, dir.path(), json!({}))).await;
+    server.wait_for_revision("payments-2025-01-01.1").await;
+    let downloaded = server.state.bundle_status()[0].last_successful_download;
+    let manifest = br#"{"revision": "broken-1", "roots": ["payment", "payment/sub"]}"#;
+    let broken = common::tar_gz(&[
+        (".manifest", manifest.as_slice()),
+        (
+            "payment/policy.rego",
+            b"package payment\n\nallow if {\n".as_slice(),
+        ),
+    ]);
+    bundles.set(bundle(broken, "broken-1"));
+    let status = server
+        .wait_for_error("error(s) occurred while compiling module(s)")
+        .await;
+    assert_eq!(status.errors[0].code, "rego_parse_error", "{status:?}");
+    assert_eq!(
+        status.last_successful_download, downloaded,
+        "a failed request, not a download"
+    );
+    let metrics = status.metrics.unwrap();
+    assert!(metrics.timer_rego_module_parse_ns.is_some(), "{metrics:?}");
+    assert!(metrics.timer_rego_load_bundles_ns.is_some(), "{metrics:?}");
+    assert_eq!(metrics.timer_rego_module_compile_ns, None, "never compiled");
+    assert_eq!(allowed(&server).await, json!(false), "v1 still decides");
+
+    // The module fixed: now the roots are what is wrong, found once the modules parsed.
+    let overlapping = common::tar_gz(&[
+        (".manifest", manifest.as_slice()),
+        (
+            "payment/policy.rego",
+            b"package payment\n\nallow := true\n".as_slice(),
+        ),
+    ]);
+    bundles.set(bundle(overlapping, "overlapping-1"));
+    let status = server.wait_for_error("overlapped roots").await;
+    assert!(status.errors.is_empty(), "{status:?}");
+    let metrics = status.metrics.unwrap();
+    assert!(metrics.timer_rego_module_parse_ns.is_some(), "{metrics:?}");
+    assert_eq!(status.last_successful_download, downloaded);
+    assert_eq!(allowed(&server).await, json!(false), "v1 still decides");
+}
+
 #[test]
 fn the_commented_remote_example_in_the_deploy_config_is_valid() {
     // deploy/verdict.yaml carries the remote-bundle sections commented out; uncommented, they

@@ -6,13 +6,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use tokio::sync::oneshot;
 
 use super::remote::Download;
 use super::{present, Reloader};
-use crate::bundle::{Bundle, Location};
+use crate::bundle::Bundle;
 use crate::policy::{self, CompileError, CompileStages, PolicySet};
 use crate::runtime::watcher::Watcher;
 use crate::runtime::{pushed, ActiveBundle, AppState};
@@ -128,20 +128,15 @@ impl Reloader {
         download: Option<&Download>,
         accepted: &mut BTreeSet<usize>,
     ) -> Option<Candidate> {
-        let source = self.sources.get(i)?;
+        let remote = self.sources.get(i)?.is_remote();
         let now = SystemTime::now();
-        let loaded = match (&source.location, download) {
-            (Location::Remote { .. }, Some(d)) => {
-                let reading = Instant::now();
-                let serving = self.active[i].as_deref();
-                let loaded = Bundle::from_download(source, &d.bytes, self.load, serving);
-                d.record(&mut self.statuses[i], &loaded, reading.elapsed());
-                loaded
-            }
+        let loaded = match (remote, download) {
+            (true, Some(d)) => self.read_download(i, d)?,
             // Nothing new to read for a remote bundle on SIGHUP: its poller brings it.
-            (Location::Remote { .. }, None) => return None,
-            _ => Bundle::load(source, self.load),
+            (true, None) => return None,
+            (false, _) => Bundle::load(self.sources.get(i)?, self.load),
         };
+        let source = self.sources.get(i)?;
         let bundle = match loaded {
             Ok(b) => Arc::new(b),
             Err(e) => {

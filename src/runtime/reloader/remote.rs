@@ -2,13 +2,14 @@
 //! reload batches, and the persistence of activated downloads.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::{Batch, Reloader};
 use crate::bundle::{persist, Bundle, BundleError, LoadError, Location, Source};
+use crate::policy::{self, CompileError};
 use crate::runtime::BundleStatus;
 
 /// A downloaded bundle waiting in a batch.
@@ -83,6 +84,58 @@ impl RemoteEvent {
 }
 
 impl Reloader {
+    /// Reads a download as OPA's bundle reader does: its files and signature, then every
+    /// module parsed (timed as `timer_rego_module_parse_ns`), then its roots, so that a module
+    /// that does not parse is the download's error even where the roots are wrong too. `None`
+    /// when a module does not parse: the download is refused and its status says why.
+    pub(super) fn read_download(
+        &mut self,
+        i: usize,
+        d: &Download,
+    ) -> Option<Result<Bundle, LoadError>> {
+        let source = self.sources.get(i)?;
+        let serving = self.active.get(i)?.as_deref();
+        let reading = Instant::now();
+        let (loaded, parse) = match Bundle::read_download(source, &d.bytes, self.load) {
+            Ok(bundle) if !bundle.modules.is_empty() => {
+                match policy::parse_timed(bundle, self.compile) {
+                    (Ok(bundle), parse) => (bundle.finish_download(source, serving), parse),
+                    (Err(e), parse) => {
+                        self.unparsed(i, d, &e, reading.elapsed(), parse);
+                        return None;
+                    }
+                }
+            }
+            Ok(bundle) => (bundle.finish_download(source, serving), None),
+            Err(e) => (Err(e), None),
+        };
+        let status = self.statuses.get_mut(i)?;
+        d.record(status, &loaded, reading.elapsed());
+        status.parsed_in(parse);
+        Some(loaded)
+    }
+
+    /// A download refused because a module does not parse: as in OPA, a failed request (the
+    /// last successful download stays the earlier one) whose errors are the parser's.
+    fn unparsed(
+        &mut self,
+        i: usize,
+        d: &Download,
+        error: &CompileError,
+        read: Duration,
+        parse: Option<Duration>,
+    ) {
+        let (Some(source), Some(status)) = (self.sources.get(i), self.statuses.get_mut(i)) else {
+            return;
+        };
+        status.requested(d.at, d.request_time);
+        status.read_in(read);
+        status.parsed_in(parse);
+        let rejected = status.rejection_message();
+        tracing::error!(bundle = %source.name, error = %error, "{rejected}");
+        status.failed_compile(error, SystemTime::now());
+    }
+
     /// Records a poller's news: a download joins the batch, anything else only changes the
     /// bundle's status.
     pub(super) fn remote_event(&mut self, batch: &mut Batch, i: usize, event: RemoteEvent) {

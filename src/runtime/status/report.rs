@@ -62,7 +62,12 @@ pub fn plugin_states(state: &AppState) -> BTreeMap<&'static str, &'static str> {
         plugins.insert("decision_logs", "OK");
     }
     if !config.not_implemented.contains_key("discovery") {
-        plugins.insert("discovery", "OK");
+        // OPA's discovery plugin is NOT_READY until it has started, which it does after the
+        // status plugin: the first report shows it so, and verdict's too.
+        plugins.insert(
+            "discovery",
+            if state.started() { "OK" } else { "NOT_READY" },
+        );
     }
     if config.plugins.envoy_ext_authz_grpc.is_some() {
         plugins.insert("envoy_ext_authz_grpc", "OK");
@@ -123,11 +128,15 @@ pub fn report(state: &AppState) -> Report {
     };
     Report {
         labels: labels(state),
+        // A bundle is listed once there is news of it (a request, an activation, a failure),
+        // as OPA's bundle plugin lists those it has reported on.
         bundles: reported_bundles(state)
             .into_iter()
+            .filter(BundleStatus::has_news)
             .map(|b| (b.name.clone(), b))
             .collect(),
-        decision_logs: uploads_logs.then(BTreeMap::new),
+        // The uploader's status exists once it runs, after the status plugin's first report.
+        decision_logs: (uploads_logs && state.started()).then(BTreeMap::new),
         metrics,
         plugins: plugins
             .into_iter()

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use bytes::Bytes;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use super::WAIT;
 
@@ -50,6 +50,8 @@ struct Control {
     mode: watch::Sender<Mode>,
     seen: Mutex<Vec<Seen>>,
     count: watch::Sender<usize>,
+    /// The next status upload is answered only when this is released.
+    hold_status: Mutex<Option<oneshot::Receiver<()>>>,
 }
 
 pub struct BundleServer {
@@ -64,6 +66,7 @@ impl BundleServer {
             mode: watch::Sender::new(mode),
             seen: Mutex::new(Vec::new()),
             count: watch::Sender::new(0),
+            hold_status: Mutex::new(None),
         });
         let app = Router::new().fallback(handle).with_state(control.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -123,12 +126,30 @@ impl BundleServer {
         *self.control.count.borrow()
     }
 
+    /// Holds the answer to the next status upload until the returned sender fires (or is
+    /// dropped): a status service busy with a report.
+    pub fn hold_next_status(&self) -> oneshot::Sender<()> {
+        let (release, held) = oneshot::channel();
+        *self.control.hold_status.lock().unwrap() = Some(held);
+        release
+    }
+
     /// Waits until a request satisfying `want` has been answered, and returns it.
     pub async fn wait_for(&self, what: &str, want: impl Fn(&Seen) -> bool) -> Seen {
+        self.wait_for_after(0, what, want).await
+    }
+
+    /// `wait_for`, among the requests after the first `skip`.
+    pub async fn wait_for_after(
+        &self,
+        skip: usize,
+        what: &str,
+        want: impl Fn(&Seen) -> bool,
+    ) -> Seen {
         let mut rx = self.control.count.subscribe();
         let found = tokio::time::timeout(WAIT, async {
             loop {
-                if let Some(seen) = self.requests().into_iter().find(|s| want(s)) {
+                if let Some(seen) = self.requests().into_iter().skip(skip).find(|s| want(s)) {
                     return seen;
                 }
                 rx.changed().await.unwrap();
@@ -166,6 +187,7 @@ async fn handle(State(control): State<Arc<Control>>, req: Request) -> Response {
         // A report upload: recorded and taken, whatever the bundle endpoint answers, as OPA's
         // recorded control plane took every status and decision-log upload while its bundle
         // endpoint failed (D-bundle-polling-protocol.log, phases 6, 8 and 9).
+        let path_is_status = path == "/status";
         let body = axum::body::to_bytes(req.into_body(), 64 << 20)
             .await
             .unwrap_or_default();
@@ -178,6 +200,13 @@ async fn handle(State(control): State<Arc<Control>>, req: Request) -> Response {
             body,
         });
         control.count.send_modify(|c| *c += 1);
+        let held = match path_is_status {
+            true => control.hold_status.lock().unwrap().take(),
+            false => None,
+        };
+        if let Some(held) = held {
+            let _ = tokio::time::timeout(WAIT, held).await;
+        }
         return StatusCode::from_u16(status).unwrap().into_response();
     }
     let if_none_match = header(&headers, "if-none-match");

@@ -118,6 +118,23 @@ pub fn clip(s: &str) -> String {
     }
 }
 
+/// Both texts from a little before where they first differ, clipped: long bodies that differ
+/// late show where.
+pub fn clip_both(ours: &str, theirs: &str) -> (String, String) {
+    let same = ours
+        .chars()
+        .zip(theirs.chars())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let from = same.saturating_sub(200);
+    let window = |s: &str| {
+        let rest: String = s.chars().skip(from).collect();
+        let prefix = if from > 0 { "..." } else { "" };
+        format!("{prefix}{}", clip(&rest))
+    };
+    (window(ours), window(theirs))
+}
+
 async fn instance(kind: &str, dir: &Path, pushed_data: &Path) -> Server {
     let (mut config, source) = match kind {
         "A" => {
@@ -181,10 +198,9 @@ pub fn compare(got: common::RawResponse, case: &Case) -> Option<String> {
         normalize::body(opa_type, &case.body, Some(&families)),
     );
     if ours != theirs {
+        let (ours, theirs) = clip_both(&ours, &theirs);
         problems.push(format!(
-            "body\n    verdict: {:?}\n    OPA:     {:?}",
-            clip(&ours),
-            clip(&theirs)
+            "body\n    verdict: {ours:?}\n    OPA:     {theirs:?}"
         ));
     }
     (!problems.is_empty()).then(|| problems.join("\n  "))

@@ -171,10 +171,9 @@ pub fn status(dir: &Path, seen: &[Seen]) -> Option<String> {
         }
         let (ours, theirs) = (report_text(report.clone()), report_text(opa));
         if ours != theirs {
+            let (ours, theirs) = super::http::clip_both(&ours, &theirs);
             problems.push(format!(
-                "report\n    verdict: {:?}\n    OPA:     {:?}",
-                super::http::clip(&ours),
-                super::http::clip(&theirs)
+                "report\n    verdict: {ours:?}\n    OPA:     {theirs:?}"
             ));
         }
     }
