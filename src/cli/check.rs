@@ -7,10 +7,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use serde::Serialize;
-
-use crate::gojson;
-use crate::policy::{CompileError, Location, ParseDetails, RegoError};
+use super::errors::Failure;
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
@@ -35,81 +32,19 @@ enum Format {
     Json,
 }
 
-/// One entry of `opa check --format json`'s `errors`, in OPA's field order.
-#[derive(Serialize)]
-struct OutputError {
-    message: String,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    code: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    location: Option<Location>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    details: Option<ParseDetails>,
-}
-
-#[derive(Serialize)]
-struct Output {
-    errors: Vec<OutputError>,
-}
-
 pub fn main(args: CheckArgs) -> ExitCode {
-    let failure = match super::load_paths(&args.paths, args.v0_compatible) {
-        Err(e) => Failure::Other(e.to_string()),
+    let (errors, message) = match super::load_paths(&args.paths, args.v0_compatible) {
+        Err(e) => (Vec::new(), e.to_string()),
         Ok(bundles) => match super::compile_paths(&bundles) {
             Ok(_) => return ExitCode::SUCCESS,
-            Err(e) => Failure::Compile(e),
+            Err(e) => (e.errors().to_vec(), e.to_string()),
         },
     };
-    let text = match args.format {
-        Format::Pretty => format!("{}\n", failure.text()).into_bytes(),
-        Format::Json => {
-            let mut out = gojson::to_body(&failure.output(), true);
-            out.push(b'\n');
-            out
-        }
+    let failure = Failure {
+        errors: &errors,
+        message,
     };
-    let _ = std::io::stderr().write_all(&text);
+    let json = matches!(args.format, Format::Json);
+    let _ = std::io::stderr().write_all(&failure.bytes(json));
     ExitCode::FAILURE
-}
-
-enum Failure {
-    Compile(CompileError),
-    Other(String),
-}
-
-impl Failure {
-    fn text(&self) -> String {
-        match self {
-            Failure::Compile(e) => e.to_string(),
-            Failure::Other(text) => text.clone(),
-        }
-    }
-
-    /// Module errors one by one with their locations; any other failure as one message.
-    fn output(&self) -> Output {
-        let errors: Vec<OutputError> = match self {
-            Failure::Compile(e) => e.errors().iter().map(output_error).collect(),
-            Failure::Other(_) => Vec::new(),
-        };
-        if !errors.is_empty() {
-            return Output { errors };
-        }
-        Output {
-            errors: vec![OutputError {
-                message: self.text(),
-                code: "",
-                location: None,
-                details: None,
-            }],
-        }
-    }
-}
-
-fn output_error(e: &RegoError) -> OutputError {
-    OutputError {
-        message: e.message.clone(),
-        code: e.code,
-        location: e.location.clone(),
-        details: e.details.clone(),
-    }
 }

@@ -7,9 +7,13 @@ use std::process::ExitCode;
 use anyhow::Context;
 use regorus::Value;
 
+use super::errors::Failure;
 use super::pretty;
 use crate::gojson::{self, ObjectWriter};
-use crate::policy::QueryOptions;
+use crate::policy::{EvalError, QueryOptions, RegoError};
+
+/// OPA's code for a policy or query that does not parse.
+const PARSE_ERROR: &str = "rego_parse_error";
 
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
@@ -65,7 +69,16 @@ pub fn main(args: EvalArgs) -> ExitCode {
 fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let mut paths = args.data.clone();
     paths.extend(args.bundles.iter().cloned());
-    let set = super::load_policy_set(&paths, args.v0_compatible)?;
+    let bundles = super::load_paths(&paths, args.v0_compatible)?;
+    let set = match super::compile_paths(&bundles) {
+        Ok(set) => set,
+        // A file that does not parse stops OPA's loader, which prints it as text whatever
+        // the format; compile errors are the evaluation's, printed in its format.
+        Err(e) if e.errors().iter().all(|e| e.code == PARSE_ERROR) => {
+            return Ok(report(&args, e.errors(), e.to_string(), false))
+        }
+        Err(e) => return Ok(report(&args, e.errors(), e.to_string(), true)),
+    };
     let input = match &args.input {
         Some(path) => Some(read_input(path)?),
         None if args.stdin_input => Some(read_stdin_input()?),
@@ -75,9 +88,16 @@ fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
         input,
         strict_builtin_errors: args.strict_builtin_errors,
     };
-    let results = set
-        .query_with(&args.query, options)
-        .map_err(|e| anyhow::anyhow!(e.detail()))?;
+    let results = match set.query_with(&args.query, options) {
+        Ok(results) => results,
+        Err(e) => {
+            let errors = match &e {
+                EvalError::Policy(errors) | EvalError::Parse(errors) => errors.as_slice(),
+                _ => &[],
+            };
+            return Ok(report(&args, errors, e.to_string(), true));
+        }
+    };
     let mut out = Vec::new();
     match args.format {
         Format::Pretty => pretty::write(&mut out, &results),
@@ -101,6 +121,17 @@ fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// OPA's presentation of errors: `{"errors": [...]}` on stdout for JSON output (when
+/// `in_format`), otherwise its text on stderr; exit 1 either way.
+fn report(args: &EvalArgs, errors: &[RegoError], message: String, in_format: bool) -> ExitCode {
+    let failure = Failure { errors, message };
+    let _ = match (in_format, args.format) {
+        (true, Format::Json) => std::io::stdout().write_all(&failure.json()),
+        _ => std::io::stderr().write_all(&failure.bytes(false)),
+    };
+    ExitCode::FAILURE
 }
 
 fn read_stdin_input() -> anyhow::Result<Value> {

@@ -4,6 +4,7 @@
 
 pub mod build;
 pub mod check;
+pub mod errors;
 pub mod eval;
 pub mod inspect;
 pub mod pretty;

@@ -36,7 +36,7 @@ use crate::bundle;
 pub use compile::{
     compile, compile_timed, compile_with_data, parse_timed, CompileOptions, CompileStages,
 };
-pub use error::{CompileError, EvalError, Location, ParseDetails, RegoError};
+pub use error::{summarize, CompileError, EvalError, Location, ParseDetails, RegoError};
 pub use path::DataPath;
 use path::Segment;
 pub use query::QueryOptions;

@@ -201,8 +201,11 @@ fn eval_takes_opas_flags() {
     assert_eq!(text(&out.stdout).trim(), "{}");
     let out = verdict(&[&query[..], &["--strict-builtin-errors"]].concat());
     assert_eq!(out.status.code(), Some(1));
-    let stderr = text(&out.stderr);
-    assert!(stderr.contains("eval_builtin_error"), "{stderr}");
+    let errors: Json = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        errors["errors"][0]["code"], "eval_builtin_error",
+        "{errors}"
+    );
 }
 
 #[test]

@@ -172,10 +172,11 @@ async fn verdict_eval_refuses_the_deep_query_too() {
     .expect("eval returns instead of parsing for ever")
     .unwrap();
     assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    // OPA's JSON presentation of the query's error, on stdout.
+    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stderr.contains("rego_parse_error") && stderr.contains("literal nested too deeply"),
-        "{stderr}"
+        stdout.contains("rego_parse_error") && stdout.contains("literal nested too deeply"),
+        "{stdout}"
     );
 }
 

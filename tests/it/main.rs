@@ -19,6 +19,7 @@ mod bundles_layout;
 mod cli;
 mod cli_bundles;
 mod cli_coverage;
+mod cli_errors;
 mod cli_habits;
 mod clients;
 mod decision_log;

@@ -110,7 +110,7 @@ impl CompileError {
 }
 
 /// OPA's `ast.Errors` text: "1 error occurred: file:row: code: message".
-fn summarize(errors: &[RegoError]) -> String {
+pub fn summarize(errors: &[RegoError]) -> String {
     match errors {
         [one] => format!("1 error occurred: {one}"),
         many => {
