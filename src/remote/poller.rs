@@ -3,8 +3,9 @@
 //! Conditional GETs with `If-None-Match`; long polling with `Prefer: wait=N` while the server
 //! answers with OPA's bundle media type; a random delay between `min_delay_seconds` and
 //! `max_delay_seconds` after a success, and after a failure OPA's retries: at once, then an
-//! exponential backoff with jitter. The ETag moves forward only once the reloader has activated what was downloaded,
-//! so a bundle that fails to activate is fetched again rather than skipped.
+//! exponential backoff with jitter. The ETag moves forward only once the reloader has
+//! activated what was downloaded, so a bundle that fails to activate is fetched again rather
+//! than skipped.
 
 use std::time::{Duration, Instant, SystemTime};
 
