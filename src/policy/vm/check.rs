@@ -1,7 +1,8 @@
 //! The static check: the constructs over which regorus's VM is known to disagree with its
 //! interpreter (or with verdict's corrections to it), looked for in every rule an entrypoint
 //! reaches. One found keeps the entrypoint on the interpreter; the check also gathers the
-//! `input` references the differential check builds its inputs from.
+//! `input` references the differential check builds its inputs from. Rules that could give
+//! two values, which OPA reports as a conflict and the VM does not, are `conflicts`'s.
 
 use std::collections::BTreeSet;
 
@@ -29,7 +30,8 @@ pub fn check(modules: &[Ref<Module>], entry: &[String]) -> Result<InputRefs, Ref
         inputs: BTreeSet::new(),
         file: String::new(),
     };
-    for (m, r) in reachable(modules, entry) {
+    let reached = reachable(modules, entry);
+    for &(m, r) in &reached {
         let rule = &modules[m].policy[r];
         let span = rule.span();
         walker.file = span.source.file().to_string();
@@ -39,6 +41,7 @@ pub fn check(modules: &[Ref<Module>], entry: &[String]) -> Result<InputRefs, Ref
             row: if row == 0 { span.line } else { row },
         })?;
     }
+    super::conflicts::check(modules, &reached)?;
     Ok(walker.inputs)
 }
 

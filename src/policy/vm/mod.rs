@@ -9,6 +9,7 @@
 //! off the request path (`shadow`), and one mismatch turns the VM off for that entrypoint.
 
 pub mod check;
+mod conflicts;
 mod inline;
 mod inputs;
 pub mod metrics;

@@ -272,3 +272,73 @@ fn the_vm_decides_inline_and_giving_up_there_is_no_fallback() {
     assert!(vm.evaluate(query(false)).unwrap().result.is_some());
     assert_eq!(counts(&vm), Some((0, 3)));
 }
+
+/// OPA reports a rule, a function or an object key given two values as a conflict; the VM
+/// answers the last value it found. Every rule that could get two values keeps its entrypoint
+/// on the interpreter, so that even the first decision is OPA's error; definitions that
+/// exclude each other (`E` and `not E`) and equal constants stay on the VM.
+#[test]
+fn rules_that_could_conflict_stay_on_the_interpreter() {
+    let policy = r#"package app
+
+ys := input.ys if is_array(input.ys)
+else := []
+
+x := 1 if input.a
+x := 2 if input.b
+
+f(v) := 1 if v.a
+f(v) := 2 if v.b
+fx := f(input)
+
+obj[k] := v if {
+	some v in ys
+	k := "k"
+}
+
+first := v if {
+	some v in ys
+}
+
+now := 1 if input.t
+now := 2 if not input.t
+
+same if input.a
+same if input.b
+"#;
+    let set = set_of(&[("/app/p.rego", policy)], EngineChoice::Auto);
+    for path in ["app/x", "app/fx", "app/obj", "app/first"] {
+        assert_eq!(engine_of(&set, path), "interpreter", "{path}");
+    }
+    for path in ["app/now", "app/same", "app/ys"] {
+        assert_eq!(engine_of(&set, path), "vm", "{path}");
+    }
+    let conflicting = [
+        ("app/x", r#"{"a": true, "b": true}"#),
+        ("app/fx", r#"{"a": true, "b": true}"#),
+        ("app/obj", r#"{"ys": [1, 2]}"#),
+        ("app/first", r#"{"ys": [1, 2]}"#),
+    ];
+    for (path, input) in conflicting {
+        let path = DataPath::parse(path).unwrap();
+        let query = Query {
+            path: &path,
+            input: Some(json(input)),
+            strict_builtin_errors: false,
+        };
+        match set.evaluate(query) {
+            Err(crate::policy::EvalError::Policy(errors)) => {
+                assert_eq!(
+                    errors[0].code, "eval_conflict_error",
+                    "{path:?}: {errors:?}"
+                )
+            }
+            other => panic!("{path:?}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        eval(&set, "app/now", &json(r#"{"t": true}"#)),
+        Some(json("1"))
+    );
+    assert_eq!(eval(&set, "app/now", &json("{}")), Some(json("2")));
+}

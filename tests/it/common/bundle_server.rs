@@ -46,12 +46,16 @@ pub struct Seen {
     pub body: Bytes,
 }
 
+/// Which status uploads a hold applies to, by their body.
+type StatusTest = Box<dyn Fn(&[u8]) -> bool + Send + Sync>;
+
 struct Control {
     mode: watch::Sender<Mode>,
     seen: Mutex<Vec<Seen>>,
     count: watch::Sender<usize>,
-    /// The next status upload is answered only when this is released.
-    hold_status: Mutex<Option<oneshot::Receiver<()>>>,
+    /// The next status upload whose body passes the test is answered only when this is
+    /// released.
+    hold_status: Mutex<Option<(StatusTest, oneshot::Receiver<()>)>>,
 }
 
 pub struct BundleServer {
@@ -126,11 +130,14 @@ impl BundleServer {
         *self.control.count.borrow()
     }
 
-    /// Holds the answer to the next status upload until the returned sender fires (or is
-    /// dropped): a status service busy with a report.
-    pub fn hold_next_status(&self) -> oneshot::Sender<()> {
+    /// Holds the answer to the next status upload whose body passes `which` until the
+    /// returned sender fires (or is dropped): a status service busy with a report.
+    pub fn hold_next_status(
+        &self,
+        which: impl Fn(&[u8]) -> bool + Send + Sync + 'static,
+    ) -> oneshot::Sender<()> {
         let (release, held) = oneshot::channel();
-        *self.control.hold_status.lock().unwrap() = Some(held);
+        *self.control.hold_status.lock().unwrap() = Some((Box::new(which), held));
         release
     }
 
@@ -197,11 +204,17 @@ async fn handle(State(control): State<Arc<Control>>, req: Request) -> Response {
             path,
             headers,
             status,
-            body,
+            body: body.clone(),
         });
         control.count.send_modify(|c| *c += 1);
         let held = match path_is_status {
-            true => control.hold_status.lock().unwrap().take(),
+            true => {
+                let mut hold = control.hold_status.lock().unwrap();
+                match hold.as_ref() {
+                    Some((which, _)) if which(&body) => hold.take().map(|(_, held)| held),
+                    _ => None,
+                }
+            }
             false => None,
         };
         if let Some(held) = held {

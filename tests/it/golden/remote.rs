@@ -46,10 +46,18 @@ async fn start(config: Config) -> Server {
 /// its status plugin was busy, and it counted a report dropped. The status service here is
 /// busy with verdict's first report until verdict has recorded both failures, so the same
 /// burst meets the same busy plugin; what verdict counts then is its own rule's.
-async fn start_in_burst(config: Config, bundles: &BundleServer) -> Server {
-    let release = bundles.hold_next_status();
+///
+/// `earlier` are the ids of the instances started before: their uploads, should any still be
+/// under way, are neither held nor taken for the new instance's.
+async fn start_in_burst(config: Config, bundles: &BundleServer, earlier: &[String]) -> Server {
+    let earlier = earlier.to_vec();
+    let release = bundles.hold_next_status(move |body| {
+        let text = String::from_utf8_lossy(body);
+        !earlier.iter().any(|id| text.contains(id.as_str()))
+    });
     let before = bundles.requests().len();
     let server = start(config).await;
+    let id = server.state.instance_id.clone();
     server
         .wait_until("both failed polls of the start-up burst", |s| {
             s.bundle_status().iter().any(|b| b.failed >= 2)
@@ -58,7 +66,8 @@ async fn start_in_burst(config: Config, bundles: &BundleServer) -> Server {
     let _ = release.send(());
     bundles
         .wait_for_after(before, "the status report after the first", |s| {
-            s.path == "/status" && String::from_utf8_lossy(&s.body).contains("Service Unavailable")
+            let text = String::from_utf8_lossy(&s.body);
+            s.path == "/status" && text.contains(&id) && text.contains("Service Unavailable")
         })
         .await;
     server
@@ -149,6 +158,7 @@ pub async fn replay(dir: &Path, cases: &[Case]) -> Vec<(String, Option<String>)>
     bundles
         .wait_for("a decision-log upload", |s| s.path == "/logs")
         .await;
+    let mut ids = vec![server.state.instance_id.clone()];
     server.stop().await;
     let seen = bundles.requests();
     replay.outcomes.push((
@@ -165,7 +175,8 @@ pub async fn replay(dir: &Path, cases: &[Case]) -> Vec<(String, Option<String>)>
 
     // D2: the server is down; the persisted bundle serves.
     bundles.set(Mode::Status(503));
-    let server = start_in_burst(config(dir, &bundles, persist.path()), &bundles).await;
+    let server = start_in_burst(config(dir, &bundles, persist.path()), &bundles, &ids).await;
+    ids.push(server.state.instance_id.clone());
     replay
         .ask(&server, &["D2-health-bundles", "D2-status"])
         .await;
@@ -173,7 +184,7 @@ pub async fn replay(dir: &Path, cases: &[Case]) -> Vec<(String, Option<String>)>
 
     // D3: the server is down and nothing was persisted.
     let empty = tempfile::tempdir().unwrap();
-    let server = start_in_burst(config(dir, &bundles, empty.path()), &bundles).await;
+    let server = start_in_burst(config(dir, &bundles, empty.path()), &bundles, &ids).await;
     replay
         .ask(
             &server,
