@@ -92,6 +92,10 @@ pub struct Bound {
     admission: Option<(Listener, AdmissionConfig)>,
     proxies: Vec<ProxyListener>,
     grace: Duration,
+    /// The reloader, the bundle pollers and the uploaders. They end with the service, as OPA
+    /// stops its plugins at shutdown; what the decision log has not uploaded stays in its
+    /// spool for the next start.
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl App {
@@ -176,7 +180,7 @@ impl App {
             })
         };
 
-        let bound = Bound {
+        let mut bound = Bound {
             http: bind_all(&config.verdict.addr).await?,
             diagnostic: bind_all(&config.verdict.diagnostic_addr).await?,
             grpc: match &config.plugins.envoy_ext_authz_grpc {
@@ -194,6 +198,7 @@ impl App {
             grace: Duration::from_secs(config.verdict.shutdown_grace_period_seconds),
             state: state.clone(),
             triggers: tx.clone(),
+            background: Vec::new(),
         };
 
         let watcher = match config.verdict.watch {
@@ -212,16 +217,22 @@ impl App {
             .status
             .as_ref()
             .map(|s| StatusUploader::new(status_upload, s.console, state.clone()));
-        tokio::spawn(reloader.run(state.clone(), rx, debounce, watcher));
+        let background = &mut bound.background;
+        background.push(tokio::spawn(reloader.run(
+            state.clone(),
+            rx,
+            debounce,
+            watcher,
+        )));
         for poller in pollers {
-            tokio::spawn(poller.run());
+            background.push(tokio::spawn(poller.run()));
         }
         if let Some(uploader) = uploader {
-            tokio::spawn(uploader.run());
+            background.push(tokio::spawn(uploader.run()));
         }
         state.mark_started();
         if let Some(status) = status {
-            tokio::spawn(status.run());
+            background.push(tokio::spawn(status.run()));
         }
         Ok(bound)
     }
@@ -289,6 +300,7 @@ impl Bound {
             admission,
             proxies,
             grace,
+            background,
             ..
         } = self;
         let mut serving = tokio::task::JoinSet::new();
@@ -344,6 +356,9 @@ impl Bound {
             "shutting down; finishing requests in flight"
         );
         while serving.join_next().await.is_some() {}
+        for task in background {
+            task.abort();
+        }
     }
 }
 

@@ -267,6 +267,40 @@ async fn a_download_whose_module_does_not_parse_is_refused_for_it_before_its_roo
     assert_eq!(allowed(&server).await, json!(false), "v1 still decides");
 }
 
+/// Stopping the service stops its reloader, bundle poller and uploaders too: once the drain
+/// is over nothing of the instance is left running, holding its state or asking the server.
+#[tokio::test]
+async fn stopping_ends_the_pollers_and_uploaders() {
+    let bundles = BundleServer::start(bundle(variant("v1"), "v1"), None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = remote_config(&bundles, dir.path(), json!({}));
+    let extra = json!({
+        "status": {"service": "ctl"},
+        "decision_logs": {"service": "ctl", "reporting": {"min_delay_seconds": 1}},
+    });
+    let tree = serde_json::to_value(&config).unwrap();
+    let mut tree = tree.as_object().unwrap().clone();
+    tree.extend(extra.as_object().unwrap().clone());
+    config = Config::from_tree(Json::Object(tree)).unwrap().0;
+    let server = start(config).await;
+    server.wait_for_revision("payments-2025-01-01.1").await;
+    bundles
+        .wait_for("a status report", |s| s.path == "/status")
+        .await;
+    let state = std::sync::Arc::downgrade(&server.state);
+    server.stop().await;
+    let ended = tokio::time::timeout(common::WAIT, async {
+        while state.upgrade().is_some() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "a task of the stopped instance still holds its state"
+    );
+}
+
 #[test]
 fn the_commented_remote_example_in_the_deploy_config_is_valid() {
     // deploy/verdict.yaml carries the remote-bundle sections commented out; uncommented, they
