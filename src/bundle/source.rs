@@ -107,7 +107,11 @@ impl Bundle {
                 .and_then(|bytes| reader::read_tarball(bytes.as_slice(), options.size_limit)),
             Location::Remote { persist_dir: None } => Err(BundleError::NotDownloaded),
         };
-        let bundle = Bundle::checked(source, files, options)?;
+        let bundle = Bundle::verified(source, files, options)?;
+        bundle.check_roots().map_err(|error| LoadError {
+            name: source.name.clone(),
+            error,
+        })?;
         if bundle.is_delta() {
             // Patches need the bundle they patch: only a bundle server's delta has one.
             return Err(LoadError {
@@ -140,7 +144,7 @@ impl Bundle {
     ) -> Result<Bundle, LoadError> {
         let options = source.options(options);
         let files = reader::read_tarball(bytes, options.size_limit);
-        Bundle::verified(source, files, options, false)
+        Bundle::verified(source, files, options)
     }
 
     /// The rest of reading a download, once its modules parse: the roots checked, and a delta
@@ -161,21 +165,12 @@ impl Bundle {
         self.apply_delta(serving).map_err(failed)
     }
 
-    /// Verifies the signature (when configured) before anything in the files is parsed.
-    fn checked(
-        source: &Source,
-        files: Result<Vec<RawFile>, BundleError>,
-        options: LoadOptions,
-    ) -> Result<Bundle, LoadError> {
-        Bundle::verified(source, files, options, true)
-    }
-
-    /// `checked`, with the roots checked or (`roots: false`) left for later.
+    /// Verifies the signature (when configured) before anything in the files is parsed, then
+    /// reads them; the roots are the caller's to check (`check_roots`).
     fn verified(
         source: &Source,
         files: Result<Vec<RawFile>, BundleError>,
         options: LoadOptions,
-        roots: bool,
     ) -> Result<Bundle, LoadError> {
         let module_prefix = if source.is_dir() {
             source.name.as_str()
@@ -189,11 +184,7 @@ impl Bundle {
                     Verification::Keys(keys) => signing::check(&files, module_prefix, Some(keys))?,
                     Verification::Skip => {}
                 }
-                let bundle = Bundle::read_files(&source.name, module_prefix, files, options)?;
-                if roots {
-                    bundle.check_roots()?;
-                }
-                Ok(bundle)
+                Bundle::read_files(&source.name, module_prefix, files, options)
             })
             .map_err(|error| LoadError {
                 name: source.name.clone(),

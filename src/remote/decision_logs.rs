@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
-use super::{poller::backoff, Client, ClientError};
+use super::{poller::retry_delay, Client, ClientError};
 use crate::decision_log::spool::{Rows, Spool, SpoolError};
 use crate::decision_log::{Orphans, Upload, SPOOL_PREFIX};
 use crate::telemetry::metrics::SpoolMetrics;
@@ -107,7 +107,7 @@ impl Uploader {
                 let (min, max) = (self.reporting.min_delay(), self.reporting.max_delay());
                 min + (max - min).mul_f64(fastrand::f64())
             } else {
-                backoff(failures, self.reporting.max_delay())
+                retry_delay(failures, self.reporting.max_delay())
             };
         }
     }

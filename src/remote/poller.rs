@@ -154,7 +154,7 @@ impl Poller {
                 }
             } else {
                 failures = failures.saturating_add(1);
-                download_retry(
+                retry_delay(
                     failures,
                     Duration::from_secs(self.polling.max_delay_seconds),
                 )
@@ -258,11 +258,13 @@ fn between(min_seconds: u64, max_seconds: u64) -> Duration {
     min + span.mul_f64(fastrand::f64())
 }
 
-/// How long OPA's bundle downloader waits after `failures` failed downloads or activations in
-/// a row: the first retry at once (a blip costs one round trip), then 100 ms × 1.6ⁿ with ±20%
-/// jitter, capped at `max` but never below 100 ms, so that `max_delay_seconds: 0` is no busy
-/// loop.
-pub fn download_retry(failures: u32, max: Duration) -> Duration {
+/// How long to wait after `failures` failed attempts in a row, as OPA's downloader and
+/// decision-log plugin wait (its `DefaultBackoff`): the first retry at once (a blip costs one
+/// round trip), then 100 ms × 1.6ⁿ with ±20% jitter, so that nodes that lost the server
+/// together do not come back together, capped at `max` but never below 100 ms, so that
+/// `max_delay_seconds: 0` is no busy loop. Bundle downloads, decision-log and status uploads
+/// all retry by it.
+pub fn retry_delay(failures: u32, max: Duration) -> Duration {
     if failures <= 1 {
         return Duration::ZERO;
     }
@@ -271,45 +273,24 @@ pub fn download_retry(failures: u32, max: Duration) -> Duration {
     Duration::from_secs_f64(capped).mul_f64(0.8 + 0.4 * fastrand::f64())
 }
 
-/// Exponential backoff from 100 ms, doubling per failure, capped at `max`, with ±20% jitter so
-/// that nodes that lost the server together do not come back together.
-pub fn backoff(failures: u32, max: Duration) -> Duration {
-    let exp = RETRY_BASE.saturating_mul(1u32 << failures.saturating_sub(1).min(20));
-    // Never below the first step, even with `max_delay_seconds: 0`: a dead server must not
-    // be asked in a busy loop.
-    exp.min(max.max(RETRY_BASE))
-        .mul_f64(0.8 + 0.4 * fastrand::f64())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn downloads_are_retried_at_once_then_as_opa_backs_off() {
+    fn retries_come_at_once_then_as_opa_backs_off_under_the_cap() {
         let max = Duration::from_secs(3);
-        assert_eq!(download_retry(1, max), Duration::ZERO);
-        let second = download_retry(2, max);
+        assert_eq!(retry_delay(1, max), Duration::ZERO);
+        let second = retry_delay(2, max);
         assert!(second >= Duration::from_millis(128) && second <= Duration::from_millis(192));
-        let fourth = download_retry(4, max);
+        let fourth = retry_delay(4, max);
         assert!(fourth >= Duration::from_millis(327) && fourth <= Duration::from_millis(492));
+        assert!(retry_delay(10, max) >= Duration::from_millis(2400));
         for failures in 2..80 {
-            let d = download_retry(failures, max);
+            let d = retry_delay(failures, max);
             assert!(d <= max.mul_f64(1.2), "{failures}: {d:?}");
-            assert!(download_retry(failures, Duration::ZERO) >= Duration::from_millis(80));
+            assert!(retry_delay(failures, Duration::ZERO) >= Duration::from_millis(80));
         }
-    }
-
-    #[test]
-    fn backoff_grows_with_jitter_and_stays_under_the_cap() {
-        let max = Duration::from_secs(3);
-        for failures in 1..40 {
-            let d = backoff(failures, max);
-            assert!(d <= max.mul_f64(1.2), "{failures}: {d:?}");
-        }
-        assert!(backoff(1, max) < Duration::from_millis(130));
-        assert!(backoff(9, Duration::ZERO) >= Duration::from_millis(80));
-        assert!(backoff(6, max) >= Duration::from_millis(2400));
         let d = between(2, 3);
         assert!(d >= Duration::from_secs(2) && d <= Duration::from_secs(3));
     }

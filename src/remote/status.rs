@@ -15,7 +15,7 @@ use std::time::Duration;
 use reqwest::header::CONTENT_TYPE;
 use tokio::sync::watch;
 
-use super::poller::backoff;
+use super::poller::retry_delay;
 use super::{Client, ClientError};
 use crate::runtime::{status, AppState, ReloadProgress};
 
@@ -66,13 +66,12 @@ impl StatusUploader {
     }
 
     pub async fn run(mut self) {
-        let mut changes = self.changes.clone();
         let mut failures = 0u32;
         loop {
             let (before, report) = match self.first.take() {
                 Some(first) => first,
                 None => (
-                    changes.borrow_and_update().status_updates,
+                    self.changes.borrow_and_update().status_updates,
                     status::report(&self.state),
                 ),
             };
@@ -89,8 +88,8 @@ impl StatusUploader {
             match sent {
                 Ok(()) => {
                     failures = 0;
-                    self.dropped(changes.borrow().status_updates - before, 0);
-                    if changes.changed().await.is_err() {
+                    self.dropped(self.changes.borrow().status_updates - before, 0);
+                    if self.changes.changed().await.is_err() {
                         return;
                     }
                 }
@@ -98,8 +97,8 @@ impl StatusUploader {
                     failures = failures.saturating_add(1);
                     tracing::warn!(error = %e, "status upload failed; retrying");
                     self.dropped(0, 1);
-                    tokio::time::sleep(backoff(failures, MAX_RETRY_DELAY)).await;
-                    self.dropped(changes.borrow().status_updates - before, 0);
+                    tokio::time::sleep(retry_delay(failures, MAX_RETRY_DELAY)).await;
+                    self.dropped(self.changes.borrow().status_updates - before, 0);
                 }
             }
         }

@@ -11,6 +11,7 @@ use regorus::unstable::{Expr, Literal, Module, Query, Ref, Rule, RuleHead};
 use regorus::Value;
 
 use super::check::Refusal;
+use crate::policy::guard::recursion::import_names;
 use crate::policy::rules;
 
 /// A value of one definition: the constant, or `None` when it is computed.
@@ -19,7 +20,12 @@ type Values = Vec<Option<Value>>;
 /// Checks the rule definitions `reached` (module, rule) for a possible conflict.
 pub fn check(modules: &[Ref<Module>], reached: &[(usize, usize)]) -> Result<(), Refusal> {
     let mut groups: BTreeMap<Vec<String>, Vec<(usize, usize, Values)>> = BTreeMap::new();
+    // Per module, read once: its package and the names its bodies use unbound.
+    let mut scopes: BTreeMap<usize, (Vec<String>, Vec<String>)> = BTreeMap::new();
     for &(m, r) in reached {
+        let (package, globals) = scopes
+            .entry(m)
+            .or_insert_with(|| (rules::package_path(&modules[m]), globals(&modules[m])));
         let rule = &modules[m].policy[r];
         let Rule::Spec { head, bodies, .. } = rule.as_ref() else {
             continue;
@@ -42,7 +48,7 @@ pub fn check(modules: &[Ref<Module>], reached: &[(usize, usize)]) -> Result<(), 
         let computed = values.iter().any(Option::is_none);
         let independent = bodies.iter().filter(|b| !b.is_else).count();
         // A name is bound when it is a rule of the module, an import or a function argument.
-        let mut bound = globals(&modules[m]);
+        let mut bound = globals.clone();
         if let RuleHead::Func { args, .. } = head {
             bound.extend(args.iter().filter_map(|a| var_name(a)));
         }
@@ -55,7 +61,7 @@ pub fn check(modules: &[Ref<Module>], reached: &[(usize, usize)]) -> Result<(), 
                 rule,
             ));
         }
-        let path = rules::rule_path(&rules::package_path(&modules[m]), rule);
+        let path = rules::rule_path(package, rule);
         groups.entry(path).or_default().push((m, r, values));
     }
     for definitions in groups.values().filter(|d| d.len() > 1) {
@@ -168,8 +174,9 @@ fn constant(expr: &Expr) -> Option<Value> {
 }
 
 /// Whether a body may succeed more than once: `some x in ...`, or a reference indexed by a
-/// variable not bound before it (`xs[i]`, `xs[_]`), which iterates. `bound` starts with a
-/// function's arguments and gains each `x := ...` in order. Comprehensions are one value
+/// variable not bound before it (`xs[i]`, `xs[_]`), which iterates. `bound` starts with the
+/// module's rules and imports and a function's arguments, gains each `x := ...` in order and
+/// loses each name `some` declares afresh. Comprehensions are one value
 /// each, and `not` and `every` bind nothing outside.
 fn query_iterates(query: &Query, bound: &mut Vec<String>) -> bool {
     for stmt in &query.stmts {
@@ -205,11 +212,7 @@ fn globals(module: &Module) -> Vec<String> {
             .into_iter()
             .next()
     });
-    let imports = module.imports.iter().filter_map(|i| match &i.r#as {
-        Some(alias) => alias.text().parse().ok(),
-        None => rules::ref_prefix(&i.refr).pop(),
-    });
-    rules.chain(imports).collect()
+    rules.chain(import_names(module)).collect()
 }
 
 fn var_name(expr: &Expr) -> Option<String> {

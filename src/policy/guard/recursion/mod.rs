@@ -13,6 +13,7 @@ mod reach;
 mod refs;
 
 pub use reach::reachable;
+pub use refs::import_names;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;

@@ -104,6 +104,12 @@ pub(super) fn references(module: &Module, rule: &Rule) -> Vec<RefPath> {
     scope.found
 }
 
+/// The names a module's imports bring into scope (`import data.a.b` is `b`, `... as c` is
+/// `c`).
+pub fn import_names(module: &Module) -> impl Iterator<Item = String> {
+    imports(module).into_keys()
+}
+
 /// `import data.a.b` is `b`; `import data.a.b as c` is `c`. Imports of `input` read no rule.
 fn imports(module: &Module) -> BTreeMap<String, Option<RefPath>> {
     let mut out = BTreeMap::new();
