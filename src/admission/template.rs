@@ -143,17 +143,20 @@ fn compile_unguarded(doc: &TemplateDoc, data: &Value) -> Result<Template, LoadEr
         return Err(rego_error(format!("{package} has no violation rule")));
     }
     engine.set_input(warm_input());
-    for key in rules {
-        let mut probe = engine.clone();
-        if let Ok(Err(e)) = catch_unwind(AssertUnwindSafe(|| probe.eval_rule(key))) {
-            let e = error::classify(&format!("{e:#}"));
-            if error::is_static(&e) {
-                return Err(rego_error(e.to_string()));
+    guard::stack::deep(|| {
+        for key in rules {
+            let mut probe = engine.clone();
+            if let Ok(Err(e)) = catch_unwind(AssertUnwindSafe(|| probe.eval_rule(key))) {
+                let e = error::classify(&format!("{e:#}"));
+                if error::is_static(&e) {
+                    return Err(rego_error(e.to_string()));
+                }
             }
         }
-    }
-    // The warm-up evaluation leaves the engine analysed; its result does not matter.
-    let _ = engine.eval_rule(rule.clone());
+        // The warm-up evaluation leaves the engine analysed; its result does not matter.
+        let _ = catch_unwind(AssertUnwindSafe(|| engine.eval_rule(rule.clone())));
+        Ok(())
+    })?;
     Ok(Template {
         doc: doc.clone(),
         engine,

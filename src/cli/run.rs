@@ -113,6 +113,8 @@ pub fn main(args: RunArgs) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cpus)
         .max_blocking_threads(crate::runtime::cpus::blocking_threads(cpus))
+        // Decisions are evaluated on these threads, with the depth the guard admits.
+        .thread_stack_size(crate::policy::guard::stack::EVAL_STACK)
         .enable_all()
         .build()
     {

@@ -88,7 +88,8 @@ pub(super) fn validate_rules(
     for path in rules {
         let mut engine = template.clone();
         let key = rule_key(path);
-        let result = catch_unwind(AssertUnwindSafe(|| engine.eval_rule(key)));
+        let result =
+            super::guard::stack::deep(|| catch_unwind(AssertUnwindSafe(|| engine.eval_rule(key))));
         if let Ok(Err(e)) = result {
             let e = error::classify(&format!("{e:#}"));
             if error::is_static(&e) && !errors.contains(&e) {

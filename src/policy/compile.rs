@@ -16,7 +16,7 @@ use regorus::{Engine, Value};
 use super::assemble;
 use super::checks::{check_packages_in_roots, check_rules_against_data, validate_rules};
 use super::error::{self, CompileError};
-use super::guard;
+use super::guard::{self, stack::COMPILE_STACK};
 use super::rewrite::{self, keywords};
 use super::rules::{rule_key, ModuleIndex};
 use super::vm::{self, VmOptions};
@@ -151,10 +151,6 @@ fn on_compile_thread<T: Send + 'static>(
         }
     }
 }
-
-/// The compile thread's stack: regorus's parser and analysis recurse with the nesting of the
-/// policy text, and a deep policy must fail as an error, not overflow the thread.
-const COMPILE_STACK: usize = 64 << 20;
 
 impl PolicySet {
     /// The same modules and bundle data with another pushed-data tree: what a Data API write

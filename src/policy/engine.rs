@@ -28,7 +28,10 @@ pub fn run_rule(
     });
     engine.set_input(input);
     let _deadline = super::builtins::deadline_scope(budget);
-    match catch_unwind(AssertUnwindSafe(|| engine.eval_rule(rule.to_string()))) {
+    let outcome = super::guard::stack::deep(|| {
+        catch_unwind(AssertUnwindSafe(|| engine.eval_rule(rule.to_string())))
+    });
+    match outcome {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => Err(from_engine(&e, budget)),
         Err(_) => Err(EvalError::EngineFault),

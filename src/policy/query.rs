@@ -61,9 +61,12 @@ impl PolicySet {
             engine.set_input(input);
         }
         let _deadline = super::builtins::deadline_scope(self.eval_timeout);
-        match catch_unwind(AssertUnwindSafe(|| {
-            engine.eval_query(text.to_string(), false)
-        })) {
+        let outcome = guard::stack::deep(|| {
+            catch_unwind(AssertUnwindSafe(|| {
+                engine.eval_query(text.to_string(), false)
+            }))
+        });
+        match outcome {
             Ok(Ok(results)) => Ok(results),
             Ok(Err(e)) => Err(error::from_engine(&e, self.eval_timeout)),
             Err(_) => Err(EvalError::EngineFault),

@@ -27,6 +27,7 @@ mod decision_log_faults;
 mod decision_log_golden;
 mod deploy;
 mod docs_examples;
+mod engine_depth;
 mod engine_guard;
 mod engine_vm;
 mod eval_isolation;

@@ -1,8 +1,10 @@
 //! The engine guard: what verdict checks on Rego before and after regorus parses it, so that no
 //! text and no policy can stall the parser or overflow the evaluator's stack. `text` bounds
-//! the text before parsing; `recursion` refuses recursive rules after it, as OPA's compiler does.
+//! the text before parsing; `recursion` refuses recursive rules after it, as OPA's compiler does,
+//! and chains too deep for the stack `stack` gives every evaluation.
 
 pub mod recursion;
+pub mod stack;
 pub mod text;
 mod tokens;
 

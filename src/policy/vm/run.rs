@@ -37,7 +37,9 @@ impl FastPath {
         }));
         let _deadline = crate::policy::builtins::deadline_scope(budget);
         let _strict = crate::policy::builtins::strict_scope(false);
-        let outcome = catch_unwind(AssertUnwindSafe(|| run_to_end(&mut vm)));
+        let outcome = crate::policy::guard::stack::deep(|| {
+            catch_unwind(AssertUnwindSafe(|| run_to_end(&mut vm)))
+        });
         let result = match outcome {
             Ok(result) => result,
             // A VM that panicked is dropped, never reused.

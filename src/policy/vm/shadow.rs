@@ -85,7 +85,7 @@ fn start() -> Option<SyncSender<Job>> {
     let (tx, rx) = sync_channel::<Job>(QUEUE);
     std::thread::Builder::new()
         .name("verdict-vm-shadow".into())
-        .stack_size(8 << 20)
+        .stack_size(crate::policy::guard::stack::EVAL_STACK)
         .spawn(move || {
             while let Ok(job) = rx.recv() {
                 match job {
@@ -103,7 +103,9 @@ fn start() -> Option<SyncSender<Job>> {
 fn check(mut sample: Sample) {
     sample.engine.set_input(sample.input);
     let key = sample.key.clone();
-    let interpreted = catch_unwind(AssertUnwindSafe(|| sample.engine.eval_rule(key)));
+    let interpreted = crate::policy::guard::stack::deep(|| {
+        catch_unwind(AssertUnwindSafe(|| sample.engine.eval_rule(key)))
+    });
     COUNTS.checked.fetch_add(1, Ordering::Relaxed);
     let agrees = match interpreted {
         Ok(Ok(value)) => value == sample.vm,

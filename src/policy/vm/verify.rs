@@ -72,7 +72,7 @@ fn lower_this_thread() {
 }
 
 /// Evaluation recurses with the nesting of rules and values, as on the compile thread.
-const VERIFY_STACK: usize = 64 << 20;
+const VERIFY_STACK: usize = crate::policy::guard::stack::COMPILE_STACK;
 
 static VERIFYING: Mutex<()> = Mutex::new(());
 

@@ -1,4 +1,5 @@
-//! Recursion refused at load, as OPA's compiler refuses it (`rego_recursion_error`).
+//! Recursion refused at load, as OPA's compiler refuses it (`rego_recursion_error`), and
+//! chains of rules too deep for the evaluator's stack (`depth`).
 //!
 //! regorus accepts rules and functions that depend on themselves and only fails when they run;
 //! driven deep enough by input, they overflow the thread's stack and abort the process, which
@@ -8,10 +9,12 @@
 //! a variable segment reaches every rule below it). A rule definition with a dependency in its
 //! own strongly connected component is recursive.
 
+mod depth;
 mod locals;
 mod reach;
 mod refs;
 
+pub use depth::{weight, MAX_DEPTH};
 pub use reach::reachable;
 pub use refs::import_names;
 
@@ -32,10 +35,14 @@ struct Definition {
     node: usize,
     location: Location,
     deps: BTreeSet<usize>,
+    /// What the definition adds to the depth of an evaluation passing through it.
+    weight: u32,
 }
 
 /// Refuses `modules` when a rule or function depends on itself: one `rego_recursion_error` per
-/// recursive definition, at its location, naming the cycle as OPA does.
+/// recursive definition, at its location, naming the cycle as OPA does. Without recursion,
+/// refuses them when an evaluation could go deeper than `MAX_DEPTH`: one `rego_compile_error`
+/// at the first rule of the deepest chain, naming it.
 pub fn check(modules: &[Ref<Module>]) -> Result<(), Vec<RegoError>> {
     let mut paths: Vec<Vec<String>> = Vec::new();
     let mut ids: HashMap<Vec<String>, usize> = HashMap::new();
@@ -69,6 +76,7 @@ pub fn check(modules: &[Ref<Module>]) -> Result<(), Vec<RegoError>> {
                     col: span.col,
                 },
                 deps,
+                weight: depth::weight(span.text()),
             }
         })
         .collect();
@@ -100,11 +108,38 @@ pub fn check(modules: &[Ref<Module>]) -> Result<(), Vec<RegoError>> {
             details: None,
         });
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors)
+    if !errors.is_empty() {
+        return Err(errors);
     }
+    let mut weights = vec![0u32; paths.len()];
+    for d in &definitions {
+        weights[d.node] = weights[d.node].max(d.weight);
+    }
+    let (chain, levels) = depth::deepest(&edges, &weights);
+    if levels <= MAX_DEPTH {
+        return Ok(());
+    }
+    let location = definitions
+        .iter()
+        .find(|d| Some(&d.node) == chain.first())
+        .map(|d| d.location.clone());
+    let mut names: Vec<String> = chain.iter().map(|&n| data_ref(&paths[n])).collect();
+    if names.len() > 6 {
+        names.splice(3..names.len() - 2, ["...".to_string()]);
+    }
+    Err(vec![RegoError {
+        code: "rego_compile_error",
+        message: format!(
+            "rule {} is evaluated {levels} levels deep through {} rules ({}): more than the \
+             {MAX_DEPTH} verdict's evaluator has stack for (each rule is one level, plus its \
+             deepest nesting of brackets)",
+            names.first().map(String::as_str).unwrap_or("?"),
+            chain.len(),
+            names.join(" -> "),
+        ),
+        location,
+        details: None,
+    }])
 }
 
 fn data_ref(path: &[String]) -> String {

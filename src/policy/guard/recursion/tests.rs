@@ -98,7 +98,14 @@ fn a_long_chain_does_not_exhaust_the_stack() {
     for i in 1..3000 {
         text.push_str(&format!("r{i} := r{} + 1\n", i - 1));
     }
-    assert_eq!(messages(&[&text]), Vec::<String>::new());
+    // Not recursive, but deeper than an evaluation may go.
+    let m = messages(&[&text]);
+    assert_eq!(m.len(), 1);
+    assert!(
+        m[0].starts_with("m0.rego:3002: rule data.long.r2999 is evaluated 3000 levels deep"),
+        "{}",
+        m[0]
+    );
     text.push_str("r0b := r2999\n");
     text = text.replace("r0 := 1", "r0 := r0b");
     let m = messages(&[&text]);
@@ -123,4 +130,75 @@ fn the_longest_reference_the_text_check_allows_is_resolved() {
         messages(&[&text]),
         ["m0.rego:3: rule data.x.p is recursive: data.x.p -> data.x.p"]
     );
+}
+
+/// `n` rules, each reading the next through `link` (`{next}` stands for it); the last is 1.
+fn chain(n: usize, link: &str) -> String {
+    let mut text = String::from("package c\n\nallow := r0\n");
+    for i in 0..n {
+        let next = format!("r{}", i + 1);
+        text.push_str(&format!("r{i} := {}\n", link.replace("{next}", &next)));
+    }
+    text.push_str(&format!("r{n} := 1\n"));
+    text
+}
+
+#[test]
+fn a_chain_deeper_than_the_limit_is_refused_at_its_first_rule_naming_it() {
+    let limit = MAX_DEPTH as usize;
+    // `allow` and the last rule count one level each.
+    assert_eq!(
+        messages(&[&chain(limit - 2, "{next}")]),
+        Vec::<String>::new()
+    );
+    let m = messages(&[&chain(limit - 1, "{next}")]);
+    assert_eq!(
+        m,
+        [format!(
+            "m0.rego:3: rule data.c.allow is evaluated {} levels deep through {} rules \
+             (data.c.allow -> data.c.r0 -> data.c.r1 -> ... -> data.c.r{} -> data.c.r{}): more \
+             than the {limit} verdict's evaluator has stack for (each rule is one level, plus \
+             its deepest nesting of brackets)",
+            limit + 1,
+            limit + 1,
+            limit - 2,
+            limit - 1,
+        )]
+    );
+    let code = check(&modules(&[&chain(limit, "{next}")])).unwrap_err()[0].code;
+    assert_eq!(code, "rego_compile_error");
+    // Nesting counts: each rule here is 1 + 3 levels.
+    let nested = "[y | some y in [[{next}]]]";
+    assert_eq!(
+        depth::weight(&format!("r0 := {}", nested.replace("{next}", "r1"))),
+        4
+    );
+    assert_eq!(
+        messages(&[&chain(limit / 4 - 1, nested)]),
+        Vec::<String>::new()
+    );
+    assert_eq!(messages(&[&chain(limit / 4, nested)]).len(), 1);
+}
+
+#[test]
+fn wide_policies_and_large_literals_are_shallow() {
+    // Thousands of rules side by side, one reading them all, and a large flat literal.
+    let mut text = String::from("package w\n\nall := [r0");
+    for i in 1..5000 {
+        text.push_str(&format!(",\n\tr{i}"));
+    }
+    text.push_str("]\n");
+    for i in 0..5000 {
+        text.push_str(&format!("r{i} := {i}\n"));
+    }
+    let set: Vec<String> = (0..20_000).map(|i| format!("\"m-{i}\"")).collect();
+    let lines: Vec<String> = set.chunks(10).map(|line| line.join(", ")).collect();
+    let set = format!("blocked := {{{}}}", lines.join(",\n"));
+    text.push_str(&set);
+    assert_eq!(messages(&[&text]), Vec::<String>::new());
+    assert_eq!(depth::weight(&set), 2);
+    // Strings and comments hold no nesting; operators in a row count per 32.
+    assert_eq!(depth::weight("p if { x := \"[[[[\" } # ((((("), 2);
+    let sum = vec!["1"; 64].join(" + ");
+    assert_eq!(depth::weight(&format!("p := {sum}")), 1 + 65 / 32);
 }
