@@ -8,5 +8,6 @@ fn main() -> ExitCode {
     // Set before any thread starts; panics still honour RUST_BACKTRACE.
     std::env::set_var("RUST_LIB_BACKTRACE", "0");
     verdict::runtime::memory::no_huge_pages();
-    verdict::cli::main()
+    // Evaluations (`eval`, `test`) run here: on a stack the depth limit fits, without moving.
+    verdict::policy::guard::stack::on_eval_stack(verdict::cli::main)
 }
