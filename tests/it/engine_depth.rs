@@ -44,35 +44,32 @@ async fn engine_report(addr: &str, path: &str) -> Json {
 #[tokio::test]
 async fn a_long_chain_is_decided_by_both_engines_the_query_api_and_eval() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("c")).unwrap();
-    std::fs::create_dir_all(dir.path().join("n")).unwrap();
-    // 900 plain rules, and 240 rules each nesting a comprehension in two arrays.
-    std::fs::write(dir.path().join("c/c.rego"), chain("c", 900, "{next}")).unwrap();
-    let nested = chain("n", 240, "[y | some y in [[{next}]]][0][0]");
+    for package in ["c", "n"] {
+        std::fs::create_dir_all(dir.path().join(package)).unwrap();
+    }
+    // 600 plain rules (past the ~500 that overflowed a 2 MiB thread on a release build), and
+    // 100 rules each nesting a comprehension in two arrays. Loading a chain is quadratic in
+    // its length (validation evaluates every rule once), so they stay this short.
+    std::fs::write(dir.path().join("c/c.rego"), chain("c", 600, "{next}")).unwrap();
+    let nested = chain("n", 100, "[y | some y in [[{next}]]][0][0]");
     std::fs::write(dir.path().join("n/n.rego"), nested).unwrap();
     let bundle = dir.path().to_str().unwrap();
-
-    let mut server = Running::spawn(&["--addr", "127.0.0.1:0", bundle]);
-    let addr = server.address().await;
     let input = br#"{"input": {"x": 5}}"#;
-    // A path's first decision is the interpreter's.
-    assert_eq!(
-        post(&addr, "/v1/data/c/allow", input).await,
-        (200, json!({"result": 5}))
-    );
-    if !server.seen.iter().any(|l| l.contains("fast path verified")) {
-        server.wait_for_log("fast path verified").await;
-    }
-    assert_eq!(engine_report(&addr, "c/allow").await["engine"], "vm");
+
+    let mut server = Running::spawn(&[
+        "--addr",
+        "127.0.0.1:0",
+        "--set",
+        "verdict.engine=interpreter",
+        bundle,
+    ]);
+    let addr = server.address().await;
     for _ in 0..2 {
         assert_eq!(
             post(&addr, "/v1/data/c/allow", input).await,
             (200, json!({"result": 5}))
         );
     }
-    let report = engine_report(&addr, "c/allow").await;
-    assert_eq!(report["vm_decisions"], 2, "{report}");
-    assert_eq!(report["fallbacks"], 0, "{report}");
     let query = br#"{"query": "x := data.n.allow", "input": {"x": 7}}"#;
     assert_eq!(
         post(&addr, "/v1/query", query).await,
@@ -86,6 +83,39 @@ async fn a_long_chain_is_decided_by_both_engines_the_query_api_and_eval() {
         .args(["-I"])
         .stdin_bytes(br#"{"x": 9}"#);
     assert_eq!(out, "9\n");
+
+    // The VM, on a chain of 300 functions: functions are not entrypoints, so `allow` is the
+    // only one verified, which the rules of a long chain would each be.
+    let vm_dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("package a\n\nallow := f0(input.x)\n");
+    for i in 0..300 {
+        text.push_str(&format!("f{i}(x) := f{}(x)\n", i + 1));
+    }
+    text.push_str("f300(x) := x\n");
+    std::fs::write(vm_dir.path().join("a.rego"), text).unwrap();
+    let mut server = Running::spawn(&["--addr", "127.0.0.1:0", vm_dir.path().to_str().unwrap()]);
+    let addr = server.address().await;
+    // A path's first decision is the interpreter's; once verified, the VM answers.
+    assert_eq!(
+        post(&addr, "/v1/data/a/allow", input).await,
+        (200, json!({"result": 5}))
+    );
+    if !server.seen.iter().any(|l| l.contains("fast path verified")) {
+        server.wait_for_log("fast path verified").await;
+    }
+    let report = engine_report(&addr, "a/allow").await;
+    assert_eq!(report["engine"], "vm", "{report}");
+    for _ in 0..2 {
+        assert_eq!(
+            post(&addr, "/v1/data/a/allow", input).await,
+            (200, json!({"result": 5}))
+        );
+    }
+    let report = engine_report(&addr, "a/allow").await;
+    assert_eq!(report["vm_decisions"], 2, "{report}");
+    assert_eq!(report["fallbacks"], 0, "{report}");
+    let (lines, code) = server.stop().await;
+    assert_eq!(code, Some(0), "{lines:#?}");
 }
 
 /// `std::process::Command` with bytes on stdin, returning stdout as text.

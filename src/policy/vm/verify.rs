@@ -48,10 +48,20 @@ pub fn prepare(
             // One verification at a time in the process: a burst of activations queues here,
             // and those already replaced give up at once (`verify` checks `weak`).
             let _one = VERIFYING.lock().unwrap_or_else(|e| e.into_inner());
+            let started = std::time::Instant::now();
             let verified = catch_unwind(AssertUnwindSafe(|| verify(&engine, &candidates, &weak)))
                 .unwrap_or_default();
+            let on_vm = verified.entries.len();
             if let Some(fast) = weak.upgrade() {
                 fast.finish(verified);
+                // Logged once published: whoever reads the line finds the entrypoints moved.
+                let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                tracing::info!(
+                    entrypoints = candidates.len(),
+                    on_vm,
+                    elapsed_ms,
+                    "bytecode fast path verified"
+                );
             }
         });
     if spawned.is_err() {
@@ -97,7 +107,6 @@ fn thread_cpu_time() -> Duration {
 const VERIFY_EVAL_LIMIT: Duration = Duration::from_millis(50);
 
 fn verify(engine: &Engine, candidates: &[Vec<String>], fast: &Weak<FastPath>) -> Verified {
-    let started = std::time::Instant::now();
     let cpu_started = thread_cpu_time();
     let modules = engine.clone().get_modules().clone();
     let tests = test_inputs(engine, &modules);
@@ -138,14 +147,6 @@ fn verify(engine: &Engine, candidates: &[Vec<String>], fast: &Weak<FastPath>) ->
         }
         verified.report.push(report);
     }
-    let on_vm = verified.entries.len();
-    let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    tracing::info!(
-        entrypoints = candidates.len(),
-        on_vm,
-        elapsed_ms,
-        "bytecode fast path verified"
-    );
     verified
 }
 
