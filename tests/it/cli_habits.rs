@@ -17,7 +17,8 @@ fn verdict(args: &[&str]) -> Output {
     verdict_with_stdin(args, b"")
 }
 
-fn verdict_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
+/// `verdict ARGS` run in the repository with `stdin` on its standard input.
+pub(crate) fn verdict_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
     let mut child = Command::new(BIN)
         .args(args)
         .current_dir(repo())

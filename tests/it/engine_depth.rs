@@ -78,10 +78,24 @@ async fn a_long_chain_is_decided_by_both_engines_the_query_api_and_eval() {
     let (lines, code) = server.stop().await;
     assert_eq!(code, Some(0), "{lines:#?}");
 
-    let out = std::process::Command::new(common::running::BIN)
-        .args(["eval", "-d", bundle, "--format", "raw", "data.n.allow"])
-        .args(["-I"])
-        .stdin_bytes(br#"{"x": 9}"#);
+    let out = crate::cli_habits::verdict_with_stdin(
+        &[
+            "eval",
+            "-d",
+            bundle,
+            "--format",
+            "raw",
+            "data.n.allow",
+            "-I",
+        ],
+        br#"{"x": 9}"#,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out, "9\n");
 
     // The VM, on a chain of 300 functions: functions are not entrypoints, so `allow` is the
@@ -116,31 +130,6 @@ async fn a_long_chain_is_decided_by_both_engines_the_query_api_and_eval() {
     assert_eq!(report["fallbacks"], 0, "{report}");
     let (lines, code) = server.stop().await;
     assert_eq!(code, Some(0), "{lines:#?}");
-}
-
-/// `std::process::Command` with bytes on stdin, returning stdout as text.
-trait StdinBytes {
-    fn stdin_bytes(&mut self, bytes: &[u8]) -> String;
-}
-
-impl StdinBytes for std::process::Command {
-    fn stdin_bytes(&mut self, bytes: &[u8]) -> String {
-        use std::io::Write;
-        let mut child = self
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(bytes).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
 }
 
 fn too_deep(revision: &str) -> Vec<(String, Vec<u8>)> {
