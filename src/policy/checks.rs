@@ -4,7 +4,6 @@
 //! only when a rule runs).
 
 use std::collections::BTreeSet;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use regorus::{Engine, Value};
 
@@ -88,8 +87,7 @@ pub(super) fn validate_rules(
     for path in rules {
         let mut engine = template.clone();
         let key = rule_key(path);
-        let result =
-            super::guard::stack::deep(|| catch_unwind(AssertUnwindSafe(|| engine.eval_rule(key))));
+        let result = super::guard::stack::contained(|| engine.eval_rule(key));
         if let Ok(Err(e)) = result {
             let e = error::classify(&format!("{e:#}"));
             if error::is_static(&e) && !errors.contains(&e) {

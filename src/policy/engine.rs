@@ -2,7 +2,6 @@
 //! regorus's errors turned into typed `EvalError`s: the engine runner of evaluations outside a
 //! `PolicySet` (admission templates), so that no caller reads regorus's error text itself.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use regorus::utils::limits::ExecutionTimerConfig;
@@ -28,10 +27,7 @@ pub fn run_rule(
     });
     engine.set_input(input);
     let _deadline = super::builtins::deadline_scope(budget);
-    let outcome = super::guard::stack::deep(|| {
-        catch_unwind(AssertUnwindSafe(|| engine.eval_rule(rule.to_string())))
-    });
-    match outcome {
+    match super::guard::stack::contained(|| engine.eval_rule(rule.to_string())) {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => Err(from_engine(&e, budget)),
         Err(_) => Err(EvalError::EngineFault),

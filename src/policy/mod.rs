@@ -24,7 +24,6 @@ pub mod vm;
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashSet};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -226,15 +225,13 @@ impl PolicySet {
         // regorus can panic on some inputs (see ENGINE-NOTES); a panic must cost one
         // decision, never the process or a worker thread.
         let root = query.path.segments().is_empty();
-        let outcome = guard::stack::deep(|| {
-            catch_unwind(AssertUnwindSafe(|| match plan {
-                Plan::Rule { key, rest } => engine
-                    .eval_rule(key)
-                    .map(|v| navigate(v, &query.path.segments()[rest..])),
-                Plan::Query { text, rest } => engine.eval_query(text, false).map(|results| {
-                    navigate(first_value(results.result), &query.path.segments()[rest..])
-                }),
-            }))
+        let outcome = guard::stack::contained(|| match plan {
+            Plan::Rule { key, rest } => engine
+                .eval_rule(key)
+                .map(|v| navigate(v, &query.path.segments()[rest..])),
+            Plan::Query { text, rest } => engine.eval_query(text, false).map(|results| {
+                navigate(first_value(results.result), &query.path.segments()[rest..])
+            }),
         });
         outcome.map(|result| {
             result.map(|mut value| {

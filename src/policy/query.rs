@@ -1,7 +1,7 @@
 //! Ad-hoc queries with OPA's evaluation switches: what `/v1/query` and `verdict eval` run,
 //! with the strict-builtin-errors switch OPA's compliance cases set (`strict_error`).
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::catch_unwind;
 
 use regorus::{QueryResults, Value};
 
@@ -61,12 +61,7 @@ impl PolicySet {
             engine.set_input(input);
         }
         let _deadline = super::builtins::deadline_scope(self.eval_timeout);
-        let outcome = guard::stack::deep(|| {
-            catch_unwind(AssertUnwindSafe(|| {
-                engine.eval_query(text.to_string(), false)
-            }))
-        });
-        match outcome {
+        match guard::stack::contained(|| engine.eval_query(text.to_string(), false)) {
             Ok(Ok(results)) => Ok(results),
             Ok(Err(e)) => Err(error::from_engine(&e, self.eval_timeout)),
             Err(_) => Err(EvalError::EngineFault),

@@ -32,6 +32,12 @@ pub fn deep<R>(evaluate: impl FnOnce() -> R) -> R {
     stacker::maybe_grow(NEEDED, EVAL_STACK, evaluate)
 }
 
+/// `deep` with a panic contained: regorus can panic on some inputs, and a panic must cost one
+/// evaluation, never the process or a worker thread.
+pub fn contained<R>(evaluate: impl FnOnce() -> R) -> std::thread::Result<R> {
+    deep(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(evaluate)))
+}
+
 /// Runs `work` on a thread of `EVAL_STACK` and waits for it: for a program's main thread
 /// (the CLI's evaluations, benchmarks), whose stack is the 8 MiB the system gives it. If no
 /// thread can be started, `work` runs here, and each evaluation moves on its own.

@@ -2,7 +2,6 @@
 //! host-await loop that lets programs call verdict's own builtins, and what a VM error means.
 
 use std::cell::RefCell;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use regorus::rvm::vm::{ExecutionMode, ExecutionState, RegoVM, SuspendReason, VmError};
 use regorus::utils::limits::ExecutionTimerConfig;
@@ -37,9 +36,7 @@ impl FastPath {
         }));
         let _deadline = crate::policy::builtins::deadline_scope(budget);
         let _strict = crate::policy::builtins::strict_scope(false);
-        let outcome = crate::policy::guard::stack::deep(|| {
-            catch_unwind(AssertUnwindSafe(|| run_to_end(&mut vm)))
-        });
+        let outcome = crate::policy::guard::stack::contained(|| run_to_end(&mut vm));
         let result = match outcome {
             Ok(result) => result,
             // A VM that panicked is dropped, never reused.
