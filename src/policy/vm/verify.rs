@@ -92,13 +92,12 @@ static VERIFYING: Mutex<()> = Mutex::new(());
 /// wall-clock budget left the payment bundle on the interpreter while tests built beside it).
 const VERIFY_BUDGET: Duration = Duration::from_secs(5);
 
-/// The CPU time this thread has used.
+/// The CPU time this thread has used. Through libc's `clock_gettime`, not rustix's own vDSO
+/// reader, which faults under valgrind (`link/hot-code.sh` profiles the binary with it).
 fn thread_cpu_time() -> Duration {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    Duration::new(
-        u64::try_from(t.tv_sec).unwrap_or(0),
-        u32::try_from(t.tv_nsec).unwrap_or(0),
-    )
+    cpu_time::ThreadTime::try_now()
+        .map(|t| t.as_duration())
+        .unwrap_or_default()
 }
 
 /// The longest one interpreter evaluation may take during verification: generated inputs can
