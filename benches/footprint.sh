@@ -27,11 +27,20 @@ mkdir -p "$OUT"
 
 command -v oha >/dev/null || cargo install oha --locked
 if [ -z "${BIN:-}" ]; then
-    cargo build --release --bin verdict --example baseline
+    # Alone, as `cargo build --release` builds it: with an example in the same command, cargo
+    # unifies the dev-dependencies' features into the binary's dependencies, their symbols get
+    # other names, and link/hot-code.txt (build.rs) no longer orders the code.
+    cargo build --release --bin verdict
+    cargo build --release --example baseline
     BIN=./target/release/verdict
 fi
 BASELINE=${BASELINE:-./target/release/examples/baseline}
 [ -x "$BASELINE" ] || cargo build --release --example baseline
+# How much of the start-up code the linker could place together (build.rs).
+nm --defined-only "$BIN" 2>/dev/null | awk '{print $3}' | sort -u >"$OUT/defined"
+hot=$(grep -v '^#' link/hot-code.txt | sort -u)
+echo "link/hot-code.txt: $(comm -12 <(echo "$hot") "$OUT/defined" | wc -l) of $(echo "$hot" | wc -l) functions in $BIN" | tee "$OUT/hot-code"
+rm -f "$OUT/defined"
 
 uptime | tee "$OUT/uptime-before"
 python3 - "$OUT" "$BIN" "$BASELINE" "$ADDR" "$STARTS" "$RATE" "$DURATION" "$REPEAT" "$CONNECTIONS" <<'PY'

@@ -67,7 +67,9 @@ for addr in "${PORTS[@]}"; do
     fi
 done
 command -v oha >/dev/null || cargo install oha --locked
-cargo build --release --bin verdict --example baseline --example grpc_baseline --example grpc_load --example collector
+# The binary alone, as `cargo build --release` builds it (benches/footprint.sh says why).
+cargo build --release --bin verdict
+cargo build --release --example baseline --example grpc_baseline --example grpc_load --example collector
 
 # Two revisions of the example payment bundle, to swap between.
 for rev in a b; do
