@@ -20,7 +20,7 @@ fn main() {
 /// copied): measured ~2-3 ms of the start and 3 MB of idle RSS. The default stays
 /// position-independent: the executable's own image then loads at a random address (ASLR),
 /// which hardening scanners of a payment platform check for, and a pod starts once. Its
-/// relocation records are packed (`DT_RELR`, 1.5 MB -> ~20 KB) where the C library running the
+/// relocation records are packed (`DT_RELR`, 1.5 MB -> 24 KB) where the C library running the
 /// build reads them (glibc >= 2.36; the binary then names that requirement, so an older glibc
 /// refuses it at exec with "GLIBC_ABI_DT_RELR not found" instead of misloading it).
 fn link_release_binary() {
