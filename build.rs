@@ -15,18 +15,28 @@ fn main() {
 }
 
 /// How the release binary is linked. `VERDICT_NO_PIE=1` at build time links it at a fixed
-/// address (`-no-pie`, as Go links OPA's). A position-independent binary starts by applying
-/// ~62,000 relative relocations (1.5 MB of records, every page of the 1.5 MB `.data.rel.ro`
-/// copied): measured ~2-3 ms of the start and 3 MB of idle RSS. The default stays
-/// position-independent: the executable's own image then loads at a random address (ASLR),
-/// which hardening scanners of a payment platform check for, and a pod starts once. Its
-/// relocation records are packed (`DT_RELR`, 1.5 MB -> 24 KB) where the C library running the
-/// build reads them (glibc >= 2.36; the binary then names that requirement, so an older glibc
-/// refuses it at exec with "GLIBC_ABI_DT_RELR not found" instead of misloading it).
+/// address (`-no-pie`, as Go links OPA's): no relocations to apply at start, and no 1.5 MB of
+/// `.data.rel.ro` copied to apply them in. The default stays position-independent: the
+/// executable's own image then loads at a random address (ASLR), which hardening scanners of a
+/// payment platform check for, and a pod starts once.
+///
+/// Where the linker takes them (tried on a one-line program first, so another toolchain or
+/// linker builds as before), two more: the start-up code placed together (`order_hot_code`)
+/// and the relocation records packed (`DT_RELR`: 1.5 MB read at every start -> 24 KB). A
+/// packed binary needs glibc >= 2.36 to run (2.34 without), and an older one refuses it at exec
+/// with "GLIBC_ABI_DT_RELR not found", so it is done only when the building machine's glibc
+/// is that new; `VERDICT_NO_RELR=1` keeps a binary built there runnable on RHEL 9 (2.34) or
+/// Ubuntu 22.04 (2.35). Any `-C link...` of your own in RUSTFLAGS, or a configured linker,
+/// turns both off.
 fn link_release_binary() {
-    println!("cargo:rerun-if-env-changed=VERDICT_NO_PIE");
-    println!("cargo:rerun-if-env-changed=VERDICT_NO_ORDER");
-    println!("cargo:rerun-if-env-changed=RUSTC_LINKER");
+    for var in [
+        "VERDICT_NO_PIE",
+        "VERDICT_NO_ORDER",
+        "VERDICT_NO_RELR",
+        "RUSTC_LINKER",
+    ] {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
     let env = |name: &str| std::env::var(name).unwrap_or_default();
     if env("PROFILE") != "release" || env("CARGO_CFG_TARGET_OS") != "linux" {
         return;
@@ -35,47 +45,60 @@ fn link_release_binary() {
     if no_pie {
         println!("cargo:rustc-link-arg-bins=-no-pie");
     }
-    // rustc's own lld on the machine's own glibc: what the flags below were measured with.
-    let own_lld = env("TARGET") == "x86_64-unknown-linux-gnu"
-        && env("TARGET") == env("HOST")
+    let own_link = env("TARGET") == env("HOST")
+        && env("CARGO_CFG_TARGET_ENV") == "gnu"
         && std::env::var_os("RUSTC_LINKER").is_none()
-        && !env("CARGO_ENCODED_RUSTFLAGS").contains("link")
-        && rustc_version() >= (1, 90);
-    if !own_lld {
+        && !env("CARGO_ENCODED_RUSTFLAGS").contains("link");
+    if !own_link {
         return;
     }
-    if !no_pie && glibc_version() >= (2, 36) {
-        println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+    if !no_pie && env("VERDICT_NO_RELR") != "1" && glibc_version() >= (2, 36) {
+        link_if_taken(&["-Wl,-z,pack-relative-relocs"]);
     }
-    order_hot_code(env("VERDICT_NO_ORDER") != "1");
+    if env("VERDICT_NO_ORDER") != "1" {
+        order_hot_code();
+    }
 }
 
 /// Places the functions `verdict run` executes at start and on its first decisions
 /// (`link/hot-code.txt`, made by `link/hot-code.sh`) first in `.text`, so the code a running
 /// service has touched sits together. The kernel maps an executable's code in 64 KiB runs
 /// around each page fault; with that code strewn over the 24 MB `.text`, 13 MB of it were
-/// resident at idle for ~4 MB executed. Names missing from the build (another toolchain,
+/// resident at idle for ~4 MB executed. lld takes the file (rustc's own linker on x86-64 Linux
+/// since 1.90); GNU ld and gold do not. Names missing from the build (another toolchain,
 /// updated dependencies) are skipped, which costs memory, not correctness.
-/// `VERDICT_NO_ORDER=1` turns it off.
-fn order_hot_code(wanted: bool) {
+fn order_hot_code() {
     let order = Path::new("link/hot-code.txt");
     println!("cargo:rerun-if-changed={}", order.display());
-    if let (true, Ok(file)) = (wanted, order.canonicalize()) {
-        println!(
-            "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
-            file.display()
-        );
-        println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
+    if let Ok(file) = order.canonicalize() {
+        link_if_taken(&[
+            &format!("-Wl,--symbol-ordering-file={}", file.display()),
+            "-Wl,--no-warn-symbol-ordering",
+        ]);
     }
 }
 
-/// (major, minor) of the rustc building this; rustc 1.90 and later link x86-64 Linux binaries
-/// with their bundled lld.
-fn rustc_version() -> (u32, u32) {
+/// Passes `args` to the binary's link when rustc links a one-line program with them.
+fn link_if_taken(args: &[&str]) {
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let probe = out.join("link-probe.rs");
+    std::fs::write(&probe, "fn main() {}\n").expect("write the link probe");
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let out = std::process::Command::new(rustc).arg("--version").output();
-    // "rustc 1.95.0 (59807616e 2026-04-14)"
-    major_minor(out.ok().as_ref().map(|o| &o.stdout[..]).unwrap_or_default())
+    let mut command = std::process::Command::new(rustc);
+    command.arg(&probe).arg("-o").arg(out.join("link-probe"));
+    for arg in args {
+        command.arg("-C").arg(format!("link-arg={arg}"));
+    }
+    let taken = command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if taken {
+        for arg in args {
+            println!("cargo:rustc-link-arg-bins={arg}");
+        }
+    }
 }
 
 /// (major, minor) of the machine's glibc, (0, 0) for another C library.
@@ -84,12 +107,8 @@ fn glibc_version() -> (u32, u32) {
         .arg("GNU_LIBC_VERSION")
         .output();
     // "glibc 2.36"
-    major_minor(out.ok().as_ref().map(|o| &o.stdout[..]).unwrap_or_default())
-}
-
-/// The "1.2" of "name 1.2.3 ..."; (0, 0) when there is none.
-fn major_minor(text: &[u8]) -> (u32, u32) {
-    let text = String::from_utf8_lossy(text);
+    let text = out.map(|o| o.stdout).unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
     let mut numbers = text
         .split_whitespace()
         .nth(1)

@@ -37,10 +37,11 @@ fi
 BASELINE=${BASELINE:-./target/release/examples/baseline}
 [ -x "$BASELINE" ] || cargo build --release --example baseline
 # How much of the start-up code the linker could place together (build.rs).
-nm --defined-only "$BIN" 2>/dev/null | awk '{print $3}' | sort -u >"$OUT/defined"
-hot=$(grep -v '^#' link/hot-code.txt | sort -u)
-echo "link/hot-code.txt: $(comm -12 <(echo "$hot") "$OUT/defined" | wc -l) of $(echo "$hot" | wc -l) functions in $BIN" | tee "$OUT/hot-code"
-rm -f "$OUT/defined"
+if command -v nm >/dev/null; then
+    hot=$(grep -v '^#' link/hot-code.txt | sort -u)
+    found=$(nm --defined-only "$BIN" 2>/dev/null | awk '{print $3}' | sort -u | comm -12 <(echo "$hot") - | wc -l)
+    echo "link/hot-code.txt: $found of $(echo "$hot" | wc -l) functions in $BIN" | tee "$OUT/hot-code"
+fi
 
 uptime | tee "$OUT/uptime-before"
 python3 - "$OUT" "$BIN" "$BASELINE" "$ADDR" "$STARTS" "$RATE" "$DURATION" "$REPEAT" "$CONNECTIONS" <<'PY'

@@ -10,7 +10,8 @@ cargo build --release --locked
 bin=target/release/verdict
 port=${PORT:-18950}
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+pid=
+trap '[ -z "$pid" ] || kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT
 
 valgrind --tool=callgrind --dump-instr=no --compress-strings=no --compress-pos=no \
     --demangle=no --callgrind-out-file="$work/callgrind.out" \
@@ -24,16 +25,25 @@ decide() { curl -s -o /dev/null -w '%{http_code}' -X POST "$base/v1/data/payment
 # verification, each with a deadline. Slowed ~50x, verification spends its 5 s CPU budget on
 # the first few entrypoints and `payment/decision` stays on the interpreter here; the VM's
 # code is in the list all the same, from the entrypoints it did verify.
-for _ in $(seq 1 600); do [ "$(decide "$allow")" = 200 ] && break; sleep 0.2; done
-for _ in $(seq 1 600); do grep -q "fast path verified" "$work/log" && break; sleep 0.2; done
+for _ in $(seq 1 600); do
+    kill -0 "$pid" 2>/dev/null || break
+    [ "$(decide "$allow")" = 200 ] && break
+    sleep 0.2
+done
+for _ in $(seq 1 600); do
+    kill -0 "$pid" 2>/dev/null || break
+    grep -q "fast path verified" "$work/log" && break
+    sleep 0.2
+done
 grep -q "fast path verified" "$work/log" || { echo "no verification in the log:" >&2; cat "$work/log" >&2; exit 1; }
 for _ in $(seq 1 100); do decide "$allow" >/dev/null; decide "$deny" >/dev/null; done
-for path in /health /health?bundles /metrics /v1/status /v1/data/payment/config; do
+for path in /health '/health?bundles' /metrics /v1/status /v1/data/payment/config; do
     curl -s -o /dev/null "$base$path" || true
 done
 curl -s -o /dev/null -X POST "$base/v1/data/payment/decision" -d '{"input":' || true
 kill -TERM "$pid"
 wait "$pid" || true
+pid=
 
 # Keep the names the binary defines (C and libc functions callgrind also lists are not in
 # it), each once, in callgrind's order.
@@ -41,8 +51,12 @@ nm --defined-only "$bin" | awk '$2 ~ /^[tTwW]$/ {print $3}' >"$work/defined"
 {
     echo "# Made by link/hot-code.sh ($(rustc --version)); read by build.rs."
     echo "# The functions \`verdict run\` executes from exec to its first decisions, placed first in .text."
-} >link/hot-code.txt
+} >"$work/hot-code.txt"
 sed -nE 's/^c?fn=(\([0-9]+\) *)?//p' "$work/callgrind.out" |
     awk -v defined="$work/defined" 'BEGIN { while ((getline n < defined) > 0) d[n] = 1 }
-        (d[$0] && !seen[$0]++) { print }' >>link/hot-code.txt
-echo "link/hot-code.txt: $(grep -vc '^#' link/hot-code.txt) functions"
+        (d[$0] && !seen[$0]++) { print }' >>"$work/hot-code.txt"
+# The committed list is replaced only by a complete one.
+count=$(grep -vc '^#' "$work/hot-code.txt" || true)
+[ "$count" -gt 1000 ] || { echo "only $count functions profiled; link/hot-code.txt kept" >&2; exit 1; }
+mv "$work/hot-code.txt" link/hot-code.txt
+echo "link/hot-code.txt: $count functions"
