@@ -7,6 +7,8 @@
 // A benchmark that cannot set up has nothing to measure: failing loudly is the point.
 #![allow(clippy::expect_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -114,11 +116,6 @@ fn admission(c: &mut Criterion) {
 
 criterion_group!(benches, admission);
 
-// Decisions are measured on a thread with the stack the service's threads have: on the main
-// thread's 8 MiB each evaluation would move to a stack of its own first.
 fn main() {
-    verdict::policy::guard::stack::on_eval_stack(|| {
-        benches();
-        Criterion::default().configure_from_args().final_summary();
-    });
+    common::main_on_eval_stack(benches);
 }

@@ -7,6 +7,8 @@
 // A benchmark that cannot set up has nothing to measure: failing loudly is the point.
 #![allow(clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
 
 use criterion::{criterion_group, Criterion};
@@ -269,11 +271,6 @@ fn check_request(body: &str) -> envoy_types::pb::envoy::service::auth::v3::Check
 
 criterion_group!(benches, decisions, engines, ext_authz, activation);
 
-// Decisions are measured on a thread with the stack the service's threads have: on the main
-// thread's 8 MiB each evaluation would move to a stack of its own first.
 fn main() {
-    verdict::policy::guard::stack::on_eval_stack(|| {
-        benches();
-        Criterion::default().configure_from_args().final_summary();
-    });
+    common::main_on_eval_stack(benches);
 }

@@ -7,6 +7,8 @@
 // A benchmark that cannot set up has nothing to measure: failing loudly is the point.
 #![allow(clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
@@ -88,11 +90,6 @@ fn logging(c: &mut Criterion) {
 
 criterion_group!(benches, logging);
 
-// Decisions are measured on a thread with the stack the service's threads have: on the main
-// thread's 8 MiB each evaluation would move to a stack of its own first.
 fn main() {
-    verdict::policy::guard::stack::on_eval_stack(|| {
-        benches();
-        Criterion::default().configure_from_args().final_summary();
-    });
+    common::main_on_eval_stack(benches);
 }
