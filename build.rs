@@ -22,12 +22,20 @@ fn main() {
 ///
 /// Where the linker takes them (tried on a one-line program first, so another toolchain or
 /// linker builds as before), two more: the start-up code placed together (`order_hot_code`)
-/// and the relocation records packed (`DT_RELR`: 1.5 MB read at every start -> 24 KB). A
-/// packed binary needs glibc >= 2.36 to run (2.34 without), and an older one refuses it at exec
-/// with "GLIBC_ABI_DT_RELR not found", so it is done only when the building machine's glibc
-/// is that new; `VERDICT_NO_RELR=1` keeps a binary built there runnable on RHEL 9 (2.34) or
-/// Ubuntu 22.04 (2.35). Any `-C link...` of your own in RUSTFLAGS, or a configured linker,
-/// turns both off.
+/// and the relocation records packed (`DT_RELR`: 1.5 MB read at every start -> 24 KB).
+/// - The host's glibc build: rustc links it with its own lld. A packed binary needs glibc >=
+///   2.36 to run (2.34 without), and an older one refuses it at exec with "GLIBC_ABI_DT_RELR
+///   not found", so it is packed only when the building machine's glibc is that new;
+///   `VERDICT_NO_RELR=1` keeps a binary built there runnable on RHEL 9 (2.34) or Ubuntu 22.04
+///   (2.35).
+/// - The static musl build of the image (`deploy/build-image.sh`, the Dockerfile): rustc links
+///   it with the system's GNU ld, which takes neither, so it is linked with rustc's lld instead
+///   (through the `gcc-ld` wrapper rustc ships for that). The binary relocates itself, so
+///   packing asks nothing of the machine it runs on; the probe is run as well as linked, to see
+///   that the C library's start-up applies packed records.
+///
+/// Any `-C link...` of your own in RUSTFLAGS, or a configured linker (cross builds through zig,
+/// say), turns all of it off.
 fn link_release_binary() {
     for var in [
         "VERDICT_NO_PIE",
@@ -45,59 +53,133 @@ fn link_release_binary() {
     if no_pie {
         println!("cargo:rustc-link-arg-bins=-no-pie");
     }
-    let own_link = env("TARGET") == env("HOST")
-        && env("CARGO_CFG_TARGET_ENV") == "gnu"
-        && std::env::var_os("RUSTC_LINKER").is_none()
-        && !env("CARGO_ENCODED_RUSTFLAGS").contains("link");
-    if !own_link {
+    if std::env::var_os("RUSTC_LINKER").is_some() || env("CARGO_ENCODED_RUSTFLAGS").contains("link")
+    {
         return;
     }
-    if !no_pie && env("VERDICT_NO_RELR") != "1" && glibc_version() >= (2, 36) {
-        link_if_taken(&["-Wl,-z,pack-relative-relocs"]);
+    let (target, host) = (env("TARGET"), env("HOST"));
+    let same_arch = target.split('-').next() == host.split('-').next();
+    let (linker, pack) = match env("CARGO_CFG_TARGET_ENV").as_str() {
+        "gnu" if target == host => (
+            Linker::new(&target, Vec::new(), false),
+            glibc_version() >= (2, 36),
+        ),
+        "musl" if same_arch => match rust_lld_wrapper(&host) {
+            Some(dir) => (
+                Linker::new(
+                    &target,
+                    vec![format!("-B{}", dir.display()), "-fuse-ld=lld".into()],
+                    true,
+                ),
+                true,
+            ),
+            None => return,
+        },
+        _ => return,
+    };
+    if !linker.take(&[]) {
+        return;
+    }
+    if !no_pie && pack && env("VERDICT_NO_RELR") != "1" {
+        linker.take(&["-Wl,-z,pack-relative-relocs"]);
     }
     if env("VERDICT_NO_ORDER") != "1" {
-        order_hot_code();
+        order_hot_code(&linker, env("CARGO_CFG_TARGET_ENV") == "musl");
     }
 }
 
 /// Places the functions `verdict run` executes at start and on its first decisions
-/// (`link/hot-code.txt`, made by `link/hot-code.sh`) first in `.text`, so the code a running
+/// (`link/hot-code.txt`, made by `link/hot-code.sh`; `link/hot-code-musl.txt` for the static
+/// build, whose symbols cargo names differently) first in `.text`, so the code a running
 /// service has touched sits together. The kernel maps an executable's code in 64 KiB runs
 /// around each page fault; with that code strewn over the 24 MB `.text`, 13 MB of it were
-/// resident at idle for ~4 MB executed. lld takes the file (rustc's own linker on x86-64 Linux
-/// since 1.90); GNU ld and gold do not. Names missing from the build (another toolchain,
-/// updated dependencies) are skipped, which costs memory, not correctness.
-fn order_hot_code() {
-    let order = Path::new("link/hot-code.txt");
+/// resident at idle for ~4 MB executed. lld takes the file; GNU ld and gold do not. Names
+/// missing from the build (another toolchain, updated dependencies) are skipped, which costs
+/// memory, not correctness.
+fn order_hot_code(linker: &Linker, musl: bool) {
+    let order = Path::new(match musl {
+        true => "link/hot-code-musl.txt",
+        false => "link/hot-code.txt",
+    });
     println!("cargo:rerun-if-changed={}", order.display());
     if let Ok(file) = order.canonicalize() {
-        link_if_taken(&[
+        linker.take(&[
             &format!("-Wl,--symbol-ordering-file={}", file.display()),
             "-Wl,--no-warn-symbol-ordering",
         ]);
     }
 }
 
-/// Passes `args` to the binary's link when rustc links a one-line program with them.
-fn link_if_taken(args: &[&str]) {
-    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let probe = out.join("link-probe.rs");
-    std::fs::write(&probe, "fn main() {}\n").expect("write the link probe");
+/// The directory of the `ld.lld` wrapper rustup's toolchain ships for the host, which runs
+/// rustc's own lld when a C compiler driver is given `-fuse-ld=lld`.
+fn rust_lld_wrapper(host: &str) -> Option<PathBuf> {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let mut command = std::process::Command::new(rustc);
-    command.arg(&probe).arg("-o").arg(out.join("link-probe"));
-    for arg in args {
-        command.arg("-C").arg(format!("link-arg={arg}"));
-    }
-    let taken = command
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success());
-    if taken {
-        for arg in args {
-            println!("cargo:rustc-link-arg-bins={arg}");
+    let out = std::process::Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()?;
+    let sysroot = String::from_utf8(out.stdout).ok()?;
+    let dir = Path::new(sysroot.trim()).join(format!("lib/rustlib/{host}/bin/gcc-ld"));
+    dir.join("ld.lld").is_file().then_some(dir)
+}
+
+/// The release binary's link arguments: `base` when the first `take` succeeds, then each set
+/// of extra ones that a one-line program links with (and, where `run`, runs with).
+struct Linker {
+    target: String,
+    base: Vec<String>,
+    run: bool,
+}
+
+impl Linker {
+    fn new(target: &str, base: Vec<String>, run: bool) -> Linker {
+        Linker {
+            target: target.to_string(),
+            base,
+            run,
         }
+    }
+
+    /// Passes `extra` to the binary's link when a probe links (and runs) with the base
+    /// arguments and them; `take(&[])` checks and passes the base arguments themselves.
+    fn take(&self, extra: &[&str]) -> bool {
+        let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+        // Formatting reaches vtables: relocations the start-up must have applied.
+        let probe = out.join("link-probe.rs");
+        std::fs::write(
+            &probe,
+            "fn main() {\n    println!(\"{}\", std::env::args().count());\n}\n",
+        )
+        .expect("write the link probe");
+        let binary = out.join("link-probe");
+        let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+        let mut link = std::process::Command::new(rustc);
+        link.arg(&probe)
+            .args(["--target", &self.target, "-o"])
+            .arg(&binary);
+        let base = self.base.iter().map(String::as_str);
+        for arg in base.chain(extra.iter().copied()) {
+            link.arg("-C").arg(format!("link-arg={arg}"));
+        }
+        let succeeds = |command: &mut std::process::Command| {
+            command
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|status| status.success())
+        };
+        let taken = succeeds(&mut link)
+            && (!self.run || succeeds(&mut std::process::Command::new(&binary)));
+        if taken {
+            let passed: Vec<&str> = match extra.is_empty() {
+                true => self.base.iter().map(String::as_str).collect(),
+                false => extra.to_vec(),
+            };
+            for arg in passed {
+                println!("cargo:rustc-link-arg-bins={arg}");
+            }
+        }
+        taken
     }
 }
 

@@ -12,7 +12,9 @@
 # - peak RSS under load: VmHWM (the kernel's high-water mark) after REPEAT oha runs at RATE
 #   req/s (32 connections, latency correction) on one process, the median p99 of those runs,
 #   and VmRSS 5 s after the load stops.
-# BIN=path/to/verdict measures another build (e.g. an older one) without building.
+# BIN=path/to/verdict measures another build (e.g. an older one) without building; the image's
+# static binary before stripping: `NO_IMAGE=1 deploy/build-image.sh`, then
+# BIN=target/x86_64-unknown-linux-musl/release/verdict.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,11 +38,14 @@ if [ -z "${BIN:-}" ]; then
 fi
 BASELINE=${BASELINE:-./target/release/examples/baseline}
 [ -x "$BASELINE" ] || cargo build --release --example baseline
-# How much of the start-up code the linker could place together (build.rs).
+# How much of the start-up code the linker could place together (build.rs): the static musl
+# build of the image has a list of its own.
+list=link/hot-code.txt
+file "$BIN" | grep -q 'static' && list=link/hot-code-musl.txt
 if command -v nm >/dev/null; then
-    hot=$(grep -v '^#' link/hot-code.txt | sort -u)
+    hot=$(grep -v '^#' "$list" | sort -u)
     found=$(nm --defined-only "$BIN" 2>/dev/null | awk '{print $3}' | sort -u | comm -12 <(echo "$hot") - | wc -l)
-    echo "link/hot-code.txt: $found of $(echo "$hot" | wc -l) functions in $BIN" | tee "$OUT/hot-code"
+    echo "$list: $found of $(echo "$hot" | wc -l) functions in $BIN" | tee "$OUT/hot-code"
 fi
 
 uptime | tee "$OUT/uptime-before"
@@ -106,17 +111,16 @@ def stop(proc):
         proc.wait()
 
 running = []
-def measure(name, cmd):
-    starts_s, idle = [], []
-    for _ in range(starts):
-        proc, took = first_decision(cmd)
-        running.append(proc)
-        starts_s.append(took)
-        time.sleep(2)  # idle: the figure wanted is what the process holds doing nothing
-        s = status(proc.pid)
-        s.update({"Pss": smaps(proc.pid).get("Pss", 0)})
-        idle.append(s)
-        stop(proc)
+def idle_after_start(cmd):
+    proc, took = first_decision(cmd)
+    running.append(proc)
+    time.sleep(2)  # idle: the figure wanted is what the process holds doing nothing
+    s = status(proc.pid)
+    s.update({"Pss": smaps(proc.pid).get("Pss", 0)})
+    stop(proc)
+    return took, s
+
+def under_load(cmd):
     proc, _ = first_decision(cmd)
     running.append(proc)
     loads = []
@@ -130,17 +134,30 @@ def measure(name, cmd):
     time.sleep(5)  # what the allocator gives back once the load stops
     after = status(proc.pid)
     stop(proc)
-    med = lambda xs: statistics.median(xs)
-    return {
-        "start_ms": med(starts_s) * 1000, "start_min_ms": min(starts_s) * 1000, "start_max_ms": max(starts_s) * 1000,
-        **{"idle_" + k: med(r[k] for r in idle) for k in idle[0]},
-        "peak_VmHWM": loaded["VmHWM"], "loaded_Threads": loaded["Threads"], "after_VmRSS": after["VmRSS"],
-        "p99_ms": med(l["p99"] for l in loads) * 1000, "rps": med(l["rps"] for l in loads),
-    }
+    return loads, loaded, after
+
 results = {}
 try:
-    for name, cmd in commands().items():
-        results[name] = measure(name, cmd)
+    cmds = commands()
+    # Starts alternate between verdict and the baseline: this machine's start times drift by
+    # 2x within minutes, and a run of one after the other would measure the drift.
+    starts_s = {name: [] for name in cmds}
+    idle = {name: [] for name in cmds}
+    for _ in range(starts):
+        for name, cmd in cmds.items():
+            took, s = idle_after_start(cmd)
+            starts_s[name].append(took)
+            idle[name].append(s)
+    med = lambda xs: statistics.median(xs)
+    for name, cmd in cmds.items():
+        loads, loaded, after = under_load(cmd)
+        results[name] = {
+            "start_ms": med(starts_s[name]) * 1000, "start_min_ms": min(starts_s[name]) * 1000,
+            "start_max_ms": max(starts_s[name]) * 1000,
+            **{"idle_" + k: med(r[k] for r in idle[name]) for k in idle[name][0]},
+            "peak_VmHWM": loaded["VmHWM"], "loaded_Threads": loaded["Threads"], "after_VmRSS": after["VmRSS"],
+            "p99_ms": med(l["p99"] for l in loads) * 1000, "rps": med(l["rps"] for l in loads),
+        }
 finally:
     for proc in running:
         if proc.poll() is None:

@@ -3,11 +3,25 @@
 # its first decisions, in the order callgrind lists them, which build.rs hands to the linker
 # to place first in `.text`. Run it after upgrading the toolchain or dependencies (their symbol
 # hashes change); needs valgrind (Debian: valgrind). ~2 minutes after the release build.
+#
+#   link/hot-code.sh                # the host's build: link/hot-code.txt
+#   MUSL=1 link/hot-code.sh         # the static x86-64 musl build of the image: link/hot-code-musl.txt
+#
+# Each build has its own list: cargo's symbol hashes include the target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 1; }
-cargo build --release --locked
-bin=target/release/verdict
+if [ "${MUSL:-}" = 1 ]; then
+    # As deploy/build-image.sh builds it.
+    CC_x86_64_unknown_linux_musl=musl-gcc \
+        cargo build --release --locked --target x86_64-unknown-linux-musl --bin verdict
+    bin=target/x86_64-unknown-linux-musl/release/verdict
+    list=link/hot-code-musl.txt
+else
+    cargo build --release --locked
+    bin=target/release/verdict
+    list=link/hot-code.txt
+fi
 port=${PORT:-18950}
 work=$(mktemp -d)
 pid=
@@ -49,7 +63,7 @@ pid=
 # it), each once, in callgrind's order.
 nm --defined-only "$bin" | awk '$2 ~ /^[tTwW]$/ {print $3}' >"$work/defined"
 {
-    echo "# Made by link/hot-code.sh ($(rustc --version)); read by build.rs."
+    echo "# Made by link/hot-code.sh ($(rustc --version), $bin); read by build.rs."
     echo "# The functions \`verdict run\` executes from exec to its first decisions, placed first in .text."
 } >"$work/hot-code.txt"
 sed -nE 's/^c?fn=(\([0-9]+\) *)?//p' "$work/callgrind.out" |
@@ -57,6 +71,6 @@ sed -nE 's/^c?fn=(\([0-9]+\) *)?//p' "$work/callgrind.out" |
         (d[$0] && !seen[$0]++) { print }' >>"$work/hot-code.txt"
 # The committed list is replaced only by a complete one.
 count=$(grep -vc '^#' "$work/hot-code.txt" || true)
-[ "$count" -gt 1000 ] || { echo "only $count functions profiled; link/hot-code.txt kept" >&2; exit 1; }
-mv "$work/hot-code.txt" link/hot-code.txt
-echo "link/hot-code.txt: $count functions"
+[ "$count" -gt 1000 ] || { echo "only $count functions profiled; $list kept" >&2; exit 1; }
+mv "$work/hot-code.txt" "$list"
+echo "$list: $count functions"
