@@ -23,7 +23,9 @@ fn main() {
 /// Where the linker takes them (tried on a one-line program first, so another toolchain or
 /// linker builds as before), two more: the start-up code placed together (`order_hot_code`)
 /// and the relocation records packed (`DT_RELR`: 1.5 MB read at every start -> 24 KB).
-/// - The host's glibc build: rustc links it with its own lld. A packed binary needs glibc >=
+/// - The host's glibc build: rustup's rustc >= 1.90 links x86_64-unknown-linux-gnu with its own
+///   lld (elsewhere, or with a distribution's rustc, GNU ld refuses the probes and the build
+///   stays as it was). A packed binary needs glibc >=
 ///   2.36 to run (2.34 without), and an older one refuses it at exec with "GLIBC_ABI_DT_RELR
 ///   not found", so it is packed only when the building machine's glibc is that new;
 ///   `VERDICT_NO_RELR=1` keeps a binary built there runnable on RHEL 9 (2.34) or Ubuntu 22.04
@@ -35,7 +37,7 @@ fn main() {
 ///   that the C library's start-up applies packed records.
 ///
 /// Any `-C link...` of your own in RUSTFLAGS, or a configured linker (cross builds through zig,
-/// say), turns all of it off.
+/// say), turns lld, ordering and packing off (`VERDICT_NO_PIE` still applies).
 fn link_release_binary() {
     for var in [
         "VERDICT_NO_PIE",
@@ -58,10 +60,16 @@ fn link_release_binary() {
         return;
     }
     let (target, host) = (env("TARGET"), env("HOST"));
+    // The probes link as the binary will, -no-pie included.
+    let probe_only: Vec<String> = if no_pie {
+        vec!["-no-pie".into()]
+    } else {
+        Vec::new()
+    };
     let same_arch = target.split('-').next() == host.split('-').next();
     let (linker, pack) = match env("CARGO_CFG_TARGET_ENV").as_str() {
         "gnu" if target == host => (
-            Linker::new(&target, Vec::new(), false),
+            Linker::new(&target, Vec::new(), probe_only, false),
             glibc_version() >= (2, 36),
         ),
         "musl" if same_arch => match rust_lld_wrapper(&host) {
@@ -69,15 +77,22 @@ fn link_release_binary() {
                 Linker::new(
                     &target,
                     vec![format!("-B{}", dir.display()), "-fuse-ld=lld".into()],
+                    probe_only,
                     true,
                 ),
                 true,
             ),
-            None => return,
+            None => {
+                musl_without_lld("this toolchain has no rust-lld wrapper (gcc-ld)");
+                return;
+            }
         },
         _ => return,
     };
     if !linker.take(&[]) {
+        if env("CARGO_CFG_TARGET_ENV") == "musl" {
+            musl_without_lld("a test program did not link and run with rust-lld");
+        }
         return;
     }
     if !no_pie && pack && env("VERDICT_NO_RELR") != "1" {
@@ -86,6 +101,12 @@ fn link_release_binary() {
     if env("VERDICT_NO_ORDER") != "1" {
         order_hot_code(&linker, env("CARGO_CFG_TARGET_ENV") == "musl");
     }
+}
+
+/// Says why the image's static binary is linked as rustc would by itself: idle RSS ~10 MB
+/// higher (benches/README.md, "Footprint").
+fn musl_without_lld(why: &str) {
+    println!("cargo:warning={why}: linked by the system's linker, without code ordering or packed relocations");
 }
 
 /// Places the functions `verdict run` executes at start and on its first decisions
@@ -97,9 +118,10 @@ fn link_release_binary() {
 /// missing from the build (another toolchain, updated dependencies) are skipped, which costs
 /// memory, not correctness.
 fn order_hot_code(linker: &Linker, musl: bool) {
-    let order = Path::new(match musl {
-        true => "link/hot-code-musl.txt",
-        false => "link/hot-code.txt",
+    let order = Path::new(if musl {
+        "link/hot-code-musl.txt"
+    } else {
+        "link/hot-code.txt"
     });
     println!("cargo:rerun-if-changed={}", order.display());
     if let Ok(file) = order.canonicalize() {
@@ -128,14 +150,17 @@ fn rust_lld_wrapper(host: &str) -> Option<PathBuf> {
 struct Linker {
     target: String,
     base: Vec<String>,
+    /// Given to the probes, passed to the binary's link elsewhere (`-no-pie`).
+    probe_only: Vec<String>,
     run: bool,
 }
 
 impl Linker {
-    fn new(target: &str, base: Vec<String>, run: bool) -> Linker {
+    fn new(target: &str, base: Vec<String>, probe_only: Vec<String>, run: bool) -> Linker {
         Linker {
             target: target.to_string(),
             base,
+            probe_only,
             run,
         }
     }
@@ -146,18 +171,22 @@ impl Linker {
         let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
         // Formatting reaches vtables: relocations the start-up must have applied.
         let probe = out.join("link-probe.rs");
-        std::fs::write(
+        // A probe that cannot be written is a linker not taken: the build goes on as it was.
+        if std::fs::write(
             &probe,
             "fn main() {\n    println!(\"{}\", std::env::args().count());\n}\n",
         )
-        .expect("write the link probe");
+        .is_err()
+        {
+            return false;
+        }
         let binary = out.join("link-probe");
         let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
         let mut link = std::process::Command::new(rustc);
         link.arg(&probe)
             .args(["--target", &self.target, "-o"])
             .arg(&binary);
-        let base = self.base.iter().map(String::as_str);
+        let base = self.probe_only.iter().chain(&self.base).map(String::as_str);
         for arg in base.chain(extra.iter().copied()) {
             link.arg("-C").arg(format!("link-arg={arg}"));
         }
@@ -171,9 +200,10 @@ impl Linker {
         let taken = succeeds(&mut link)
             && (!self.run || succeeds(&mut std::process::Command::new(&binary)));
         if taken {
-            let passed: Vec<&str> = match extra.is_empty() {
-                true => self.base.iter().map(String::as_str).collect(),
-                false => extra.to_vec(),
+            let passed: Vec<&str> = if extra.is_empty() {
+                self.base.iter().map(String::as_str).collect()
+            } else {
+                extra.to_vec()
             };
             for arg in passed {
                 println!("cargo:rustc-link-arg-bins={arg}");

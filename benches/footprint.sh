@@ -14,7 +14,9 @@
 #   and VmRSS 5 s after the load stops.
 # BIN=path/to/verdict measures another build (e.g. an older one) without building; the image's
 # static binary before stripping: `NO_IMAGE=1 deploy/build-image.sh`, then
-# BIN=target/x86_64-unknown-linux-musl/release/verdict.
+# BIN=target/x86_64-unknown-linux-musl/release/verdict, with BASELINE= the baseline built for
+# the same target (`cargo build --release --target x86_64-unknown-linux-musl --example
+# baseline`, CC_x86_64_unknown_linux_musl=musl-gcc) to compare like with like.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,7 +43,7 @@ BASELINE=${BASELINE:-./target/release/examples/baseline}
 # How much of the start-up code the linker could place together (build.rs): the static musl
 # build of the image has a list of its own.
 list=link/hot-code.txt
-file "$BIN" | grep -q 'static' && list=link/hot-code-musl.txt
+file -b "$BIN" | grep -q 'static' && list=link/hot-code-musl.txt
 if command -v nm >/dev/null; then
     hot=$(grep -v '^#' "$list" | sort -u)
     found=$(nm --defined-only "$BIN" 2>/dev/null | awk '{print $3}' | sort -u | comm -12 <(echo "$hot") - | wc -l)
@@ -79,6 +81,7 @@ def first_decision(cmd):
     """Starts cmd, polls until it decides; returns (process, seconds from exec)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    running.append(proc)  # killed at the end whatever happens, a start that never answers too
     while True:
         try:
             if decide():
@@ -113,7 +116,6 @@ def stop(proc):
 running = []
 def idle_after_start(cmd):
     proc, took = first_decision(cmd)
-    running.append(proc)
     time.sleep(2)  # idle: the figure wanted is what the process holds doing nothing
     s = status(proc.pid)
     s.update({"Pss": smaps(proc.pid).get("Pss", 0)})
@@ -122,7 +124,6 @@ def idle_after_start(cmd):
 
 def under_load(cmd):
     proc, _ = first_decision(cmd)
-    running.append(proc)
     loads = []
     for _ in range(repeat):
         oha = subprocess.run(["oha", "--no-tui", "--output-format", "json", "-z", duration, "-c", conns,
