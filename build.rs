@@ -67,6 +67,7 @@ fn link_release_binary() {
         Vec::new()
     };
     let same_arch = target.split('-').next() == host.split('-').next();
+    let musl = env("CARGO_CFG_TARGET_ENV") == "musl";
     let (linker, pack) = match env("CARGO_CFG_TARGET_ENV").as_str() {
         "gnu" if target == host => (
             Linker::new(&target, Vec::new(), probe_only, false),
@@ -89,17 +90,19 @@ fn link_release_binary() {
         },
         _ => return,
     };
-    if !linker.take(&[]) {
-        if env("CARGO_CFG_TARGET_ENV") == "musl" {
-            musl_without_lld("a test program did not link and run with rust-lld");
-        }
+    let Some(linker) = linker else {
+        return;
+    };
+    // Only the musl link has base arguments of its own to check and pass.
+    if musl && !linker.take(&[]) {
+        musl_without_lld("a test program did not link and run with rust-lld");
         return;
     }
     if !no_pie && pack && env("VERDICT_NO_RELR") != "1" {
         linker.take(&["-Wl,-z,pack-relative-relocs"]);
     }
     if env("VERDICT_NO_ORDER") != "1" {
-        order_hot_code(&linker, env("CARGO_CFG_TARGET_ENV") == "musl");
+        order_hot_code(&linker, musl);
     }
 }
 
@@ -149,6 +152,8 @@ fn rust_lld_wrapper(host: &str) -> Option<PathBuf> {
 /// of extra ones that a one-line program links with (and, where `run`, runs with).
 struct Linker {
     target: String,
+    /// The one-line program's source, written once for every probe.
+    probe: PathBuf,
     base: Vec<String>,
     /// Given to the probes, passed to the binary's link elsewhere (`-no-pie`).
     probe_only: Vec<String>,
@@ -156,34 +161,32 @@ struct Linker {
 }
 
 impl Linker {
-    fn new(target: &str, base: Vec<String>, probe_only: Vec<String>, run: bool) -> Linker {
-        Linker {
+    /// `None` when the probe cannot be written: a linker not taken, the build goes on as it was.
+    fn new(target: &str, base: Vec<String>, probe_only: Vec<String>, run: bool) -> Option<Linker> {
+        let out = PathBuf::from(std::env::var("OUT_DIR").ok()?);
+        let probe = out.join("link-probe.rs");
+        // Formatting reaches vtables: relocations the start-up must have applied.
+        std::fs::write(
+            &probe,
+            "fn main() {\n    println!(\"{}\", std::env::args().count());\n}\n",
+        )
+        .ok()?;
+        Some(Linker {
             target: target.to_string(),
+            probe,
             base,
             probe_only,
             run,
-        }
+        })
     }
 
     /// Passes `extra` to the binary's link when a probe links (and runs) with the base
     /// arguments and them; `take(&[])` checks and passes the base arguments themselves.
     fn take(&self, extra: &[&str]) -> bool {
-        let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
-        // Formatting reaches vtables: relocations the start-up must have applied.
-        let probe = out.join("link-probe.rs");
-        // A probe that cannot be written is a linker not taken: the build goes on as it was.
-        if std::fs::write(
-            &probe,
-            "fn main() {\n    println!(\"{}\", std::env::args().count());\n}\n",
-        )
-        .is_err()
-        {
-            return false;
-        }
-        let binary = out.join("link-probe");
+        let binary = self.probe.with_extension("");
         let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
         let mut link = std::process::Command::new(rustc);
-        link.arg(&probe)
+        link.arg(&self.probe)
             .args(["--target", &self.target, "-o"])
             .arg(&binary);
         let base = self.probe_only.iter().chain(&self.base).map(String::as_str);

@@ -3,6 +3,10 @@
 //! query, and compiling the bundle (the work a hot swap does off the request path).
 //!
 //! Run: cargo bench --bench decision
+//!
+//! The `opa_wasm_sources` group runs only for `benches/opa_wasm.sh`, which sets
+//! `VERDICT_WASM_SOURCES` to the Rego sources of ../shared/opa-wasm's bundle and runs OPA's
+//! Wasm SDK on the compiled bundle in the same run.
 
 // A benchmark that cannot set up has nothing to measure: failing loudly is the point.
 #![allow(clippy::expect_used)]
@@ -28,6 +32,11 @@ fn payment_bundle() -> Arc<Bundle> {
 /// The payment bundle on `engine`, its fast path verified when it has one, so that no
 /// figure mixes the two engines.
 fn policy_on(engine: EngineChoice) -> PolicySet {
+    compiled_on(payment_bundle(), engine)
+}
+
+/// `bundle` on `engine`, its fast path verified when it has one.
+fn compiled_on(bundle: Arc<Bundle>, engine: EngineChoice) -> PolicySet {
     let options = CompileOptions {
         vm: VmOptions {
             engine,
@@ -36,7 +45,7 @@ fn policy_on(engine: EngineChoice) -> PolicySet {
         },
         ..CompileOptions::default()
     };
-    let set = compile(&[payment_bundle()], options).expect("payment bundle compiles");
+    let set = compile(&[bundle], options).expect("bundle compiles");
     if let Some(fast) = set.fast_path() {
         assert!(fast.wait_verified(std::time::Duration::from_secs(60)));
     }
@@ -46,6 +55,13 @@ fn policy_on(engine: EngineChoice) -> PolicySet {
 /// The interpreter: the series the `payment` and `ext_authz` figures were always taken on.
 fn policy() -> PolicySet {
     policy_on(EngineChoice::Interpreter)
+}
+
+/// The engine that serves `path` in `set`, for the benchmarks' labels.
+fn served_by(set: &PolicySet, path: &DataPath) -> &'static str {
+    set.fast_path().map_or("interpreter", |f| {
+        f.engine_of(path.rule_key().unwrap_or_default())
+    })
 }
 
 /// One decision of `set` on `path`, as the benchmarks' loops ask it.
@@ -69,9 +85,7 @@ fn engines(c: &mut Criterion) {
     for path in ["data.payment.decision", "data.payment.allow"] {
         let path = DataPath::parse(path).expect("valid path");
         for (name, set) in &sets {
-            let engine = set.fast_path().map_or("interpreter", |f| {
-                f.engine_of(path.rule_key().unwrap_or_default())
-            });
+            let engine = served_by(set, &path);
             group.bench_function(format!("{} on {name} ({engine})", path.slashed()), |b| {
                 b.iter(|| decide(set, &path, &input))
             });
@@ -229,9 +243,7 @@ fn ext_authz(c: &mut Criterion) {
     group.bench_function("check without gRPC", |b| b.iter(|| check(&set)));
     // `envoy/authz` re-enters the payment rules `with input as`: the VM refuses it, so under
     // auto the Check stays on the interpreter (this measures that it costs nothing more).
-    let engine = auto
-        .fast_path()
-        .map_or("interpreter", |f| f.engine_of("data.envoy.authz.allow"));
+    let engine = served_by(&auto, &path);
     group.bench_function(format!("check without gRPC on auto ({engine})"), |b| {
         b.iter(|| check(&auto))
     });
@@ -269,7 +281,57 @@ fn check_request(body: &str) -> envoy_types::pb::envoy::service::auth::v3::Check
     }
 }
 
-criterion_group!(benches, decisions, engines, ext_authz, activation);
+/// The input `bench.mjs` (../shared/opa-wasm) gives OPA-Wasm, field for field.
+const WASM_INPUT: &str = r#"{"method": "POST", "path": "/api/payment", "role": "customer", "amount": 2500, "currency": "EUR", "merchant": "m-123", "country": "DE", "velocity": 1, "timestamp": "2026-11-24T10:15:00Z"}"#;
+
+/// verdict on the Rego sources OPA's Wasm compiler was given, on both engines, from the
+/// input's JSON text to the result's, as the SDK marshals both on every call.
+fn opa_wasm_sources(c: &mut Criterion) {
+    let Ok(dir) = std::env::var("VERDICT_WASM_SOURCES") else {
+        return;
+    };
+    let bundle = Bundle::load(&Source::path(&dir), LoadOptions::default()).expect("bundle loads");
+    let bundle = Arc::new(bundle);
+    let mut group = c.benchmark_group("opa_wasm_sources");
+    for (name, engine) in [
+        ("interpreter", EngineChoice::Interpreter),
+        ("auto", EngineChoice::Auto),
+    ] {
+        let set = compiled_on(bundle.clone(), engine);
+        // The two entrypoints bench.mjs measures (the Wasm bundle has the envoy ones too).
+        for path in ["data.payment.decision", "data.payment.allow"] {
+            let path = DataPath::parse(path).expect("valid path");
+            let decide = || {
+                let input = regorus::Value::from_json_str(WASM_INPUT).expect("input parses");
+                let decision = set
+                    .evaluate(Query {
+                        path: &path,
+                        input: Some(input),
+                        strict_builtin_errors: false,
+                    })
+                    .expect("decision");
+                decision.result.map(|r| gojson::value_to_string(&r, false))
+            };
+            // The answer, for the script to hold against OPA-Wasm's on the same input.
+            let answer = decide().expect("the entrypoint is defined");
+            eprintln!("answer {} {name}: {answer}", path.slashed());
+            let engine = served_by(&set, &path);
+            group.bench_function(format!("{} on {name} ({engine})", path.slashed()), |b| {
+                b.iter(decide)
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    decisions,
+    engines,
+    ext_authz,
+    activation,
+    opa_wasm_sources
+);
 
 fn main() {
     common::main_on_eval_stack(benches);

@@ -3,9 +3,9 @@
 # same run. OPA-Wasm: ../shared/opa-wasm's bundle (bundles/payment at 6c025c6, built by OPA
 # 1.9 with `opa build -t wasm -e payment/decision -e payment/allow`), evaluated by OPA's
 # JavaScript SDK (@open-policy-agent/opa-wasm 1.10.0) through that directory's bench.mjs,
-# input marshalled on every call. verdict: `cargo bench --bench wasm_sources` on the same
-# sources, on the interpreter and under auto (the VM where verified), likewise from JSON text
-# to JSON text on every call. OPA-Wasm runs before and
+# input marshalled on every call. verdict: the `opa_wasm_sources` group of `cargo bench
+# --bench decision` on the same sources, on the interpreter and under auto (the VM where
+# verified), likewise from JSON text to JSON text on every call. OPA-Wasm runs before and
 # after verdict, so a machine that changed speed in between shows as two different figures.
 #
 #   bash benches/opa_wasm.sh        # needs node >= 18, npm, git history back to 6c025c6; ~2 min
@@ -42,7 +42,7 @@ rm -rf "$criterion"
 
 uptime | tee "$OUT/uptime-before"
 node "$work/sdk/bench.mjs" "$work/wasm" | tee "$OUT/opa-wasm-1.txt"
-VERDICT_WASM_SOURCES="$work/bundles/payment" cargo bench --locked --bench wasm_sources -- \
+VERDICT_WASM_SOURCES="$work/bundles/payment" cargo bench --locked --bench decision -- \
     --noplot opa_wasm_sources 2>&1 | tee "$OUT/verdict.txt"
 node "$work/sdk/bench.mjs" "$work/wasm" | tee "$OUT/opa-wasm-2.txt"
 uptime | tee "$OUT/uptime-after"
